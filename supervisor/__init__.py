@@ -1,0 +1,1 @@
+"""The lambda-supervisor runtime process: fetches events, drives workers, posts results."""

@@ -1,0 +1,47 @@
+"""Entry point: ``python -m supervisor`` (what ``bin/bootstrap`` runs).
+
+The order here is deliberate. The first worker is forked before the supervisor imports
+urllib3 and structlog, so the worker's init (the user's imports) and the supervisor's own
+imports run at the same time, and the worker never carries modules it does not use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from supervisor.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(os.environ, sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        print(f"lambda-supervisor: {exc}", file=sys.stderr)
+        return 2
+
+    from supervisor.worker_process import WorkerProcess
+
+    worker = WorkerProcess.spawn(settings.handler, settings.max_response_bytes)
+
+    from supervisor.logs import configure_supervisor_logging, get_logger
+    from supervisor.loop import Supervisor
+    from supervisor.runtime_api import RuntimeAPIClient, RuntimeAPIError
+
+    configure_supervisor_logging()
+    log = get_logger("supervisor")
+    api = RuntimeAPIClient(settings.runtime_api, retry_window=settings.api_retry_window, log=log)
+    supervisor = Supervisor(settings, api, log, worker)
+    supervisor.install_signal_handlers()
+    try:
+        if not supervisor.start():
+            return 1
+        return supervisor.serve_forever()
+    except RuntimeAPIError as exc:
+        log.error("runtime API failure, exiting", error=str(exc))
+        supervisor.worker.release()
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The supervisor's main loop: one event at a time from ``/next`` to its one answer.
+
+Shaped like a process arbiter: the loop keeps exactly one ready worker, hands it an
+event, waits for the reply against the deadline, posts the answer, and replaces the
+worker whenever it died, hung or misbehaved. Signals only queue a request; the loop acts
+on it between steps.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+from supervisor import errors
+from supervisor.config import Settings
+from supervisor.runtime_api import Invocation, PostOutcome, RuntimeAPIClient
+from supervisor.worker_process import (
+    Died,
+    Failed,
+    InitFailed,
+    InvokeReply,
+    Oversized,
+    Ready,
+    Result,
+    TimedOut,
+    WorkerProcess,
+)
+
+EXIT_OK = 0
+EXIT_INIT_FAILED = 1
+EXIT_WORKER_UNAVAILABLE = 2
+
+# How long a worker gets to finish the event in hand when the runtime is shut down.
+SHUTDOWN_GRACE = 1.5
+
+
+class ShutdownRequested(Exception):
+    """Raised out of a blocking ``/next`` when SIGTERM arrives while no event is in hand."""
+
+
+class WorkerUnavailable(Exception):
+    """A replacement worker could not be started; the environment needs a fresh start."""
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, api: RuntimeAPIClient, log: Any, worker: WorkerProcess) -> None:
+        self.settings = settings
+        self.api = api
+        self.log = log
+        self.worker = worker
+        self.shutdown_requested = False
+        self.waiting_for_event = False
+
+    # -- start and stop ---------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Wait for the first worker's init; report an init failure to Lambda."""
+        reply = self.worker.wait_ready(None)
+        if isinstance(reply, Ready):
+            self._log_worker_started(reply)
+            return True
+        if isinstance(reply, InitFailed):
+            body, error_type = reply.body, reply.error_type
+        elif isinstance(reply, Died):
+            self.log.error(
+                "worker died during init",
+                pid=self.worker.pid,
+                status=errors.describe_status(reply.wait_status),
+            )
+            body = _encode(errors.exit_error(reply.wait_status, ""))
+            error_type = errors.EXIT_ERROR
+        else:
+            self.worker.kill()
+            body = _encode(errors.error_body(f"worker failed to initialise: {reply}", errors.PROTOCOL_ERROR))
+            error_type = errors.PROTOCOL_ERROR
+        self._log_init_error(body)
+        self.api.post_init_error(body, error_type)
+        self.worker.release()
+        return False
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_terminate)
+        signal.signal(signal.SIGINT, self._on_terminate)
+
+    def _on_terminate(self, signum: int, _frame: FrameType | None) -> None:
+        self.shutdown_requested = True
+        if self.waiting_for_event:
+            raise ShutdownRequested()
+
+    def shutdown(self) -> None:
+        status = self.worker.stop(SHUTDOWN_GRACE)
+        self.worker.release()
+        self.api.close()
+        self.log.info("runtime shut down", pid=self.worker.pid, status=errors.describe_status(status))
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def serve_forever(self) -> int:
+        try:
+            while not self.shutdown_requested:
+                self._ensure_live_worker()
+                self.waiting_for_event = True
+                try:
+                    if self.shutdown_requested:
+                        break
+                    invocation = self.api.next_invocation()
+                finally:
+                    self.waiting_for_event = False
+                self.serve(invocation)
+        except ShutdownRequested:
+            pass
+        except WorkerUnavailable:
+            self.shutdown()
+            return EXIT_WORKER_UNAVAILABLE
+        self.shutdown()
+        return EXIT_OK
+
+    def serve(self, invocation: Invocation) -> None:
+        """Give one event exactly one answer, whatever the worker does with it."""
+        kill_at = self._kill_at(invocation)
+        if not self.worker.send(invocation, kill_at):
+            # The worker died between events, before it saw this one: nothing was run yet.
+            self._replace_worker("worker gone before the event was handed over")
+            if not self.worker.send(invocation, kill_at):
+                self._answer(invocation, Died(self.worker.kill()))
+                return
+        self._answer(invocation, self.worker.wait_reply(kill_at))
+
+    def _answer(self, invocation: Invocation, reply: InvokeReply) -> None:
+        request_id = invocation.request_id
+        if isinstance(reply, Result):
+            outcome = self.api.post_response(invocation, reply.body, reply.content_type)
+            if outcome is PostOutcome.TOO_LARGE:
+                self._post_error(
+                    invocation,
+                    errors.response_too_large(len(reply.body), self.settings.max_response_bytes, request_id),
+                )
+        elif isinstance(reply, Failed):
+            self.api.post_error(invocation, reply.body, reply.error_type, reply.xray_cause)
+        elif isinstance(reply, Died):
+            self.log.error(
+                "worker died",
+                requestId=request_id,
+                pid=self.worker.pid,
+                status=errors.describe_status(reply.wait_status),
+            )
+            self._post_error(invocation, errors.exit_error(reply.wait_status, request_id))
+            self._replace_worker("worker died")
+        elif isinstance(reply, TimedOut):
+            self.worker.kill()
+            self.log.error(
+                "worker killed at deadline",
+                requestId=request_id,
+                pid=self.worker.pid,
+                timeout_s=round(invocation.timeout_seconds, 3),
+            )
+            self._post_error(invocation, errors.timeout_error(invocation.timeout_seconds, request_id))
+            self._replace_worker("worker killed at deadline")
+        elif isinstance(reply, Oversized):
+            self.worker.kill()
+            self.log.error("worker reply over the payload limit", requestId=request_id, size=reply.size)
+            self._post_error(
+                invocation,
+                errors.response_too_large(reply.size, self.settings.max_response_bytes, request_id),
+            )
+            self._replace_worker("worker reply over the payload limit")
+        else:
+            self.worker.kill()
+            self.log.error("worker broke the pipe protocol", requestId=request_id, reason=reply.reason)
+            body = errors.error_body(
+                f"Worker sent an invalid reply: {reply.reason}", errors.PROTOCOL_ERROR, request_id
+            )
+            self._post_error(invocation, body)
+            self._replace_worker("worker broke the pipe protocol")
+
+    def _post_error(self, invocation: Invocation, body: dict[str, Any]) -> None:
+        self.api.post_error(invocation, _encode(body), body["errorType"])
+
+    def _kill_at(self, invocation: Invocation) -> float:
+        """The monotonic instant to give up on the handler: the deadline less the margin."""
+        remaining = invocation.deadline_ms / 1000 - time.time() - self.settings.deadline_margin
+        return time.monotonic() + remaining
+
+    # -- keeping a worker -------------------------------------------------------------------
+
+    def _ensure_live_worker(self) -> None:
+        if self.worker.exited():
+            self.log.warning(
+                "worker died between invocations",
+                pid=self.worker.pid,
+                status=errors.describe_status(self.worker.wait_status or 0),
+            )
+            self._replace_worker("worker died between invocations")
+
+    def _replace_worker(self, reason: str) -> None:
+        self.worker.release()
+        self.worker = WorkerProcess.spawn(self.settings.handler, self.settings.max_response_bytes)
+        reply = self.worker.wait_ready(self.settings.init_timeout)
+        if isinstance(reply, Ready):
+            self._log_worker_started(reply, reason)
+            return
+        if isinstance(reply, InitFailed):
+            self._log_init_error(reply.body)
+        elif isinstance(reply, Died):
+            self.log.error(
+                "replacement worker died during init", status=errors.describe_status(reply.wait_status)
+            )
+        else:
+            self.worker.kill()
+            self.log.error("replacement worker did not become ready", reply=repr(reply))
+        raise WorkerUnavailable()
+
+    # -- logs -------------------------------------------------------------------------------
+
+    def _log_worker_started(self, ready: Ready, reason: str | None = None) -> None:
+        self.log.info(
+            "worker started",
+            pid=self.worker.pid,
+            init_duration_ms=round(ready.init_ms, 2),
+            startup_ms=round((time.monotonic() - self.worker.started_at) * 1000, 2),
+            reason=reason,
+        )
+
+    def _log_init_error(self, body: bytes) -> None:
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            fields = {}
+        self.log.error(
+            "init failed",
+            errorType=fields.get("errorType"),
+            errorMessage=fields.get("errorMessage"),
+            stackTrace=fields.get("stackTrace"),
+        )
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")

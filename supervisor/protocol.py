@@ -1,0 +1,170 @@
+"""Framing of the pipe between the supervisor and its worker.
+
+Both directions carry the same frame: a fixed header (kind, metadata length, body
+length), a small JSON metadata object, then the body bytes untouched. Keeping the body
+out of the JSON means an event or a result crosses the pipe exactly once, without being
+re-encoded, and the reader knows every length before it reads a byte of payload, so it
+can refuse an oversized frame without reading it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+HEADER = struct.Struct("!cII")
+
+# Supervisor -> worker.
+EVENT = b"E"
+# Worker -> supervisor.
+READY = b"R"
+INIT_ERROR = b"I"
+RESULT = b"O"
+ERROR = b"X"
+
+WORKER_KINDS = frozenset((READY, INIT_ERROR, RESULT, ERROR))
+MAX_METADATA = 1 << 20
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a frame we understand."""
+
+
+class PeerClosed(Exception):
+    """The other end of the pipe is gone."""
+
+
+class DeadlineExceeded(Exception):
+    """The frame did not arrive before the deadline."""
+
+
+@dataclass
+class Frame:
+    kind: bytes
+    meta: dict[str, Any]
+    body: bytes
+
+
+def write_frame(
+    fd: int,
+    kind: bytes,
+    meta: dict[str, Any],
+    body: bytes = b"",
+    *,
+    deadline: float | None = None,
+    watch: int | None = None,
+) -> None:
+    """Write one frame with as few system calls as the pipe allows.
+
+    On a non-blocking descriptor the writer waits for room until ``deadline``, and gives
+    up with ``PeerClosed`` if ``watch`` (the reader's pidfd) fires first.
+    """
+    meta_bytes = json.dumps(meta, separators=(",", ":")).encode()
+    header = HEADER.pack(kind, len(meta_bytes), len(body))
+    views = [memoryview(header + meta_bytes)]
+    if body:
+        views.append(memoryview(body))
+    poller: select.poll | None = None
+    while views:
+        try:
+            written = os.writev(fd, views)
+        except BlockingIOError:
+            if poller is None:
+                poller = select.poll()
+                poller.register(fd, select.POLLOUT)
+                if watch is not None:
+                    poller.register(watch, select.POLLIN)
+            _wait_for(poller, fd, deadline)
+            continue
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
+
+
+def _wait_for(poller: select.poll, fd: int, deadline: float | None) -> None:
+    """Block until ``fd`` is ready; DeadlineExceeded or PeerClosed (the watch fired) otherwise."""
+    timeout_ms = None
+    if deadline is not None:
+        timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+    events = poller.poll(timeout_ms)
+    if not events:
+        raise DeadlineExceeded()
+    if not any(ready_fd == fd for ready_fd, _ in events):
+        raise PeerClosed()
+
+
+def read_frame(
+    fd: int,
+    *,
+    max_body: int,
+    deadline: float | None = None,
+    allowed: frozenset[bytes] | None = None,
+    watch: int | None = None,
+) -> Frame:
+    """Read one frame; ``deadline`` is a ``time.monotonic()`` instant or None to block.
+
+    The body length is checked against ``max_body`` before any of the body is read, so a
+    peer announcing a huge payload costs the reader nothing. ``watch`` is a descriptor
+    that turns readable when the writer is gone (a pidfd): a writer that dies mid-frame
+    while some process it left behind still holds the pipe open must not look like one
+    that is merely slow.
+    """
+    reader = _Reader(fd, deadline, watch)
+    header = reader.read_exact(HEADER.size)
+    kind, meta_len, body_len = HEADER.unpack(header)
+    if allowed is not None and kind not in allowed:
+        raise ProtocolError(f"unexpected frame kind {kind!r}")
+    if meta_len > MAX_METADATA:
+        raise ProtocolError(f"frame metadata of {meta_len} bytes is over the limit")
+    if body_len > max_body:
+        raise BodyTooLarge(body_len)
+    try:
+        meta = json.loads(reader.read_exact(meta_len)) if meta_len else {}
+    except ValueError as exc:
+        raise ProtocolError(f"frame metadata is not JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ProtocolError("frame metadata is not a JSON object")
+    body = reader.read_exact(body_len) if body_len else b""
+    return Frame(kind, meta, body)
+
+
+class BodyTooLarge(ProtocolError):
+    """The peer announced a body larger than the reader accepts."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"frame body of {size} bytes is over the limit")
+        self.size = size
+
+
+class _Reader:
+    """Reads exact sizes from a pipe, giving up at a deadline or when ``watch`` fires."""
+
+    def __init__(self, fd: int, deadline: float | None, watch: int | None) -> None:
+        self.fd = fd
+        self.deadline = deadline
+        self.poller: select.poll | None = None
+        if deadline is not None or watch is not None:
+            self.poller = select.poll()
+            self.poller.register(fd, select.POLLIN)
+            if watch is not None:
+                self.poller.register(watch, select.POLLIN)
+
+    def read_exact(self, size: int) -> bytes:
+        chunks = []
+        remaining = size
+        while remaining:
+            if self.poller is not None:
+                _wait_for(self.poller, self.fd, self.deadline)
+            chunk = os.read(self.fd, min(remaining, 1 << 20))
+            if not chunk:
+                raise PeerClosed()
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)

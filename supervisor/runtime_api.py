@@ -1,0 +1,283 @@
+"""The Lambda Runtime API, spoken over one pooled urllib3 connection.
+
+Every call here either succeeds, is retried with backoff when the failure is transient
+(a dropped connection, a 502-504), or says plainly what happened, so the loop above can
+honour the rule that every event fetched gets exactly one answer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError as TransportError
+
+API_VERSION = "/2018-06-01"
+# What a request id or invocation id must look like to go into a URL or header as it is.
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,256}")
+_HEADER_TOKEN = re.compile(r"[A-Za-z0-9_.:\-]{1,256}")
+_UNSAFE_HEADER_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
+_MAX_XRAY_CAUSE = (1 << 20) - 1
+_RETRYABLE_STATUSES = frozenset((429, 502, 503, 504))
+_POST_ATTEMPTS_ON_SERVER_ERROR = 3
+
+
+class RuntimeAPIError(Exception):
+    """The Runtime API said the environment is broken, or could not be reached for long.
+
+    The contract's answer to this is to exit: Lambda then replaces the whole environment.
+    """
+
+
+class PostOutcome(Enum):
+    ACCEPTED = "accepted"
+    TOO_LARGE = "too_large"  # 413: the runtime should report the size as an error
+    EXPIRED = "expired"  # 410: the invocation already timed out on Lambda's side
+    REJECTED = "rejected"  # 400/403/404: unknown id or already answered
+    FAILED = "failed"  # server errors or transport failures that outlived the retries
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    deadline_ms: int
+    body: bytes
+    content_type: str | None = None
+    invoked_function_arn: str | None = None
+    trace_id: str | None = None
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    tenant_id: str | None = None
+    invocation_id: str | None = None
+    received_at: float = field(default_factory=time.monotonic)
+    received_at_epoch_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    def worker_meta(self) -> dict[str, Any]:
+        """What the worker needs to build the event and the context object."""
+        return {
+            "request_id": self.request_id,
+            "deadline_ms": self.deadline_ms,
+            "content_type": self.content_type,
+            "invoked_function_arn": self.invoked_function_arn,
+            "trace_id": self.trace_id,
+            "client_context": self.client_context,
+            "cognito_identity": self.cognito_identity,
+            "tenant_id": self.tenant_id,
+        }
+
+    @property
+    def timeout_seconds(self) -> float:
+        """The function's timeout as Lambda states it: from hand-out to the deadline."""
+        return max(0.0, (self.deadline_ms - self.received_at_epoch_ms) / 1000)
+
+
+def path_segment(request_id: str) -> str:
+    """Percent-encode an id for a URL path unless it is a plain token.
+
+    Ids come from the network; ``a/../b`` or ``x\\r\\nHost: y`` spliced raw into a path would
+    address another resource or another request entirely.
+    """
+    if _PLAIN_TOKEN.fullmatch(request_id):
+        return request_id
+    return "".join(
+        chr(byte) if (chr(byte).isalnum() and byte < 128) or byte in b"_-" else f"%{byte:02X}"
+        for byte in request_id.encode("utf-8", "surrogatepass")
+    )
+
+
+def header_token(value: str) -> str:
+    """Make an errorType safe for an HTTP header (class names may be any identifier)."""
+    return _UNSAFE_HEADER_CHARS.sub("", value)[:128] or "Runtime.Unknown"
+
+
+class Backoff:
+    """Sleeps between attempts: 10 ms doubling to 1 s, for ``window`` seconds after the first
+    failure. Counting from the first failure, not from the call, matters for /next: a
+    long-poll that drops after an hour deserves its retries too."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.delay = 0.01
+        self.give_up_at: float | None = None
+
+    def wait(self) -> bool:
+        now = time.monotonic()
+        if self.give_up_at is None:
+            self.give_up_at = now + self.window
+        if now + self.delay > self.give_up_at:
+            return False
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, 1.0)
+        return True
+
+
+class RuntimeAPIClient:
+    def __init__(self, address: str, *, retry_window: float = 30.0, log: Any = None) -> None:
+        url = urllib3.util.parse_url("http://" + address)
+        if not url.host:
+            raise RuntimeAPIError(f"AWS_LAMBDA_RUNTIME_API={address!r} is not host:port")
+        # One connection, reused for every call: /next long-polls, so there is never more
+        # than one request in flight.
+        self.pool = urllib3.HTTPConnectionPool(
+            url.host,
+            url.port or 80,
+            maxsize=1,
+            block=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=2.0, read=None),
+        )
+        self.retry_window = retry_window
+        self.log = log
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def next_invocation(self) -> Invocation:
+        """Long-poll for the next event; retried until it arrives or the API is gone."""
+        backoff = Backoff(self.retry_window)
+        while True:
+            try:
+                response = self.pool.urlopen(
+                    "GET", API_VERSION + "/runtime/invocation/next", preload_content=True
+                )
+            except (TransportError, http.client.HTTPException, OSError) as exc:
+                self._warn("runtime API unreachable on /next, retrying", error=repr(exc))
+                if not backoff.wait():
+                    raise RuntimeAPIError(f"runtime API unreachable for {self.retry_window:.0f}s") from None
+                continue
+            if response.status == 200:
+                invocation = self._parse_invocation(response)
+                if invocation is not None:
+                    return invocation
+                continue
+            if response.status in _RETRYABLE_STATUSES and backoff.wait():
+                self._warn("runtime API busy on /next, retried", status=response.status)
+                continue
+            raise RuntimeAPIError(
+                f"GET /next answered {response.status}: {response.data[:512]!r}; the environment is broken"
+            )
+
+    def post_response(self, invocation: Invocation, body: bytes, content_type: str) -> PostOutcome:
+        headers = {"Content-Type": content_type}
+        self._echo_invocation_id(invocation, headers)
+        return self._post(
+            f"/runtime/invocation/{path_segment(invocation.request_id)}/response", body, headers
+        )
+
+    def post_error(
+        self,
+        invocation: Invocation,
+        body: bytes,
+        error_type: str,
+        xray_cause: dict[str, Any] | None = None,
+    ) -> PostOutcome:
+        headers = {
+            "Content-Type": "application/json",
+            "Lambda-Runtime-Function-Error-Type": header_token(error_type),
+        }
+        self._echo_invocation_id(invocation, headers)
+        self._add_xray_cause(headers, xray_cause)
+        return self._post(f"/runtime/invocation/{path_segment(invocation.request_id)}/error", body, headers)
+
+    def post_init_error(self, body: bytes, error_type: str) -> PostOutcome:
+        headers = {
+            "Content-Type": "application/json",
+            "Lambda-Runtime-Function-Error-Type": header_token(error_type),
+        }
+        return self._post("/runtime/init/error", body, headers)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> PostOutcome:
+        backoff = Backoff(self.retry_window)
+        server_errors = 0
+        retried = False
+        while True:
+            try:
+                response = self.pool.urlopen("POST", API_VERSION + path, body=body, headers=headers)
+            except (TransportError, http.client.HTTPException, OSError) as exc:
+                self._warn("runtime API post failed, retrying", path=path, error=repr(exc))
+                retried = True
+                if backoff.wait():
+                    continue
+                self._error("runtime API unreachable, post given up", path=path)
+                return PostOutcome.FAILED
+            status = response.status
+            if 200 <= status < 300:
+                return PostOutcome.ACCEPTED
+            if status == 413:
+                return PostOutcome.TOO_LARGE
+            if status == 410:
+                self._warn("invocation already timed out on the Runtime API side", path=path)
+                return PostOutcome.EXPIRED
+            if status in (400, 403, 404):
+                if retried:
+                    # An earlier attempt most likely landed before its connection dropped.
+                    self._warn("post refused after a retry; the first attempt was taken", path=path)
+                    return PostOutcome.ACCEPTED
+                self._error(
+                    "runtime API refused the post", path=path, status=status, body=response.data[:512]
+                )
+                return PostOutcome.REJECTED
+            server_errors += 1
+            if status >= 500 and server_errors < _POST_ATTEMPTS_ON_SERVER_ERROR and backoff.wait():
+                self._warn("runtime API server error on post, retried", path=path, status=status)
+                retried = True
+                continue
+            self._error("runtime API post failed", path=path, status=status, body=response.data[:512])
+            return PostOutcome.FAILED
+
+    def _parse_invocation(self, response: urllib3.BaseHTTPResponse) -> Invocation | None:
+        headers = response.headers
+        request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        if not request_id:
+            self._error("event without Lambda-Runtime-Aws-Request-Id cannot be answered; skipped")
+            return None
+        try:
+            deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms", ""))
+        except ValueError:
+            deadline_ms = int(time.time() * 1000) + 900_000  # Lambda's longest timeout
+            self._warn("event without a usable deadline; using 900 s", requestId=request_id)
+        return Invocation(
+            request_id=request_id,
+            deadline_ms=deadline_ms,
+            body=response.data,
+            content_type=headers.get("Content-Type"),
+            invoked_function_arn=headers.get("Lambda-Runtime-Invoked-Function-Arn"),
+            trace_id=headers.get("Lambda-Runtime-Trace-Id"),
+            client_context=headers.get("Lambda-Runtime-Client-Context"),
+            cognito_identity=headers.get("Lambda-Runtime-Cognito-Identity"),
+            tenant_id=headers.get("Lambda-Runtime-Aws-Tenant-Id"),
+            invocation_id=headers.get("Lambda-Runtime-Invocation-Id"),
+        )
+
+    def _echo_invocation_id(self, invocation: Invocation, headers: dict[str, str]) -> None:
+        if invocation.invocation_id is None:
+            return
+        if _HEADER_TOKEN.fullmatch(invocation.invocation_id):
+            headers["Lambda-Runtime-Invocation-Id"] = invocation.invocation_id
+        else:
+            self._warn("invocation id is not a plain token; not echoed", requestId=invocation.request_id)
+
+    def _add_xray_cause(self, headers: dict[str, str], cause: dict[str, Any] | None) -> None:
+        if cause is None:
+            return
+        encoded = json.dumps(cause, ensure_ascii=True, default=str, separators=(",", ":"))
+        if len(encoded) <= _MAX_XRAY_CAUSE:
+            headers["Lambda-Runtime-Function-XRay-Error-Cause"] = encoded
+
+    def _warn(self, message: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log.warning(message, **fields)
+
+    def _error(self, message: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log.error(message, **fields)

@@ -1,0 +1,312 @@
+"""One worker process as the supervisor sees it: fork it, feed it, watch it, kill it.
+
+The worker runs in its own process group so that a kill takes everything the handler
+started with it. The supervisor waits on two things at once: the result pipe, and a pidfd
+that turns readable the moment the worker dies, so a death is noticed at once even if a
+grandchild still holds the pipe open.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Union
+
+from supervisor import protocol
+from supervisor.runtime_api import Invocation
+
+# Room for an error body beyond the response limit (the worker truncates its own).
+_ERROR_SLACK = 1 << 20
+
+
+@dataclass
+class Ready:
+    init_ms: float
+
+
+@dataclass
+class InitFailed:
+    body: bytes
+    error_type: str
+
+
+@dataclass
+class Result:
+    body: bytes
+    content_type: str
+
+
+@dataclass
+class Failed:
+    body: bytes
+    error_type: str
+    xray_cause: dict[str, Any] | None
+
+
+@dataclass
+class Died:
+    wait_status: int
+
+
+@dataclass
+class TimedOut:
+    pass
+
+
+@dataclass
+class Oversized:
+    size: int
+
+
+@dataclass
+class Garbled:
+    reason: str
+
+
+StartReply = Union[Ready, InitFailed, Died, TimedOut, Garbled]
+InvokeReply = Union[Result, Failed, Died, TimedOut, Oversized, Garbled]
+
+
+class WorkerProcess:
+    def __init__(self, pid: int, to_worker: int, from_worker: int, max_response: int) -> None:
+        self.pid = pid
+        self.to_worker = to_worker
+        self.from_worker = from_worker
+        self.max_response = max_response
+        self.wait_status: int | None = None
+        self.pidfd: int | None = _pidfd_open(pid)
+        self.started_at = time.monotonic()
+
+    @classmethod
+    def spawn(cls, handler: str, max_response: int) -> WorkerProcess:
+        event_read, event_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, measured by the e2e tests
+            _become_worker(handler, event_read, reply_write, max_response)
+        os.close(event_read)
+        os.close(reply_write)
+        # Writes must never block the supervisor: a worker that stops reading is waited on
+        # with a deadline like everything else.
+        os.set_blocking(event_write, False)
+        try:
+            os.setpgid(pid, pid)  # also done in the child; whichever runs first wins
+        except OSError:
+            pass
+        return cls(pid, event_write, reply_read, max_response)
+
+    # -- talking to it ----------------------------------------------------------------------
+
+    def wait_ready(self, timeout: float | None) -> StartReply:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        reply = self._read(deadline, frozenset((protocol.READY, protocol.INIT_ERROR)), _ERROR_SLACK)
+        if isinstance(reply, protocol.Frame):
+            if reply.kind == protocol.READY:
+                return Ready(float(reply.meta.get("init_ms", 0.0)))
+            return InitFailed(reply.body, str(reply.meta.get("error_type", "Runtime.Unknown")))
+        if isinstance(reply, Oversized):
+            return Garbled(f"init reply of {reply.size} bytes")
+        return reply
+
+    def send(self, invocation: Invocation, deadline: float) -> bool:
+        """Hand over one event; False when the worker is gone (or stopped reading)."""
+        try:
+            protocol.write_frame(
+                self.to_worker,
+                protocol.EVENT,
+                invocation.worker_meta(),
+                invocation.body,
+                deadline=deadline,
+                watch=self.pidfd,
+            )
+        except (BrokenPipeError, protocol.PeerClosed, protocol.DeadlineExceeded):
+            return False
+        return True
+
+    def wait_reply(self, deadline: float) -> InvokeReply:
+        reply = self._read(
+            deadline, frozenset((protocol.RESULT, protocol.ERROR)), self.max_response + _ERROR_SLACK
+        )
+        if not isinstance(reply, protocol.Frame):
+            return reply
+        if reply.kind == protocol.RESULT:
+            if len(reply.body) > self.max_response:
+                return Oversized(len(reply.body))
+            return Result(reply.body, str(reply.meta.get("content_type") or "application/json"))
+        cause = reply.meta.get("xray_cause")
+        return Failed(
+            reply.body,
+            str(reply.meta.get("error_type", "Runtime.Unknown")),
+            cause if isinstance(cause, dict) else None,
+        )
+
+    def _read(
+        self, deadline: float | None, allowed: frozenset[bytes], max_body: int
+    ) -> protocol.Frame | Died | TimedOut | Oversized | Garbled:
+        try:
+            return protocol.read_frame(
+                self.from_worker, max_body=max_body, deadline=deadline, allowed=allowed, watch=self.pidfd
+            )
+        except protocol.DeadlineExceeded:
+            return TimedOut()
+        except protocol.PeerClosed:
+            status = self.wait_exit(1.0)
+            if status is None:
+                return Garbled("worker closed its end of the pipe")
+            return Died(status)
+        except protocol.BodyTooLarge as exc:
+            return Oversized(exc.size)
+        except protocol.ProtocolError as exc:
+            return Garbled(str(exc))
+
+    # -- life and death ---------------------------------------------------------------------
+
+    def exited(self) -> bool:
+        """Has the worker died on its own (reaping it if so)?"""
+        if self.wait_status is not None:
+            return True
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid == 0:
+            return False
+        self.wait_status = status
+        return True
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The wait status once the worker has exited, or None if it is still alive."""
+        give_up = time.monotonic() + timeout
+        while not self.exited():
+            remaining = give_up - time.monotonic()
+            if remaining <= 0:
+                return None
+            if self.pidfd is not None:
+                select.select([self.pidfd], [], [], remaining)
+            else:
+                time.sleep(min(remaining, 0.005))
+        return self.wait_status
+
+    def kill(self) -> int:
+        """SIGKILL the whole process group and reap the worker; returns its wait status."""
+        _kill_group(self.pid)
+        if self.wait_status is None:
+            try:
+                _, self.wait_status = os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                self.wait_status = 0
+        return self.wait_status
+
+    def stop(self, grace: float) -> int:
+        """Ask the worker to finish (close its event pipe), then kill it after ``grace`` seconds."""
+        _close_quietly(self.to_worker)
+        status = self.wait_exit(grace)
+        return status if status is not None else self.kill()
+
+    def release(self) -> None:
+        """Close what the supervisor holds for this worker and kill anything it left behind."""
+        _kill_group(self.pid)
+        for fd in (self.to_worker, self.from_worker, self.pidfd):
+            if fd is not None:
+                _close_quietly(fd)
+        self.to_worker = self.from_worker = -1
+        self.pidfd = None
+
+
+def _pidfd_open(pid: int) -> int | None:
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:
+        return None
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL the worker's process group; the worker alone if the group is already gone."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _close_inherited_fds(keep: set[int]) -> None:
+    """Close what the supervisor had open (its Runtime API socket, old pipes), so user code
+    can neither write on the supervisor's connection nor keep a dead worker's pipe alive."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            _close_quietly(fd)
+
+
+def _become_worker(
+    handler: str, event_read: int, reply_write: int, max_response: int
+) -> None:  # pragma: no cover
+    """The child side of the fork. Never returns into the supervisor's code."""
+    code = 1
+    try:
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
+        for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _close_inherited_fds({event_read, reply_write})
+        from worker.main import run
+
+        run(handler, event_read, reply_write, max_response)
+        code = 0
+    except SystemExit as exc:
+        code = _system_exit_code(exc)
+    except KeyboardInterrupt:
+        # Die of SIGINT, as an interpreter does on an unhandled KeyboardInterrupt.
+        _flush_stdio()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        if not _flush_stdio() and code == 0:
+            code = 120  # what an interpreter returns when it cannot flush stdout at exit
+        os._exit(code)
+
+
+def _system_exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _flush_stdio() -> bool:
+    ok = True
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            ok = False
+    return ok

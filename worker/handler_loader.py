@@ -1,0 +1,83 @@
+"""Turn a handler string into a callable, failing the way Lambda's Python runtime fails.
+
+Init errors carry the errorType and message AWS's runtime uses, so a misconfigured
+function reports the same thing here as on the managed runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from worker.tracebacks import user_stack_trace
+
+Handler = Callable[[Any, Any], Any]
+
+
+class InitError(Exception):
+    """Init failed; ``error_type`` and ``message`` go to ``/runtime/init/error`` as they are."""
+
+    def __init__(self, error_type: str, message: str, stack_trace: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.stack_trace = stack_trace or []
+
+
+def split_handler(handler: str) -> tuple[str, str]:
+    """``mod:fn`` or ``mod.fn`` (split at the last dot) into module and function names.
+
+    ``/`` in the module part means a package path (``pkg/sub/mod.fn``), and a ``.py``
+    suffix in the colon form is tolerated (``app.py:handler``).
+    """
+    if ":" in handler:
+        module, _, function = handler.rpartition(":")
+        if module.endswith(".py"):
+            module = module[: -len(".py")]
+    else:
+        module, _, function = handler.rpartition(".")
+    module = module.strip("/").replace("/", ".")
+    if not module or not function:
+        reason = "expected 'module.function' or 'module:function'"
+        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {reason}")
+    if not all(module.split(".")):
+        # A relative or empty segment ("..app", "a..b") would make import_module resolve
+        # something other than what the string names.
+        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler}': empty module name segment")
+    return module, function
+
+
+def load_handler(handler: str) -> Handler:
+    module_name, function_name = split_handler(handler)
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        raise InitError(
+            "Runtime.BuiltInModuleConflict",
+            f"Cannot use built-in module {module_name} as a handler module",
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InitError(
+            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}"
+        ) from None
+    except SyntaxError as exc:
+        trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {(exc.text or "").strip()}']
+        raise InitError(
+            "Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}", trace
+        ) from None
+    except Exception as exc:
+        raise InitError(type(exc).__name__, str(exc), user_stack_trace(exc.__traceback__)) from None
+    try:
+        function = getattr(module, function_name)
+    except AttributeError:
+        raise InitError(
+            "Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'"
+        ) from None
+    if not callable(function):
+        raise InitError(
+            "Runtime.HandlerNotFound",
+            f"Handler '{function_name}' on module '{module_name}' is not callable",
+        )
+    return function

@@ -1,0 +1,120 @@
+"""The worker's life: init once, then answer events from the supervisor until told to stop.
+
+Runs in a process forked from the supervisor. Everything a handler can do wrong short of
+killing this process is turned into an error frame here; anything worse (``os._exit``,
+a signal, ``sys.exit``) ends the process, and the supervisor reports it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from supervisor import errors, protocol
+from supervisor.logs import LambdaLogHandler, RequestIdHolder, configure_handler_logging
+from worker import marshal
+from worker.context import ContextUnmarshalError, LambdaContext
+from worker.handler_loader import Handler, InitError, load_handler
+from worker.tracebacks import user_frames, xray_cause
+
+# Largest event the supervisor will ever send; anything bigger is a framing error.
+MAX_EVENT_BYTES = 64 << 20
+
+_log_handler: LambdaLogHandler | None = None
+
+
+def unbuffered_stdio() -> None:
+    """Send every ``print`` straight to the file descriptor.
+
+    A worker can be killed at its deadline at any moment; output sitting in a buffer would
+    be lost, exactly when it is needed most.
+    """
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        try:
+            raw = io.FileIO(fd, "w", closefd=False)
+        except OSError:
+            continue
+        setattr(
+            sys, name, io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
+        )
+
+
+def run(handler_name: str, from_supervisor: int, to_supervisor: int, max_response: int) -> None:
+    """Initialise, report ready or the init error, then serve events until the pipe closes."""
+    started = time.monotonic()
+    global _log_handler
+    unbuffered_stdio()
+    _log_handler = configure_handler_logging()
+    task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
+    if task_root and (not sys.path or sys.path[0] != task_root):
+        sys.path.insert(0, task_root)
+    try:
+        handler = load_handler(handler_name)
+    except InitError as exc:
+        body = errors.error_body(exc.message, exc.error_type, "", exc.stack_trace)
+        protocol.write_frame(to_supervisor, protocol.INIT_ERROR, {"error_type": exc.error_type}, _dump(body))
+        return
+    init_ms = (time.monotonic() - started) * 1000
+    protocol.write_frame(to_supervisor, protocol.READY, {"init_ms": round(init_ms, 3)})
+    while True:
+        try:
+            frame = protocol.read_frame(
+                from_supervisor, max_body=MAX_EVENT_BYTES, allowed=frozenset((protocol.EVENT,))
+            )
+        except protocol.PeerClosed:
+            return
+        kind, meta, body = invoke(handler, frame.meta, frame.body, max_response)
+        protocol.write_frame(to_supervisor, kind, meta, body)
+
+
+def invoke(
+    handler: Handler, meta: dict[str, Any], body: bytes, max_response: int
+) -> tuple[bytes, dict, bytes]:
+    """Run one event through the handler; return the frame to send back."""
+    request_id = meta["request_id"]
+    RequestIdHolder.current = request_id
+    _set_trace_id(meta.get("trace_id"))
+    try:
+        context = LambdaContext(meta)
+        event = marshal.decode_event(body, meta.get("content_type"))
+        result = handler(event, context)
+        payload, content_type = marshal.encode_result(result)
+    except ContextUnmarshalError as exc:
+        return _error_frame(errors.error_body(str(exc), "Runtime.LambdaContextUnmarshalError", request_id))
+    except marshal.UnmarshalError as exc:
+        return _error_frame(errors.error_body(str(exc), "Runtime.UnmarshalError", request_id))
+    except marshal.MarshalError as exc:
+        return _error_frame(errors.error_body(str(exc), "Runtime.MarshalError", request_id))
+    except Exception as exc:
+        frames = user_frames(exc.__traceback__)
+        body_ = errors.error_body(str(exc), type(exc).__name__, request_id, list(frames.format()))
+        return _error_frame(body_, xray_cause(exc, frames))
+    finally:
+        RequestIdHolder.current = None
+    if len(payload) > max_response:
+        return _error_frame(errors.response_too_large(len(payload), max_response, request_id))
+    return protocol.RESULT, {"content_type": content_type}, payload
+
+
+def _error_frame(body: dict[str, Any], cause: dict[str, Any] | None = None) -> tuple[bytes, dict, bytes]:
+    if _log_handler is not None:
+        _log_handler.emit_error(body)
+    meta: dict[str, Any] = {"error_type": body["errorType"]}
+    if cause is not None:
+        meta["xray_cause"] = cause
+    return protocol.ERROR, meta, _dump(body)
+
+
+def _dump(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+
+
+def _set_trace_id(trace_id: str | None) -> None:
+    if trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)

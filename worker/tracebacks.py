@@ -1,0 +1,38 @@
+"""Stack traces as Lambda shows them: the user's frames only, formatted by ``traceback``."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from types import TracebackType
+
+# Frames from the worker's own files are runtime plumbing, not the user's code.
+_WORKER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_IMPORT_MACHINERY = "<frozen importlib._bootstrap"
+
+
+def _is_runtime_frame(filename: str) -> bool:
+    return filename.startswith(_IMPORT_MACHINERY) or os.path.abspath(filename).startswith(_WORKER_DIR)
+
+
+def user_frames(tb: TracebackType | None) -> traceback.StackSummary:
+    """Drop the leading runtime frames; the rest, from the first user frame on, stay."""
+    frames = traceback.extract_tb(tb)
+    for index, frame in enumerate(frames):
+        if not _is_runtime_frame(frame.filename):
+            return traceback.StackSummary.from_list(frames[index:])
+    return traceback.StackSummary.from_list([])
+
+
+def user_stack_trace(tb: TracebackType | None) -> list[str]:
+    return traceback.format_list(user_frames(tb))
+
+
+def xray_cause(exc: BaseException, frames: traceback.StackSummary) -> dict:
+    """The X-Ray error cause document Lambda attaches to a failed invocation."""
+    stack = [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames]
+    return {
+        "working_directory": os.getcwd(),
+        "exceptions": [{"message": str(exc), "type": type(exc).__name__, "stack": stack}],
+        "paths": sorted({f.filename for f in frames}),
+    }
