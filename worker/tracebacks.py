@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import traceback
 from types import TracebackType
 
 # Frames from the worker's own files are runtime plumbing, not the user's code.
 _WORKER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_IMPORT_MACHINERY = "<frozen importlib._bootstrap"
+_IMPORT_MACHINERY = ("<frozen importlib._bootstrap", os.path.abspath(importlib.__file__))
 
 
 def _is_runtime_frame(filename: str) -> bool:
