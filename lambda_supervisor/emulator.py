@@ -1,0 +1,902 @@
+"""A real HTTP emulator of the Lambda Runtime API and of the Invoke API, on loopback.
+
+Tests and local tooling need the runtime to talk to something that behaves like the
+platform over a real socket: long-polled ``/next``, keep-alive connections, the exact
+status codes for late, duplicate and oversized posts, and faults on demand. Mocking the
+HTTP layer would hide exactly the bugs (connection reuse, chunked bodies, percent-encoded
+ids) that matter most, so this module serves real HTTP/1.1 from a background thread.
+
+The invoke side (``POST /2015-03-31/functions/{name}/invocations``) shares the same
+queue: a caller's event waits until a runtime asks for it, and the caller's HTTP request
+is answered with whatever the runtime posts back, as AWS's own emulator does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Protocol
+from urllib.parse import unquote
+
+RUNTIME_PREFIX = "/2018-06-01"
+DEFAULT_ACCOUNT = "012345678912"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_MAX_PAYLOAD = 6_291_556
+STREAMED_MAX_PAYLOAD = 200 * 1024 * 1024
+# Bodies larger than this are not even drained: the connection is simply closed.
+MAX_DRAIN_BYTES = 1024 * 1024 * 1024
+_DRAIN_CHUNK = 64 * 1024
+ROUTES = ("next", "response", "error", "init_error")
+FAULT_ACTIONS = ("drop", "status", "delay")
+
+_INVOCATION_POST = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
+_INVOKE_PATH = re.compile(r"^(?:/2015-03-31)?/functions/([^/]+)/invocations$")
+
+
+class CaseInsensitiveDict(dict):
+    """A ``dict[str, str]`` whose lookups ignore case, because HTTP header names do."""
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self._lower: dict[str, str] = {}
+        for key, value in (items or {}).items():
+            self[key] = value
+
+    def __setitem__(self, key: str, value: str) -> None:
+        existing = self._lower.get(key.lower())
+        if existing is not None and existing != key:
+            super().__delitem__(existing)
+        self._lower[key.lower()] = key
+        super().__setitem__(key, value)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(self._lower.get(key.lower(), key))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._lower
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[key] if key in self else default
+
+
+class Outcome:
+    """One post the runtime made about an invocation (or at init), as the emulator saw it."""
+
+    def __init__(
+        self,
+        kind: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        status: int,
+        request_id: str | None = None,
+        trailers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.body = body
+        self.headers = CaseInsensitiveDict(headers)
+        self.status = status
+        self.request_id = request_id
+        self.trailers = CaseInsensitiveDict(trailers)
+        self.received_at = time.monotonic()
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises ``ValueError`` when it is not JSON)."""
+        return json.loads(self.body)
+
+    @property
+    def error_type(self) -> str | None:
+        """The ``Lambda-Runtime-Function-Error-Type`` header, or a streamed error trailer."""
+        return self.headers.get("Lambda-Runtime-Function-Error-Type") or self.trailers.get(
+            "Lambda-Runtime-Function-Error-Type"
+        )
+
+    def __repr__(self) -> str:
+        preview = self.body[:80]
+        return (
+            f"Outcome({self.kind!r}, status={self.status}, error_type={self.error_type!r}, body={preview!r})"
+        )
+
+
+class Invocation:
+    """An event submitted to the emulator, and everything the runtime later did with it."""
+
+    def __init__(
+        self,
+        request_id: str,
+        body: bytes,
+        content_type: str,
+        timeout: float,
+        extra_headers: dict[str, str],
+        function_arn: str,
+    ) -> None:
+        self.request_id = request_id
+        self.body = body
+        self.content_type = content_type
+        self.timeout = timeout
+        self.extra_headers = extra_headers
+        self.invoked_function_arn = function_arn
+        self.invocation_id: str | None = None
+        self.deadline_ms: int | None = None
+        self.submitted_at = time.monotonic()
+        self.handed_out_at: float | None = None
+        self.handed_out = threading.Event()
+        self.accepted: list[Outcome] = []
+        self.rejected: list[Outcome] = []
+        self._done = threading.Event()
+
+    def result(self, timeout: float) -> Outcome:
+        """Wait for the first accepted post (response, error or synthetic failure)."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"no result for invocation {self.request_id!r} within {timeout}s")
+        return self.accepted[0]
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def _deadline_passed(self) -> bool:
+        return self.deadline_ms is not None and _now_ms() > self.deadline_ms
+
+    def __repr__(self) -> str:
+        handed_out = self.handed_out.is_set()
+        return f"Invocation({self.request_id!r}, handed_out={handed_out}, done={self.done})"
+
+
+class InvokeListener(Protocol):
+    """Hooks the local runner plugs into the invoke side for START/END/REPORT and log tails."""
+
+    def invocation_started(self, invocation: Invocation) -> None: ...
+
+    def invocation_finished(self, invocation: Invocation, outcome: Outcome) -> None: ...
+
+    def log_tail(self, invocation: Invocation) -> str: ...
+
+
+class _Fault:
+    def __init__(self, action: str, status: int, delay: float, count: int) -> None:
+        self.action = action
+        self.status = status
+        self.delay = delay
+        self.remaining = count
+
+
+class _PayloadTooLarge(Exception):
+    """The request body exceeded the limit; it has been drained (or the socket must close)."""
+
+    def __init__(self, drained: bool) -> None:
+        super().__init__("payload too large")
+        self.drained = drained
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _encode_body(body: bytes | str | object) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body).encode("utf-8")
+
+
+class RuntimeAPIEmulator:
+    """The Lambda Runtime API (and Invoke API) served on loopback from a background thread."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        function_timeout: float = 300.0,
+        function_name: str = "function",
+        memory_mb: int = 3008,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        region: str = DEFAULT_REGION,
+        invoke_grace: float = 2.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.function_timeout = function_timeout
+        self.function_name = function_name
+        self.memory_mb = memory_mb
+        self.max_payload = max_payload
+        self.region = region
+        # How long past a deadline the invoke side keeps waiting for the runtime's own
+        # timeout report before it answers the caller with a timeout itself.
+        self.invoke_grace = invoke_grace
+        self.listener: InvokeListener | None = None
+        self.requests: list[tuple[float, str, str, str | None]] = []
+        self.init_errors: list[Outcome] = []
+        self.first_poll_at: float | None = None
+        self._lock = threading.Condition()
+        self._queue: collections.deque[Invocation] = collections.deque()
+        self._invocations: dict[str, Invocation] = {}
+        self._faults: dict[str, list[_Fault]] = {route: [] for route in ROUTES}
+        self._pollers = 0
+        self._stopping = False
+        self._connections: set[socket.socket] = set()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> RuntimeAPIEmulator:
+        """Bind the socket (raises ``OSError`` when the port is taken) and serve in a thread."""
+        handler = type("BoundHandler", (_Handler,), {"emulator": self})
+        server = _Server((self.host, self.port), handler)
+        server.daemon_threads = True
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"runtime-api-emulator:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, release long-polls and close every open connection."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            self._lock.notify_all()
+            connections = list(self._connections)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> RuntimeAPIEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        """``host:port``, the value for ``AWS_LAMBDA_RUNTIME_API``."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping
+
+    def function_arn(self, name: str | None = None) -> str:
+        return f"arn:aws:lambda:{self.region}:{DEFAULT_ACCOUNT}:function:{name or self.function_name}"
+
+    # ----------------------------------------------------------------- test API
+
+    def submit(
+        self,
+        body: bytes | str | object,
+        *,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+        request_id: str | None = None,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+        trace_id: str | None = None,
+        tenant_id: str | None = None,
+        invoked_function_arn: str | None = None,
+    ) -> Invocation:
+        """Queue an event for the next ``GET /next``; headers are sent only when given."""
+        extra = {
+            "Lambda-Runtime-Client-Context": client_context,
+            "Lambda-Runtime-Cognito-Identity": cognito_identity,
+            "Lambda-Runtime-Trace-Id": trace_id,
+            "Lambda-Runtime-Aws-Tenant-Id": tenant_id,
+        }
+        invocation = Invocation(
+            request_id=request_id or str(uuid.uuid4()),
+            body=_encode_body(body),
+            content_type=content_type,
+            timeout=self.function_timeout if timeout is None else timeout,
+            extra_headers={k: v for k, v in extra.items() if v is not None},
+            function_arn=invoked_function_arn or self.function_arn(),
+        )
+        with self._lock:
+            if invocation.request_id in self._invocations:
+                raise ValueError(f"request id {invocation.request_id!r} was already submitted")
+            self._invocations[invocation.request_id] = invocation
+            self._queue.append(invocation)
+            self._lock.notify_all()
+        return invocation
+
+    def wait_for_poll(self, timeout: float) -> bool:
+        """True once a runtime is blocked in ``GET /next`` with nothing queued for it."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._pollers > 0, timeout)
+
+    def wait_init_error(self, timeout: float) -> Outcome | None:
+        """The first ``/init/error`` post, or None if none arrives within ``timeout``."""
+        with self._lock:
+            self._lock.wait_for(lambda: bool(self.init_errors), timeout)
+            return self.init_errors[0] if self.init_errors else None
+
+    def inject_fault(
+        self, route: str, action: str, *, status: int = 500, delay: float = 0.0, count: int = 1
+    ) -> None:
+        """Make the next ``count`` requests on ``route`` misbehave (faults apply in order)."""
+        if route not in ROUTES:
+            raise ValueError(f"route must be one of {ROUTES}, not {route!r}")
+        if action not in FAULT_ACTIONS:
+            raise ValueError(f"action must be one of {FAULT_ACTIONS}, not {action!r}")
+        with self._lock:
+            self._faults[route].append(_Fault(action, status, delay, count))
+
+    def outcomes(self, request_id: str) -> list[Outcome]:
+        """Every accepted post for ``request_id`` (exactly-once delivery means one)."""
+        with self._lock:
+            invocation = self._invocations.get(request_id)
+            return list(invocation.accepted) if invocation else []
+
+    def invocation(self, request_id: str) -> Invocation | None:
+        with self._lock:
+            return self._invocations.get(request_id)
+
+    def pending(self) -> list[Invocation]:
+        """Invocations submitted and not yet answered, in submission order."""
+        with self._lock:
+            return [inv for inv in self._invocations.values() if not inv.done]
+
+    def fail_invocation(self, invocation: Invocation, error_type: str, message: str) -> bool:
+        """Answer an open invocation on the runtime's behalf (it died or never started).
+
+        Returns False when the runtime already answered it. The synthetic outcome has
+        status 0 so it can never be mistaken for a post the runtime made.
+        """
+        body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+        outcome = Outcome(
+            "error",
+            body,
+            {"Lambda-Runtime-Function-Error-Type": error_type},
+            0,
+            invocation.request_id,
+        )
+        with self._lock:
+            if invocation.done:
+                return False
+            if invocation in self._queue:
+                self._queue.remove(invocation)
+            invocation.accepted.append(outcome)
+            invocation._done.set()
+            self._lock.notify_all()
+        self._notify_finished(invocation, outcome)
+        return True
+
+    def _notify_finished(self, invocation: Invocation, outcome: Outcome) -> None:
+        listener = self.listener
+        if listener is not None and invocation.handed_out.is_set():
+            listener.invocation_finished(invocation, outcome)
+
+    def fail_pending(self, error_type: str, message: str, *, handed_out_only: bool = False) -> int:
+        """Fail every open invocation (or only those a runtime took); returns how many."""
+        failed = 0
+        for invocation in self.pending():
+            if handed_out_only and not invocation.handed_out.is_set():
+                continue
+            failed += self.fail_invocation(invocation, error_type, message)
+        return failed
+
+    def fail_pending_with(self, outcome: Outcome) -> int:
+        """Answer every queued invocation with a copy of ``outcome`` (an init error, say)."""
+        failed = 0
+        for invocation in self.pending():
+            with self._lock:
+                if invocation.done:
+                    continue
+                if invocation in self._queue:
+                    self._queue.remove(invocation)
+                copy = Outcome("error", outcome.body, outcome.headers, 0, invocation.request_id)
+                invocation.accepted.append(copy)
+                invocation._done.set()
+                failed += 1
+        return failed
+
+    def await_outcome(self, invocation: Invocation, *, queue_timeout: float | None = None) -> Outcome | None:
+        """Wait as a synchronous caller does: for the runtime's answer, at most to the deadline.
+
+        Queued time does not count (the deadline starts at hand-out, as on Lambda). When
+        the deadline plus ``invoke_grace`` passes without a post, the invocation is failed
+        with ``Sandbox.Timedout``. Returns None if the emulator stops first; raises
+        ``TimeoutError`` if no runtime takes the event within ``queue_timeout``.
+        """
+        queued_until = None if queue_timeout is None else time.monotonic() + queue_timeout
+        while not invocation.handed_out.wait(0.1):
+            if invocation.done:
+                return invocation.accepted[0]
+            if self._stopping:
+                return None
+            if queued_until is not None and time.monotonic() > queued_until:
+                raise TimeoutError(f"no runtime took invocation {invocation.request_id!r}")
+        assert invocation.deadline_ms is not None
+        while not invocation.done:
+            if self._stopping:
+                return None
+            remaining = (invocation.deadline_ms - _now_ms()) / 1000 + self.invoke_grace
+            if remaining <= 0:
+                message = f"Task timed out after {invocation.timeout:.2f} seconds"
+                self.fail_invocation(invocation, "Sandbox.Timedout", message)
+                break
+            invocation._done.wait(min(remaining, 0.5))
+        return invocation.accepted[0]
+
+    # ----------------------------------------------------------------- server side
+
+    def _record_request(self, method: str, path: str, route: str | None) -> None:
+        with self._lock:
+            self.requests.append((time.monotonic(), method, path, route))
+
+    def _take_fault(self, route: str) -> _Fault | None:
+        with self._lock:
+            faults = self._faults.get(route) or []
+            while faults and faults[0].remaining <= 0:
+                faults.pop(0)
+            if not faults:
+                return None
+            fault = faults[0]
+            fault.remaining -= 1
+            return fault
+
+    def _next_invocation(self, still_connected: Callable[[], bool]) -> Invocation | None:
+        """Block until an event is queued, then hand it out; None when there is no one to take it.
+
+        The wait is sliced so that a poller whose runtime died (the socket closed) gives
+        up instead of later taking an event to nobody; that matters when a runtime is
+        killed and restarted while its ``GET /next`` is pending.
+        """
+        with self._lock:
+            if self.first_poll_at is None:
+                self.first_poll_at = time.monotonic()
+            self._pollers += 1
+            self._lock.notify_all()
+            try:
+                while True:
+                    self._lock.wait_for(lambda: self._stopping or bool(self._queue), 0.25)
+                    if self._stopping:
+                        return None
+                    if not still_connected():
+                        return None
+                    if self._queue:
+                        break
+                invocation = self._queue.popleft()
+            finally:
+                self._pollers -= 1
+            invocation.invocation_id = str(uuid.uuid4())
+            invocation.handed_out_at = time.monotonic()
+            invocation.deadline_ms = _now_ms() + int(invocation.timeout * 1000)
+            invocation.handed_out.set()
+            self._lock.notify_all()
+        listener = self.listener
+        if listener is not None:
+            listener.invocation_started(invocation)
+        return invocation
+
+    def _requeue(self, invocation: Invocation) -> None:
+        """Put back an event whose hand-out could not be delivered, first in line."""
+        with self._lock:
+            if invocation.done or invocation.accepted or invocation.rejected:
+                return
+            invocation.handed_out.clear()
+            invocation.handed_out_at = None
+            invocation.deadline_ms = None
+            invocation.invocation_id = None
+            self._queue.appendleft(invocation)
+            self._lock.notify_all()
+
+    def _accept_post(self, request_id: str, outcome: Outcome) -> tuple[int, dict[str, str]]:
+        """Decide the status of a ``/response`` or ``/error`` post, recording it."""
+        with self._lock:
+            invocation = self._invocations.get(request_id)
+            if invocation is None or not invocation.handed_out.is_set():
+                return 400, _error_json("InvalidRequestID", f"Invalid request ID: {request_id!r}")
+            if invocation.done:
+                outcome.status = 403
+                invocation.rejected.append(outcome)
+                return 403, _error_json(
+                    "InvalidStateTransition", "Invocation already has a response or error."
+                )
+            if invocation._deadline_passed():
+                outcome.status = 410
+                invocation.rejected.append(outcome)
+                return 410, _error_json("InvocationTimedOut", "The invocation already timed out.")
+            outcome.status = 202
+            invocation.accepted.append(outcome)
+            invocation._done.set()
+            self._lock.notify_all()
+        return 202, {"status": "OK"}
+
+    def _reject_too_large(self, request_id: str, outcome: Outcome) -> None:
+        with self._lock:
+            invocation = self._invocations.get(request_id)
+            if invocation is not None:
+                outcome.status = 413
+                invocation.rejected.append(outcome)
+
+    def _record_init_error(self, outcome: Outcome) -> None:
+        with self._lock:
+            outcome.status = 202
+            self.init_errors.append(outcome)
+            self._lock.notify_all()
+
+    def _track(self, conn: socket.socket, opened: bool) -> None:
+        with self._lock:
+            if opened:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+
+class _Server(ThreadingHTTPServer):
+    """Daemon request threads and a deep accept backlog, so bursts of callers queue."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
+def _error_json(error_type: str, message: str) -> dict[str, str]:
+    return {"errorType": error_type, "errorMessage": message}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection; keep-alive, so one handler object serves many requests in turn."""
+
+    protocol_version = "HTTP/1.1"
+    emulator: RuntimeAPIEmulator  # set on the bound subclass
+
+    def version_string(self) -> str:
+        return "lambda-supervisor-emulator"
+
+    def setup(self) -> None:
+        super().setup()
+        self.emulator._track(self.connection, opened=True)
+
+    def finish(self) -> None:
+        self.emulator._track(self.connection, opened=False)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Silence the default per-request stderr line; ``requests`` records every call."""
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _path(self) -> str:
+        return self.path.split("?", 1)[0]
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _send_json(self, status: int, payload: object, headers: Mapping[str, str] | None = None) -> None:
+        self._send(status, json.dumps(payload).encode(), headers=headers)
+
+    def _drop(self) -> None:
+        """Close the socket without a word, as a crashed or unreachable platform would."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _read_body(self, limit: int) -> tuple[bytes, dict[str, str]]:
+        """Read the request body (sized or chunked), keeping at most ``limit`` bytes."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked(limit)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > limit:
+            self._drain(length)
+            raise _PayloadTooLarge(drained=not self.close_connection)
+        return self.rfile.read(length), {}
+
+    def _drain(self, length: int) -> None:
+        """Discard ``length`` bytes so the connection stays usable, or close if absurd."""
+        if length > MAX_DRAIN_BYTES:
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, _DRAIN_CHUNK))
+            if not chunk:
+                self.close_connection = True
+                return
+            length -= len(chunk)
+
+    def _read_chunked(self, limit: int) -> tuple[bytes, dict[str, str]]:
+        parts: list[bytes] = []
+        kept = 0
+        too_large = False
+        while True:
+            size_line = self.rfile.readline(1024)
+            if not size_line:
+                raise ConnectionError("connection closed inside a chunked body")
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                break
+            remaining = size
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, _DRAIN_CHUNK))
+                if not chunk:
+                    raise ConnectionError("connection closed inside a chunk")
+                remaining -= len(chunk)
+                if not too_large:
+                    kept += len(chunk)
+                    if kept > limit:
+                        too_large = True
+                        parts.clear()
+                    else:
+                        parts.append(chunk)
+            self.rfile.readline(1024)  # the CRLF after each chunk
+        trailers = self._read_trailers()
+        if too_large:
+            raise _PayloadTooLarge(drained=True)
+        return b"".join(parts), trailers
+
+    def _read_trailers(self) -> dict[str, str]:
+        trailers: dict[str, str] = {}
+        while True:
+            line = self.rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                return trailers
+            name, _, value = line.decode("latin-1").partition(":")
+            trailers[name.strip()] = value.strip()
+
+    def _discard_body(self) -> None:
+        try:
+            self._read_body(0)
+        except _PayloadTooLarge:
+            pass
+
+    def _apply_fault(self, route: str) -> bool:
+        """Run an injected fault for ``route``; True when the request is fully handled."""
+        fault = self.emulator._take_fault(route)
+        if fault is None:
+            return False
+        if fault.action == "drop":
+            self._drop()
+            return True
+        if fault.action == "status":
+            if self.command == "POST":
+                self._discard_body()
+            self._send_json(fault.status, _error_json("InjectedFault", f"injected HTTP {fault.status}"))
+            return True
+        time.sleep(fault.delay)
+        return False
+
+    # ----------------------------------------------------------------- routing
+
+    def _route(self) -> tuple[str | None, str | None]:
+        """Name the route for ``requests`` and extract the request id when there is one."""
+        path = self._path()
+        if self.command == "GET" and path == f"{RUNTIME_PREFIX}/runtime/invocation/next":
+            return "next", None
+        if self.command == "POST" and path == f"{RUNTIME_PREFIX}/runtime/init/error":
+            return "init_error", None
+        if self.command == "POST":
+            match = _INVOCATION_POST.match(path)
+            if match:
+                return match.group(2), unquote(match.group(1))
+            match = _INVOKE_PATH.match(path)
+            if match:
+                return "invoke", unquote(match.group(1))
+        return None, None
+
+    def _dispatch(self) -> None:
+        route, argument = self._route()
+        self.emulator._record_request(self.command, self.path, route)
+        if route in ROUTES and self._apply_fault(route):
+            return
+        try:
+            if route == "next":
+                self._handle_next()
+            elif route in ("response", "error"):
+                self._handle_result(route, argument or "")
+            elif route == "init_error":
+                self._handle_init_error()
+            elif route == "invoke":
+                _InvokeSide(self).handle(argument or self.emulator.function_name)
+            else:
+                if self.command in ("POST", "PUT", "PATCH"):
+                    self._discard_body()
+                self._send_json(404, _error_json("NotFound", f"No route for {self.command} {self._path()}"))
+        except (ConnectionError, BrokenPipeError):
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch  # noqa: N815
+
+    def _handle_next(self) -> None:
+        invocation = self.emulator._next_invocation(self._client_connected)
+        if invocation is None:
+            self._drop()
+            return
+        headers = {
+            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_function_arn,
+            "Lambda-Runtime-Invocation-Id": invocation.invocation_id or "",
+            **invocation.extra_headers,
+        }
+        try:
+            self._send(200, invocation.body, invocation.content_type, headers)
+        except OSError:
+            self.emulator._requeue(invocation)
+            raise
+
+    def _client_connected(self) -> bool:
+        """False once the peer has closed or reset the connection (a non-blocking peek)."""
+        try:
+            data = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        return bool(data)
+
+    def _payload_limit(self) -> int:
+        streaming = (self.headers.get("Lambda-Runtime-Function-Response-Mode") or "").lower()
+        return STREAMED_MAX_PAYLOAD if streaming == "streaming" else self.emulator.max_payload
+
+    def _handle_result(self, kind: str, request_id: str) -> None:
+        limit = self._payload_limit() if kind == "response" else self.emulator.max_payload
+        headers = dict(self.headers.items())
+        try:
+            body, trailers = self._read_body(limit)
+        except _PayloadTooLarge:
+            self.emulator._reject_too_large(request_id, Outcome(kind, b"", headers, 413, request_id))
+            message = f"Exceeded maximum allowed payload size ({limit} bytes)."
+            self._send_json(413, _error_json("RequestEntityTooLarge", message))
+            return
+        outcome = Outcome(kind, body, headers, 0, request_id, trailers)
+        status, answer = self.emulator._accept_post(request_id, outcome)
+        self._send_json(status, answer)
+        invocation = self.emulator.invocation(request_id)
+        if status == 202 and invocation is not None:
+            self.emulator._notify_finished(invocation, outcome)
+
+    def _handle_init_error(self) -> None:
+        headers = dict(self.headers.items())
+        try:
+            body, trailers = self._read_body(self.emulator.max_payload)
+        except _PayloadTooLarge:
+            self._send_json(413, _error_json("RequestEntityTooLarge", "Init error body too large."))
+            return
+        self.emulator._record_init_error(Outcome("init_error", body, headers, 202, None, trailers))
+        self._send_json(202, {"status": "OK"})
+
+
+class _InvokeSide:
+    """``POST /2015-03-31/functions/{name}/invocations``, answered like the Invoke API.
+
+    The caller's request thread submits the event to the same queue the Runtime API
+    serves, then waits for the runtime's post. Concurrent callers simply queue.
+    """
+
+    def __init__(self, handler: _Handler) -> None:
+        self.handler = handler
+        self.emulator = handler.emulator
+
+    def handle(self, function_name: str) -> None:
+        handler = self.handler
+        try:
+            event, _ = handler._read_body(self.emulator.max_payload)
+        except _PayloadTooLarge:
+            self._answer_error(
+                413,
+                "RequestEntityTooLargeException",
+                f"Request must be smaller than {self.emulator.max_payload} bytes "
+                "for the InvokeFunction operation",
+            )
+            return
+        client_context = self._client_context()
+        if client_context is False:
+            self._answer_error(
+                400,
+                "InvalidRequestContentException",
+                "Client context must be a valid Base64-encoded JSON object.",
+            )
+            return
+        invocation_type = handler.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        if invocation_type == "DryRun":
+            handler._send(204, b"")
+            return
+        name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
+        invocation = self.emulator.submit(
+            event or b"{}",
+            client_context=client_context or None,
+            trace_id=handler.headers.get("X-Amzn-Trace-Id"),
+            invoked_function_arn=self.emulator.function_arn(name),
+        )
+        if invocation_type == "Event":
+            handler._send(202, b"", headers={"X-Amzn-Requestid": invocation.request_id})
+            return
+        outcome = self.emulator.await_outcome(invocation)
+        if outcome is None:
+            handler._drop()
+            return
+        self._answer(invocation, outcome)
+
+    def _client_context(self) -> str | bool | None:
+        """The decoded ``X-Amz-Client-Context``; False when it is not base64 JSON."""
+        raw = self.handler.headers.get("X-Amz-Client-Context")
+        if not raw:
+            return None
+        try:
+            decoded = base64.b64decode(raw, validate=True).decode("utf-8")
+            json.loads(decoded)
+        except (binascii.Error, ValueError):
+            return False
+        return decoded
+
+    def _answer(self, invocation: Invocation, outcome: Outcome) -> None:
+        headers = {"X-Amzn-Requestid": invocation.request_id, "X-Amz-Executed-Version": "$LATEST"}
+        if outcome.kind != "response" or outcome.trailers.get("Lambda-Runtime-Function-Error-Type"):
+            headers["X-Amz-Function-Error"] = "Unhandled"
+        body = outcome.body
+        if outcome.kind == "response" and outcome.trailers.get("Lambda-Runtime-Function-Error-Body"):
+            body = base64.b64decode(outcome.trailers["Lambda-Runtime-Function-Error-Body"])
+        if (self.handler.headers.get("X-Amz-Log-Type") or "").lower() == "tail":
+            headers["X-Amz-Log-Result"] = self._log_tail(invocation)
+        content_type = outcome.headers.get("Content-Type") or "application/json"
+        self.handler._send(200, body, content_type, headers)
+
+    def _log_tail(self, invocation: Invocation) -> str:
+        listener = self.emulator.listener
+        text = listener.log_tail(invocation) if listener is not None else ""
+        tail = text.encode("utf-8")[-4096:]
+        return base64.b64encode(tail).decode("ascii")
+
+    def _answer_error(self, status: int, error_type: str, message: str) -> None:
+        self.handler._send_json(
+            status,
+            {"Type": "User", "message": message},
+            headers={"X-Amzn-Errortype": error_type},
+        )
+
+
+def iter_requests(emulator: RuntimeAPIEmulator, route: str) -> Iterator[tuple[float, str, str, str | None]]:
+    """The recorded requests on one route, oldest first (a convenience for assertions)."""
+    return (entry for entry in list(emulator.requests) if entry[3] == route)
+
+
+__all__ = [
+    "CaseInsensitiveDict",
+    "Invocation",
+    "InvokeListener",
+    "Outcome",
+    "RuntimeAPIEmulator",
+    "iter_requests",
+]

@@ -1,0 +1,364 @@
+"""Run the real runtime (``bin/bootstrap``) as a child process, capturing its output.
+
+End-to-end tests and the local runner both need the runtime exactly as Lambda starts it:
+a separate process, the platform's environment variables, logs on stdout. The child gets
+its own session so that stopping it also stops every worker it forked, and a reader
+thread keeps its output so tests can wait for a log line instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BOOTSTRAP = REPO_ROOT / "bin" / "bootstrap"
+
+
+def runtime_command() -> list[str]:
+    """``bin/bootstrap`` from a source checkout, else the installed ``supervisor`` package."""
+    if BOOTSTRAP.is_file():
+        return [str(BOOTSTRAP)]
+    return [sys.executable, "-m", "supervisor"]
+
+
+def platform_environment(
+    *,
+    runtime_api: str,
+    handler: str | None,
+    task_root: str | os.PathLike[str] | None,
+    function_name: str = "function",
+    memory_mb: int = 3008,
+    region: str = "us-east-1",
+) -> dict[str, str]:
+    """The variables Lambda sets for a function, so handlers see what they would on AWS."""
+    env = {
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/[$LATEST]")
+        + "0123456789abcdef0123456789abcdef",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "LAMBDA_SUPERVISOR_PYTHON": sys.executable,
+    }
+    if handler is not None:
+        env["HANDLER"] = handler
+    if task_root is not None:
+        env["LAMBDA_TASK_ROOT"] = str(Path(task_root).resolve())
+    return env
+
+
+class RuntimeProcess:
+    """The runtime as a subprocess with merged, line-captured stdout and stderr."""
+
+    def __init__(
+        self,
+        handler: str | None,
+        *,
+        runtime_api: str,
+        task_root: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str | None] | None = None,
+        args: Sequence[str] = (),
+        function_name: str = "function",
+        memory_mb: int = 3008,
+        echo: TextIO | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.runtime_api = runtime_api
+        self.task_root = task_root
+        self.env_overrides = dict(env or {})
+        self.args = list(args)
+        self.function_name = function_name
+        self.memory_mb = memory_mb
+        # ``echo`` copies each line to a stream as it arrives (handy when debugging a test);
+        # ``on_line`` lets the local runner attribute lines to invocations.
+        self.echo = echo
+        self.on_line = on_line
+        self.started_at: float | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._lines: list[str] = []
+        self._lines_changed = threading.Condition()
+        self._reader: threading.Thread | None = None
+        self._reader_blocked = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def environment(self) -> dict[str, str]:
+        """The child's full environment: ours, then the platform's, then the overrides."""
+        env = dict(os.environ)
+        env.update(
+            platform_environment(
+                runtime_api=self.runtime_api,
+                handler=self.handler,
+                task_root=self.task_root,
+                function_name=self.function_name,
+                memory_mb=self.memory_mb,
+            )
+        )
+        if self.handler is None:
+            env.pop("HANDLER", None)
+        for name, value in self.env_overrides.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
+
+    def start(self) -> RuntimeProcess:
+        """Spawn the runtime in a new session and start collecting its output."""
+        command = runtime_command() + self.args
+        self.started_at = time.monotonic()
+        self._popen = subprocess.Popen(
+            command,
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(
+            target=self._read_output, name=f"runtime-output:{self._popen.pid}", daemon=True
+        )
+        self._reader.start()
+        return self
+
+    def stop(self, timeout: float = 5) -> int | None:
+        """SIGTERM the whole process group, then SIGKILL it if it is still there."""
+        if self._popen is None:
+            return None
+        if self._popen.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self._popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self._popen.wait(timeout)
+        # Workers left behind in the group (the parent exited first) go too.
+        self._signal_group(signal.SIGKILL)
+        if self._reader is not None:
+            self._reader.join(timeout)
+        return self._popen.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit status; raises ``subprocess.TimeoutExpired`` if still running."""
+        if self._popen is None:
+            raise RuntimeError("the runtime was never started")
+        returncode = self._popen.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout)
+        return returncode
+
+    def __enter__(self) -> RuntimeProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _signal_group(self, signum: int) -> None:
+        assert self._popen is not None
+        try:
+            os.killpg(self._popen.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll() if self._popen else None
+
+    @property
+    def running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    # ----------------------------------------------------------------- output
+
+    def _read_output(self) -> None:
+        """Split the child's output into lines; raw reads so ``wait_output_idle`` can work."""
+        assert self._popen is not None and self._popen.stdout is not None
+        fd = self._popen.stdout.fileno()
+        pending = b""
+        while True:
+            with self._lines_changed:
+                self._reader_blocked = True
+                self._lines_changed.notify_all()
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            with self._lines_changed:
+                self._reader_blocked = False
+            if not chunk:
+                break
+            *complete, pending = (pending + chunk).split(b"\n")
+            for raw in complete:
+                self._emit(raw)
+        if pending:
+            self._emit(pending)
+        self._popen.stdout.close()
+        with self._lines_changed:
+            self._reader_blocked = True
+            self._lines_changed.notify_all()
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        with self._lines_changed:
+            self._lines.append(line)
+            self._lines_changed.notify_all()
+        if self.echo is not None:
+            print(line, file=self.echo, flush=True)
+        if self.on_line is not None:
+            self.on_line(line)
+
+    def wait_output_idle(self, timeout: float) -> bool:
+        """True once every byte the runtime wrote so far has been turned into lines.
+
+        Whatever the runtime printed before it posted a result is in the pipe by the time
+        the post arrives, so waiting for an empty pipe and an idle reader attributes an
+        invocation's logs without guessing with sleeps.
+        """
+        if self._popen is None or self._popen.stdout is None:
+            return True
+        deadline = time.monotonic() + timeout
+        with self._lines_changed:
+            while True:
+                if self._reader_blocked and _unread_bytes(self._popen.stdout) == 0:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lines_changed.wait(min(remaining, 0.01))
+
+    def lines(self) -> list[str]:
+        """Every output line so far (stdout and stderr merged), without line endings.
+
+        Includes everything the runtime wrote before this call: the pipe is drained first
+        (up to a second), so a log line written just before a post is never missed.
+        """
+        if threading.current_thread() is not self._reader:
+            self.wait_output_idle(1.0)
+        with self._lines_changed:
+            return list(self._lines)
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The output lines that are JSON objects, parsed (the runtime's structured logs)."""
+        return [record for record in map(parse_json_object, self.lines()) if record is not None]
+
+    def output(self) -> str:
+        return "\n".join(self.lines())
+
+    def wait_for_line(self, predicate: Callable[[str], bool], timeout: float) -> str | None:
+        """The first line (past or future) matching ``predicate``, or None on timeout/exit."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._lines_changed:
+            while True:
+                for line in self._lines[seen:]:
+                    if predicate(line):
+                        return line
+                seen = len(self._lines)
+                remaining = deadline - time.monotonic()
+                reader_done = self._reader is not None and not self._reader.is_alive()
+                if remaining <= 0 or reader_done:
+                    return None
+                self._lines_changed.wait(min(remaining, 0.5))
+
+    def wait_for_json(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any] | None:
+        """Like ``wait_for_line`` for structured log records."""
+
+        def matches(line: str) -> bool:
+            record = parse_json_object(line)
+            return record is not None and predicate(record)
+
+        line = self.wait_for_line(matches, timeout)
+        return parse_json_object(line) if line is not None else None
+
+    # ----------------------------------------------------------------- memory
+
+    def peak_rss_kb(self) -> int | None:
+        """Peak resident memory of the runtime's process tree (VmHWM, summed), Linux only.
+
+        Best effort: workers that already exited are not counted, and shared pages of
+        forked workers are counted once per process, as Lambda's own figure roughly is.
+        """
+        if self.pid is None or not Path("/proc").is_dir():
+            return None
+        total = 0
+        for pid in _process_tree(self.pid):
+            total += _status_kb(pid, "VmHWM") or 0
+        return total or None
+
+
+def parse_json_object(line: str) -> dict[str, Any] | None:
+    """``line`` as a JSON object, or None when it is plain text or another JSON value."""
+    stripped = line.strip()
+    if not stripped.startswith("{"):
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _unread_bytes(stream: Any) -> int:
+    """Bytes waiting in a pipe (FIONREAD); 0 once it is closed."""
+    try:
+        if stream.closed:
+            return 0
+        return struct.unpack("i", fcntl.ioctl(stream.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+    except (OSError, ValueError):
+        return 0
+
+
+def _status_kb(pid: int, field: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and its live descendants, from /proc/*/stat parent links."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        tree.append(pid)
+        frontier.extend(children.get(pid, []))
+    return tree
+
+
+__all__ = ["BOOTSTRAP", "RuntimeProcess", "parse_json_object", "platform_environment"]
