@@ -1,0 +1,63 @@
+"""Start the real runtime (bin/bootstrap, supervisor, forked worker) against a real emulator.
+
+Tests write a handler module into a fresh task root, start the runtime as Lambda would,
+and talk to it only through the Runtime API emulator over HTTP.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from lambda_supervisor.emulator import Outcome, RuntimeAPIEmulator
+from lambda_supervisor.process import RuntimeProcess
+
+STARTUP_TIMEOUT = 30.0
+RESULT_TIMEOUT = 30.0
+
+
+def write_task(task_root: Path, files: Mapping[str, str]) -> Path:
+    for name, source in files.items():
+        path = task_root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+    return task_root
+
+
+@contextmanager
+def running_runtime(
+    emulator: RuntimeAPIEmulator,
+    task_root: Path,
+    files: Mapping[str, str],
+    handler: str | None = "app:handler",
+    *,
+    env: Mapping[str, str | None] | None = None,
+    args: tuple[str, ...] = (),
+    wait_ready: bool = True,
+) -> Iterator[RuntimeProcess]:
+    write_task(task_root, files)
+    runtime = RuntimeProcess(
+        handler, runtime_api=emulator.address, task_root=task_root, env=dict(env or {}), args=args
+    )
+    runtime.start()
+    try:
+        if wait_ready:
+            assert emulator.wait_for_poll(STARTUP_TIMEOUT), f"runtime never polled /next:\n{runtime.output()}"
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def invoke(
+    emulator: RuntimeAPIEmulator, event: object = None, *, timeout: float | None = None, **kw
+) -> Outcome:
+    """Submit one event and wait for its single outcome."""
+    invocation = emulator.submit({} if event is None else event, timeout=timeout, **kw)
+    outcome = invocation.result(RESULT_TIMEOUT)
+    return outcome
+
+
+def log_records(runtime: RuntimeProcess, message: str) -> list[dict]:
+    return [record for record in runtime.json_lines() if record.get("message") == message]

@@ -1,0 +1,196 @@
+"""Init failures are posted to /runtime/init/error with AWS's errorType, then the runtime exits.
+
+Also: where the handler is configured (HANDLER, _HANDLER, the first argument), and the
+package paths Lambda accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from runtime_harness import STARTUP_TIMEOUT, invoke, running_runtime
+
+from lambda_supervisor.process import RuntimeProcess
+
+OK_MODULE = "def handler(event, context):\n    return {'ok': True}\n"
+
+
+def _init_error(emulator, tmp_path, files, handler):
+    with running_runtime(emulator, tmp_path, files, handler, wait_ready=False) as runtime:
+        outcome = emulator.wait_init_error(STARTUP_TIMEOUT)
+        assert outcome is not None, f"no init error posted:\n{runtime.output()}"
+        exit_code = runtime.wait(STARTUP_TIMEOUT)
+        assert exit_code != 0, "the runtime must exit non-zero after an init error"
+        assert not any(route == "next" for _, _, _, route in emulator.requests), (
+            "no /next after a failed init"
+        )
+        return outcome, runtime
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("files", "handler", "error_type", "message"),
+    [
+        pytest.param(
+            {"app.py": "import not_a_module_anywhere\n"},
+            "app:handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'app': No module named 'not_a_module_anywhere'",
+            id="import-error",
+        ),
+        pytest.param(
+            {"other.py": OK_MODULE},
+            "app:handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'app': No module named 'app'",
+            id="missing-module",
+        ),
+        pytest.param(
+            {"app.py": "def handler(event, context)\n    return 1\n"},
+            "app:handler",
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'app': expected ':' (app.py, line 1)",
+            id="syntax-error",
+        ),
+        pytest.param(
+            {"app.py": OK_MODULE},
+            "app:nope",
+            "Runtime.HandlerNotFound",
+            "Handler 'nope' missing on module 'app'",
+            id="missing-function",
+        ),
+        pytest.param(
+            {"app.py": OK_MODULE},
+            "nodothere",
+            "Runtime.MalformedHandlerName",
+            "Bad handler 'nodothere': expected 'module.function' or 'module:function'",
+            id="malformed-no-separator",
+        ),
+        pytest.param(
+            {"app.py": OK_MODULE},
+            "..app.handler",
+            "Runtime.MalformedHandlerName",
+            "Bad handler '..app.handler': empty module name segment",
+            id="malformed-relative",
+        ),
+        pytest.param(
+            {"app.py": OK_MODULE},
+            "sys.handler",
+            "Runtime.BuiltInModuleConflict",
+            "Cannot use built-in module sys as a handler module",
+            id="builtin-module",
+        ),
+        pytest.param(
+            {"app.py": "raise RuntimeError('config missing')\n"},
+            "app:handler",
+            "RuntimeError",
+            "config missing",
+            id="exception-at-import",
+        ),
+        pytest.param(
+            {"app.py": "import os\nos._exit(9)\n"},
+            "app:handler",
+            "Runtime.ExitError",
+            "Runtime exited with error: exit status 9",
+            id="exit-at-import",
+        ),
+        pytest.param(
+            {"app.py": "import ctypes\nctypes.string_at(0)\n"},
+            "app:handler",
+            "Runtime.ExitError",
+            "Runtime exited with error: signal: segmentation fault",
+            id="segfault-at-import",
+        ),
+    ],
+)
+def test_init_failure_is_posted_with_awss_error_type(emulator, tmp_path, files, handler, error_type, message):
+    outcome, runtime = _init_error(emulator, tmp_path, files, handler)
+    body = outcome.json()
+    assert set(body) == {"errorMessage", "errorType", "requestId", "stackTrace"}
+    assert body["errorType"] == error_type
+    assert body["errorMessage"] == message
+    assert outcome.error_type == error_type
+    assert any(record.get("message") == "init failed" for record in runtime.json_lines())
+
+
+@pytest.mark.timeout(60)
+def test_exception_at_import_carries_the_user_stack(emulator, tmp_path):
+    files = {"app.py": "def load():\n    raise KeyError('DB_URL')\n\nload()\n"}
+    outcome, _ = _init_error(emulator, tmp_path, files, "app:handler")
+    body = outcome.json()
+    assert body["errorType"] == "KeyError"
+    assert [line.split(", in ")[1].split("\n")[0] for line in body["stackTrace"]] == ["<module>", "load"]
+
+
+@pytest.mark.timeout(60)
+def test_no_handler_configured_is_a_malformed_name(emulator, tmp_path):
+    outcome, _ = _init_error(emulator, tmp_path, {"app.py": OK_MODULE}, None)
+    assert outcome.json()["errorType"] == "Runtime.MalformedHandlerName"
+
+
+# --- where the handler comes from -------------------------------------------------------------
+
+PACKAGE_FILES = {
+    "pkg/__init__.py": "",
+    "pkg/sub/__init__.py": "",
+    "pkg/sub/mod.py": "import sys\ndef handler(event, context):\n    return {'where': __name__, 'path0': sys.path[0]}\n",
+    "app.py": OK_MODULE,
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("env", "args"),
+    [
+        pytest.param({"HANDLER": "pkg.sub.mod:handler"}, (), id="HANDLER-colon-dotted"),
+        pytest.param({"_HANDLER": "pkg/sub/mod.handler"}, (), id="_HANDLER-slash-path"),
+        pytest.param({"_HANDLER": "pkg.sub.mod.handler"}, (), id="_HANDLER-dotted"),
+        pytest.param({"_HANDLER": "pkg.sub.mod:handler"}, (), id="_HANDLER-colon"),
+        pytest.param({}, ("pkg.sub.mod.handler",), id="first-argument"),
+        pytest.param(
+            {"HANDLER": "pkg.sub.mod:handler", "_HANDLER": "app.handler"}, ("app.handler",), id="HANDLER-wins"
+        ),
+        pytest.param({"_HANDLER": "pkg.sub.mod.handler"}, ("app.handler",), id="_HANDLER-beats-argument"),
+    ],
+)
+def test_handler_configuration_order_and_forms(emulator, tmp_path, env, args):
+    with running_runtime(emulator, tmp_path, PACKAGE_FILES, None, env=env, args=args):
+        result = invoke(emulator).json()
+    assert result == {"where": "pkg.sub.mod", "path0": str(tmp_path)}
+
+
+@pytest.mark.timeout(120)
+def test_bootstrap_alone_runs_the_installed_runtime_with_python3_on_path(emulator, tmp_path):
+    """As in a container image: bootstrap copied without the source tree, python3 found on PATH."""
+    bin_dir = tmp_path / "image" / "bin"
+    bin_dir.mkdir(parents=True)
+    bootstrap = bin_dir / "bootstrap"
+    shutil.copy2(Path(__file__).resolve().parents[1] / "bin" / "bootstrap", bootstrap)
+    task_root = tmp_path / "task"
+    task_root.mkdir()
+    (task_root / "app.py").write_text(OK_MODULE)
+    python_dir = Path(sys.executable).parent  # the environment the package is installed in
+    assert (python_dir / "python3").exists()
+    env = {
+        "PATH": f"{python_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "LAMBDA_SUPERVISOR_PYTHON": None,
+        "_HANDLER": "app.handler",
+    }
+    environment = RuntimeProcess(
+        None, runtime_api=emulator.address, task_root=task_root, env=env
+    ).environment()
+    process = subprocess.Popen(
+        [str(bootstrap)], env=environment, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert emulator.wait_for_poll(STARTUP_TIMEOUT), "runtime never polled /next"
+        assert invoke(emulator).json() == {"ok": True}
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0].decode()
+    assert '"message":"worker started"' in output
