@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from supervisor.worker_process import WorkerProcess
 
-    worker = WorkerProcess.spawn(settings.handler, settings.max_response_bytes)
+    worker = WorkerProcess.spawn(settings)
 
     from supervisor.logs import configure_supervisor_logging, get_logger
     from supervisor.loop import Supervisor

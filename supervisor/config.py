@@ -26,6 +26,15 @@ class Settings:
     init_timeout: float | None = None
     # How long a Runtime API that refuses or drops connections is retried before giving up.
     api_retry_window: float = 30.0
+    # Replace the worker (between invocations) after this many invocations...
+    max_invocations: int | None = None
+    # ...or once its resident memory is above this many MiB. Both off by default.
+    max_worker_rss_mb: float | None = None
+    # A ceiling on the worker's data segment; a handler going past it is reported as out of
+    # memory instead of pushing the whole execution environment into the OOM killer.
+    worker_memory_mb: float | None = None
+    # Register a no-op internal extension so that Lambda sends SIGTERM before shutdown.
+    register_extension: bool = False
 
 
 def resolve_handler(environ: Mapping[str, str], argv: Sequence[str]) -> str:
@@ -57,10 +66,16 @@ def load_settings(environ: Mapping[str, str] = os.environ, argv: Sequence[str] =
     assert margin_ms is not None
     retry_window = _float(environ, "LAMBDA_SUPERVISOR_API_RETRY_SECONDS", 30.0)
     assert retry_window is not None
+    max_invocations = _float(environ, "LAMBDA_SUPERVISOR_MAX_INVOCATIONS", None)
     return Settings(
         runtime_api=runtime_api,
         handler=resolve_handler(environ, argv),
         deadline_margin=margin_ms / 1000,
         init_timeout=_float(environ, "LAMBDA_SUPERVISOR_INIT_TIMEOUT", None),
         api_retry_window=retry_window,
+        max_invocations=int(max_invocations) if max_invocations else None,
+        max_worker_rss_mb=_float(environ, "LAMBDA_SUPERVISOR_MAX_WORKER_RSS_MB", None) or None,
+        worker_memory_mb=_float(environ, "LAMBDA_SUPERVISOR_WORKER_MEMORY_MB", None) or None,
+        register_extension=environ.get("LAMBDA_SUPERVISOR_REGISTER_EXTENSION", "").lower()
+        in ("1", "true", "yes"),
     )

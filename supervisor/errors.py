@@ -16,6 +16,7 @@ EXIT_ERROR = "Runtime.ExitError"
 TIMEOUT = "Sandbox.Timedout"
 RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 PROTOCOL_ERROR = "Runtime.WorkerProtocolError"
+OUT_OF_MEMORY = "Runtime.OutOfMemory"
 
 # The wording Lambda's platform uses when it reports a runtime killed by a signal.
 _SIGNAL_WORDS = {

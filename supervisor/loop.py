@@ -9,6 +9,7 @@ on it between steps.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from types import FrameType
@@ -16,11 +17,12 @@ from typing import Any
 
 from supervisor import errors
 from supervisor.config import Settings
-from supervisor.runtime_api import Invocation, PostOutcome, RuntimeAPIClient
+from supervisor.runtime_api import Invocation, LongPollAborted, PostOutcome, RuntimeAPIClient
 from supervisor.worker_process import (
     Died,
     Failed,
     InitFailed,
+    Interrupted,
     InvokeReply,
     Oversized,
     Ready,
@@ -37,10 +39,6 @@ EXIT_WORKER_UNAVAILABLE = 2
 SHUTDOWN_GRACE = 1.5
 
 
-class ShutdownRequested(Exception):
-    """Raised out of a blocking ``/next`` when SIGTERM arrives while no event is in hand."""
-
-
 class WorkerUnavailable(Exception):
     """A replacement worker could not be started; the environment needs a fresh start."""
 
@@ -53,6 +51,7 @@ class Supervisor:
         self.worker = worker
         self.shutdown_requested = False
         self.waiting_for_event = False
+        self.wakeup_read: int | None = None
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -82,15 +81,36 @@ class Supervisor:
         return False
 
     def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT only record the request; the loop acts on it between steps.
+
+        The wakeup pipe makes a signal end the wait for a worker's reply, so an in-flight
+        invocation is finished or reported within the shutdown grace period. The idle
+        long-poll on /next is ended by shutting its socket (see ``abort_long_poll``).
+        """
+        self.wakeup_read, wakeup_write = os.pipe()
+        os.set_blocking(self.wakeup_read, False)
+        os.set_blocking(wakeup_write, False)
+        signal.set_wakeup_fd(wakeup_write, warn_on_full_buffer=False)
+        self.worker.interrupt_fd = self.wakeup_read
         signal.signal(signal.SIGTERM, self._on_terminate)
         signal.signal(signal.SIGINT, self._on_terminate)
 
     def _on_terminate(self, signum: int, _frame: FrameType | None) -> None:
         self.shutdown_requested = True
         if self.waiting_for_event:
-            raise ShutdownRequested()
+            self.api.abort_long_poll()
+
+    def _drain_wakeups(self) -> None:
+        if self.wakeup_read is None:
+            return
+        try:
+            while os.read(self.wakeup_read, 512):
+                pass
+        except BlockingIOError:
+            pass
 
     def shutdown(self) -> None:
+        """Give the worker its shutdown hook (SIGTERM), then exit cleanly."""
         status = self.worker.stop(SHUTDOWN_GRACE)
         self.worker.release()
         self.api.close()
@@ -110,7 +130,7 @@ class Supervisor:
                 finally:
                     self.waiting_for_event = False
                 self.serve(invocation)
-        except ShutdownRequested:
+        except LongPollAborted:
             pass
         except WorkerUnavailable:
             self.shutdown()
@@ -127,7 +147,25 @@ class Supervisor:
             if not self.worker.send(invocation, kill_at):
                 self._answer(invocation, Died(self.worker.kill()))
                 return
-        self._answer(invocation, self.worker.wait_reply(kill_at))
+        self._answer(invocation, self._wait_reply(kill_at))
+        if self.worker.wait_status is None:
+            self.worker.invocations += 1
+            self._recycle_if_due()
+
+    def _wait_reply(self, kill_at: float) -> InvokeReply:
+        """The worker's reply; on shutdown, waited for only for the grace period."""
+        reply = self.worker.wait_reply(kill_at)
+        while isinstance(reply, Interrupted):
+            self._drain_wakeups()
+            if not self.shutdown_requested:
+                reply = self.worker.wait_reply(kill_at)
+                continue
+            grace_end = min(kill_at, time.monotonic() + SHUTDOWN_GRACE)
+            reply = self.worker.wait_reply(grace_end, interruptible=False)
+            if isinstance(reply, TimedOut) and grace_end < kill_at:
+                self.log.error("invocation cut short by shutdown", pid=self.worker.pid)
+                reply = Died(self.worker.kill())
+        return reply
 
     def _answer(self, invocation: Invocation, reply: InvokeReply) -> None:
         request_id = invocation.request_id
@@ -140,6 +178,9 @@ class Supervisor:
                 )
         elif isinstance(reply, Failed):
             self.api.post_error(invocation, reply.body, reply.error_type, reply.xray_cause)
+            if reply.retire:
+                self.worker.stop(SHUTDOWN_GRACE)
+                self._replace_worker(f"worker retired after {reply.error_type}")
         elif isinstance(reply, Died):
             self.log.error(
                 "worker died",
@@ -186,6 +227,20 @@ class Supervisor:
 
     # -- keeping a worker -------------------------------------------------------------------
 
+    def _recycle_if_due(self) -> None:
+        """Replace a healthy worker that has served its quota or grown too large."""
+        reason = None
+        limit = self.settings.max_invocations
+        if limit and self.worker.invocations >= limit:
+            reason = f"recycled after {self.worker.invocations} invocations"
+        elif self.settings.max_worker_rss_mb:
+            rss = self.worker.rss_mb()
+            if rss is not None and rss > self.settings.max_worker_rss_mb:
+                reason = f"recycled at {rss:.0f} MiB resident"
+        if reason:
+            self.worker.stop(SHUTDOWN_GRACE)
+            self._replace_worker(reason)
+
     def _ensure_live_worker(self) -> None:
         if self.worker.exited():
             self.log.warning(
@@ -197,7 +252,8 @@ class Supervisor:
 
     def _replace_worker(self, reason: str) -> None:
         self.worker.release()
-        self.worker = WorkerProcess.spawn(self.settings.handler, self.settings.max_response_bytes)
+        self.worker = WorkerProcess.spawn(self.settings)
+        self.worker.interrupt_fd = self.wakeup_read
         reply = self.worker.wait_ready(self.settings.init_timeout)
         if isinstance(reply, Ready):
             self._log_worker_started(reply, reason)

@@ -43,6 +43,10 @@ class DeadlineExceeded(Exception):
     """The frame did not arrive before the deadline."""
 
 
+class Interrupted(Exception):
+    """A signal arrived (its wakeup descriptor fired) before the frame began."""
+
+
 @dataclass
 class Frame:
     kind: bytes
@@ -88,16 +92,24 @@ def write_frame(
             views[0] = views[0][written:]
 
 
-def _wait_for(poller: select.poll, fd: int, deadline: float | None) -> None:
-    """Block until ``fd`` is ready; DeadlineExceeded or PeerClosed (the watch fired) otherwise."""
+def _wait_for(poller: select.poll, fd: int, deadline: float | None, interrupt: int | None = None) -> None:
+    """Block until ``fd`` is ready.
+
+    Raises DeadlineExceeded at the deadline, Interrupted if ``interrupt`` fired, and
+    PeerClosed if any other registered descriptor (the peer's pidfd) fired first.
+    """
     timeout_ms = None
     if deadline is not None:
         timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
     events = poller.poll(timeout_ms)
     if not events:
         raise DeadlineExceeded()
-    if not any(ready_fd == fd for ready_fd, _ in events):
-        raise PeerClosed()
+    ready = {ready_fd for ready_fd, _ in events}
+    if fd in ready:
+        return
+    if interrupt is not None and interrupt in ready:
+        raise Interrupted()
+    raise PeerClosed()
 
 
 def read_frame(
@@ -107,6 +119,7 @@ def read_frame(
     deadline: float | None = None,
     allowed: frozenset[bytes] | None = None,
     watch: int | None = None,
+    interrupt: int | None = None,
 ) -> Frame:
     """Read one frame; ``deadline`` is a ``time.monotonic()`` instant or None to block.
 
@@ -114,9 +127,10 @@ def read_frame(
     peer announcing a huge payload costs the reader nothing. ``watch`` is a descriptor
     that turns readable when the writer is gone (a pidfd): a writer that dies mid-frame
     while some process it left behind still holds the pipe open must not look like one
-    that is merely slow.
+    that is merely slow. ``interrupt`` (a signal wakeup descriptor) ends the wait with
+    ``Interrupted``, but only before the first byte: a frame is never abandoned halfway.
     """
-    reader = _Reader(fd, deadline, watch)
+    reader = _Reader(fd, deadline, watch, interrupt)
     header = reader.read_exact(HEADER.size)
     kind, meta_len, body_len = HEADER.unpack(header)
     if allowed is not None and kind not in allowed:
@@ -146,25 +160,30 @@ class BodyTooLarge(ProtocolError):
 class _Reader:
     """Reads exact sizes from a pipe, giving up at a deadline or when ``watch`` fires."""
 
-    def __init__(self, fd: int, deadline: float | None, watch: int | None) -> None:
+    def __init__(self, fd: int, deadline: float | None, watch: int | None, interrupt: int | None) -> None:
         self.fd = fd
         self.deadline = deadline
+        self.interrupt = interrupt
         self.poller: select.poll | None = None
-        if deadline is not None or watch is not None:
+        if deadline is not None or watch is not None or interrupt is not None:
             self.poller = select.poll()
-            self.poller.register(fd, select.POLLIN)
-            if watch is not None:
-                self.poller.register(watch, select.POLLIN)
+            for watched in (fd, watch, interrupt):
+                if watched is not None:
+                    self.poller.register(watched, select.POLLIN)
 
     def read_exact(self, size: int) -> bytes:
         chunks = []
         remaining = size
         while remaining:
             if self.poller is not None:
-                _wait_for(self.poller, self.fd, self.deadline)
+                _wait_for(self.poller, self.fd, self.deadline, self.interrupt)
             chunk = os.read(self.fd, min(remaining, 1 << 20))
             if not chunk:
                 raise PeerClosed()
+            if self.interrupt is not None:
+                # The frame has begun: from here on it is read to the end or not at all.
+                self.poller.unregister(self.interrupt)  # type: ignore[union-attr]
+                self.interrupt = None
             chunks.append(chunk)
             remaining -= len(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import select
+import socket
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -26,6 +28,10 @@ _UNSAFE_HEADER_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 _MAX_XRAY_CAUSE = (1 << 20) - 1
 _RETRYABLE_STATUSES = frozenset((429, 502, 503, 504))
 _POST_ATTEMPTS_ON_SERVER_ERROR = 3
+
+
+class LongPollAborted(Exception):
+    """The idle wait on /next was ended on purpose (the runtime is shutting down)."""
 
 
 class RuntimeAPIError(Exception):
@@ -139,8 +145,42 @@ class RuntimeAPIClient:
             retries=False,
             timeout=urllib3.Timeout(connect=2.0, read=None),
         )
+        self.pool.ConnectionCls = self._tracked_connection_class()
         self.retry_window = retry_window
         self.log = log
+        self.aborted = False
+        self._socket: Any = None
+
+    def _tracked_connection_class(self) -> type[urllib3.connection.HTTPConnection]:
+        """A connection class that remembers its socket, so ``abort_long_poll`` can reach it
+        while urllib3 has the connection checked out for the blocking /next."""
+        client = self
+
+        class TrackedConnection(urllib3.connection.HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                client._socket = self.sock
+
+        return TrackedConnection
+
+    def abort_long_poll(self) -> None:
+        """End a blocking /next from a signal handler: shut the socket, nothing more.
+
+        The blocked read then fails with a transport error, which ``next_invocation`` turns
+        into ``LongPollAborted`` in the main flow. If an answer is already arriving (bytes
+        waiting on the socket) it is left to complete: that event is served before the
+        runtime stops. Lambda only sends SIGTERM when no event is being handed out.
+        """
+        self.aborted = True
+        sock = self._socket
+        if sock is None:
+            return
+        try:
+            if select.select([sock], [], [], 0)[0]:
+                return
+            sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError):
+            pass
 
     def close(self) -> None:
         self.pool.close()
@@ -156,6 +196,8 @@ class RuntimeAPIClient:
                     "GET", API_VERSION + "/runtime/invocation/next", preload_content=True
                 )
             except (TransportError, http.client.HTTPException, OSError) as exc:
+                if self.aborted:
+                    raise LongPollAborted() from None
                 self._warn("runtime API unreachable on /next, retrying", error=repr(exc))
                 if not backoff.wait():
                     raise RuntimeAPIError(f"runtime API unreachable for {self.retry_window:.0f}s") from None

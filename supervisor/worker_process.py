@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from supervisor import protocol
+from supervisor.config import Settings
 from supervisor.runtime_api import Invocation
 
 # Room for an error body beyond the response limit (the worker truncates its own).
@@ -45,6 +46,8 @@ class Failed:
     body: bytes
     error_type: str
     xray_cause: dict[str, Any] | None
+    # The worker asks to be replaced (its heap is suspect after a MemoryError).
+    retire: bool = False
 
 
 @dataclass
@@ -67,8 +70,13 @@ class Garbled:
     reason: str
 
 
+@dataclass
+class Interrupted:
+    """A signal arrived while the handler was running; the reply may still come."""
+
+
 StartReply = Union[Ready, InitFailed, Died, TimedOut, Garbled]
-InvokeReply = Union[Result, Failed, Died, TimedOut, Oversized, Garbled]
+InvokeReply = Union[Result, Failed, Died, TimedOut, Oversized, Garbled, Interrupted]
 
 
 class WorkerProcess:
@@ -80,14 +88,17 @@ class WorkerProcess:
         self.wait_status: int | None = None
         self.pidfd: int | None = _pidfd_open(pid)
         self.started_at = time.monotonic()
+        self.invocations = 0
+        # A signal wakeup descriptor: a wait for a reply ends early when it fires.
+        self.interrupt_fd: int | None = None
 
     @classmethod
-    def spawn(cls, handler: str, max_response: int) -> WorkerProcess:
+    def spawn(cls, settings: Settings) -> WorkerProcess:
         event_read, event_write = os.pipe()
         reply_read, reply_write = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, measured by the e2e tests
-            _become_worker(handler, event_read, reply_write, max_response)
+            _become_worker(settings, event_read, reply_write)
         os.close(event_read)
         os.close(reply_write)
         # Writes must never block the supervisor: a worker that stops reading is waited on
@@ -97,7 +108,7 @@ class WorkerProcess:
             os.setpgid(pid, pid)  # also done in the child; whichever runs first wins
         except OSError:
             pass
-        return cls(pid, event_write, reply_read, max_response)
+        return cls(pid, event_write, reply_read, settings.max_response_bytes)
 
     # -- talking to it ----------------------------------------------------------------------
 
@@ -127,9 +138,12 @@ class WorkerProcess:
             return False
         return True
 
-    def wait_reply(self, deadline: float) -> InvokeReply:
+    def wait_reply(self, deadline: float, *, interruptible: bool = True) -> InvokeReply:
         reply = self._read(
-            deadline, frozenset((protocol.RESULT, protocol.ERROR)), self.max_response + _ERROR_SLACK
+            deadline,
+            frozenset((protocol.RESULT, protocol.ERROR)),
+            self.max_response + _ERROR_SLACK,
+            self.interrupt_fd if interruptible else None,
         )
         if not isinstance(reply, protocol.Frame):
             return reply
@@ -142,17 +156,25 @@ class WorkerProcess:
             reply.body,
             str(reply.meta.get("error_type", "Runtime.Unknown")),
             cause if isinstance(cause, dict) else None,
+            retire=bool(reply.meta.get("retire")),
         )
 
     def _read(
-        self, deadline: float | None, allowed: frozenset[bytes], max_body: int
-    ) -> protocol.Frame | Died | TimedOut | Oversized | Garbled:
+        self, deadline: float | None, allowed: frozenset[bytes], max_body: int, interrupt: int | None = None
+    ) -> protocol.Frame | Died | TimedOut | Oversized | Garbled | Interrupted:
         try:
             return protocol.read_frame(
-                self.from_worker, max_body=max_body, deadline=deadline, allowed=allowed, watch=self.pidfd
+                self.from_worker,
+                max_body=max_body,
+                deadline=deadline,
+                allowed=allowed,
+                watch=self.pidfd,
+                interrupt=interrupt,
             )
         except protocol.DeadlineExceeded:
             return TimedOut()
+        except protocol.Interrupted:
+            return Interrupted()
         except protocol.PeerClosed:
             status = self.wait_exit(1.0)
             if status is None:
@@ -202,10 +224,27 @@ class WorkerProcess:
         return self.wait_status
 
     def stop(self, grace: float) -> int:
-        """Ask the worker to finish (close its event pipe), then kill it after ``grace`` seconds."""
+        """Retire the worker: SIGTERM (its shutdown hook, if the handler installed one) and
+        end of input, then SIGKILL for the whole group after ``grace`` seconds."""
+        if not self.exited():
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         _close_quietly(self.to_worker)
         status = self.wait_exit(grace)
         return status if status is not None else self.kill()
+
+    def rss_mb(self) -> float | None:
+        """The worker's resident memory, from /proc (None where that is not available)."""
+        try:
+            with open(f"/proc/{self.pid}/status", "rb") as status:
+                for line in status:
+                    if line.startswith(b"VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
 
     def release(self) -> None:
         """Close what the supervisor holds for this worker and kill anything it left behind."""
@@ -257,9 +296,7 @@ def _close_inherited_fds(keep: set[int]) -> None:
             _close_quietly(fd)
 
 
-def _become_worker(
-    handler: str, event_read: int, reply_write: int, max_response: int
-) -> None:  # pragma: no cover
+def _become_worker(settings: Settings, event_read: int, reply_write: int) -> None:  # pragma: no cover
     """The child side of the fork. Never returns into the supervisor's code."""
     code = 1
     try:
@@ -267,13 +304,19 @@ def _become_worker(
             os.setpgid(0, 0)
         except OSError:
             pass
+        signal.set_wakeup_fd(-1)
         for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _close_inherited_fds({event_read, reply_write})
+        if settings.worker_memory_mb:
+            import resource
+
+            limit = int(settings.worker_memory_mb * 1024 * 1024)
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
         from worker.main import run
 
-        run(handler, event_read, reply_write, max_response)
+        run(settings.handler, event_read, reply_write, settings.max_response_bytes, settings.worker_memory_mb)
         code = 0
     except SystemExit as exc:
         code = _system_exit_code(exc)

@@ -43,7 +43,13 @@ def unbuffered_stdio() -> None:
         )
 
 
-def run(handler_name: str, from_supervisor: int, to_supervisor: int, max_response: int) -> None:
+def run(
+    handler_name: str,
+    from_supervisor: int,
+    to_supervisor: int,
+    max_response: int,
+    memory_limit_mb: float | None = None,
+) -> None:
     """Initialise, report ready or the init error, then serve events until the pipe closes."""
     started = time.monotonic()
     global _log_handler
@@ -67,12 +73,16 @@ def run(handler_name: str, from_supervisor: int, to_supervisor: int, max_respons
             )
         except protocol.PeerClosed:
             return
-        kind, meta, body = invoke(handler, frame.meta, frame.body, max_response)
+        kind, meta, body = invoke(handler, frame.meta, frame.body, max_response, memory_limit_mb)
         protocol.write_frame(to_supervisor, kind, meta, body)
 
 
 def invoke(
-    handler: Handler, meta: dict[str, Any], body: bytes, max_response: int
+    handler: Handler,
+    meta: dict[str, Any],
+    body: bytes,
+    max_response: int,
+    memory_limit_mb: float | None = None,
 ) -> tuple[bytes, dict, bytes]:
     """Run one event through the handler; return the frame to send back."""
     request_id = meta["request_id"]
@@ -89,6 +99,17 @@ def invoke(
         return _error_frame(errors.error_body(str(exc), "Runtime.UnmarshalError", request_id))
     except marshal.MarshalError as exc:
         return _error_frame(errors.error_body(str(exc), "Runtime.MarshalError", request_id))
+    except MemoryError as exc:
+        # The heap is suspect after this: answer, then ask to be replaced.
+        frames = user_frames(exc.__traceback__)
+        if memory_limit_mb:
+            message = f"The handler exceeded the worker memory limit of {memory_limit_mb:g} MB"
+            body_ = errors.error_body(message, errors.OUT_OF_MEMORY, request_id, list(frames.format()))
+        else:
+            body_ = errors.error_body(str(exc), "MemoryError", request_id, list(frames.format()))
+        kind, meta_, payload_ = _error_frame(body_)
+        meta_["retire"] = True
+        return kind, meta_, payload_
     except Exception as exc:
         frames = user_frames(exc.__traceback__)
         body_ = errors.error_body(str(exc), type(exc).__name__, request_id, list(frames.format()))

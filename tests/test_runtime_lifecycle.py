@@ -1,0 +1,136 @@
+"""Worker recycling, the worker memory limit and graceful shutdown, end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from runtime_harness import invoke, log_records, running_runtime
+
+HANDLERS = """
+import os, signal, sys, time
+
+INIT_ID = os.urandom(4).hex()
+HOOK_FILE = os.environ.get("HOOK_FILE")
+hoard = []
+
+def on_sigterm(signum, frame):
+    # The shutdown hook a function installs to flush what it holds.
+    if HOOK_FILE:
+        with open(HOOK_FILE, "a") as f:
+            f.write(f"hook {os.getpid()}\\n")
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, on_sigterm)
+
+def handler(event, context):
+    action = event.get("do")
+    if action == "grow":
+        hoard.append(bytearray(event["mb"] * 1024 * 1024))
+    elif action == "allocate":
+        block = bytearray(event["mb"] * 1024 * 1024)
+        return len(block)
+    elif action == "sleep":
+        open(event["started_file"], "w").close()
+        time.sleep(event["seconds"])
+    return {"pid": os.getpid(), "init_id": INIT_ID}
+"""
+
+
+@pytest.mark.timeout(90)
+def test_worker_is_recycled_after_n_invocations_without_losing_one(emulator, tmp_path):
+    env = {"LAMBDA_SUPERVISOR_MAX_INVOCATIONS": "3"}
+    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, env=env) as runtime:
+        results = [invoke(emulator, {"n": n}).json() for n in range(7)]
+        started = log_records(runtime, "worker started")
+    pids = [r["pid"] for r in results]
+    assert pids[0] == pids[1] == pids[2] != pids[3]
+    assert pids[3] == pids[4] == pids[5] != pids[6]
+    assert len({r["init_id"] for r in results}) == 3, "each new worker runs init again"
+    assert [r.get("reason") for r in started[1:]] == ["recycled after 3 invocations"] * 2
+
+
+@pytest.mark.timeout(90)
+def test_worker_is_recycled_above_an_rss_threshold(emulator, tmp_path):
+    env = {"LAMBDA_SUPERVISOR_MAX_WORKER_RSS_MB": "80"}
+    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, env=env) as runtime:
+        first = invoke(emulator, {"do": "grow", "mb": 120}).json()
+        second = invoke(emulator, {}).json()
+        third = invoke(emulator, {}).json()
+        reasons = [r.get("reason") for r in log_records(runtime, "worker started")]
+    assert first["pid"] != second["pid"], "the bloated worker is replaced between invocations"
+    assert second["pid"] == third["pid"], "a small worker is kept"
+    assert reasons[1].startswith("recycled at ") and reasons[1].endswith(" MiB resident")
+
+
+@pytest.mark.timeout(90)
+def test_runaway_allocation_is_reported_as_out_of_memory(emulator, tmp_path):
+    """Tried: a handler allocating 2 GB under a 256 MB worker memory limit."""
+    env = {"LAMBDA_SUPERVISOR_WORKER_MEMORY_MB": "256"}
+    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, env=env):
+        before = invoke(emulator, {}).json()
+        outcome = invoke(emulator, {"do": "allocate", "mb": 2048})
+        after = invoke(emulator, {}).json()
+        small = invoke(emulator, {"do": "allocate", "mb": 16}).json()
+    body = outcome.json()
+    assert outcome.kind == "error"
+    assert body["errorType"] == "Runtime.OutOfMemory"
+    assert "256 MB" in body["errorMessage"]
+    assert after["pid"] != before["pid"], "the worker is replaced after running out of memory"
+    assert small == 16 * 1024 * 1024
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_while_idle_runs_the_workers_hook_and_exits_cleanly(emulator, tmp_path):
+    hook_file = tmp_path / "hook.log"
+    env = {"HOOK_FILE": str(hook_file)}
+    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, env=env) as runtime:
+        worker_pid = invoke(emulator, {}).json()["pid"]
+        os.kill(runtime.pid, signal.SIGTERM)
+        assert runtime.wait(10) == 0
+        assert hook_file.read_text() == f"hook {worker_pid}\n"
+        assert log_records(runtime, "runtime shut down")
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_mid_invocation_lets_a_short_one_finish(emulator, tmp_path):
+    started_file = tmp_path / "started"
+    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}) as runtime:
+        invoke(emulator, {})
+        invocation = emulator.submit(
+            {"do": "sleep", "seconds": 0.5, "started_file": str(started_file)}, timeout=30
+        )
+        _wait_for_file(started_file)
+        os.kill(runtime.pid, signal.SIGTERM)
+        outcome = invocation.result(10)
+        assert runtime.wait(10) == 0
+    assert outcome.kind == "response"
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_mid_invocation_reports_a_long_one_instead_of_waiting(emulator, tmp_path):
+    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}) as runtime:
+        invoke(emulator, {})
+        started_file = tmp_path / "started"
+        invocation = emulator.submit(
+            {"do": "sleep", "seconds": 60, "started_file": str(started_file)}, timeout=120
+        )
+        _wait_for_file(started_file)
+        started = time.monotonic()
+        os.kill(runtime.pid, signal.SIGTERM)
+        outcome = invocation.result(10)
+        assert runtime.wait(10) == 0
+        elapsed = time.monotonic() - started
+    assert outcome.kind == "error"
+    assert outcome.json()["errorType"] == "Runtime.ExitError"
+    assert elapsed < 8, "reported within the shutdown grace, not at the 120 s deadline"
+
+
+def _wait_for_file(path, timeout: float = 10) -> None:
+    """The handler has the event in hand once it has written its marker file."""
+    give_up = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < give_up, "the handler never started"
+        time.sleep(0.01)
