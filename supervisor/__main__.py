@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     api = RuntimeAPIClient(settings.runtime_api, retry_window=settings.api_retry_window, log=log)
     supervisor = Supervisor(settings, api, log, worker)
     supervisor.install_signal_handlers()
+    if settings.register_extension and api.register_extension():
+        log.info("registered internal extension for SIGTERM on shutdown")
     try:
         if not supervisor.start():
             return 1

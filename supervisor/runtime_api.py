@@ -21,6 +21,8 @@ import urllib3
 from urllib3.exceptions import HTTPError as TransportError
 
 API_VERSION = "/2018-06-01"
+EXTENSION_API = "/2020-01-01/extension"
+EXTENSION_NAME = "lambda-supervisor"
 # What a request id or invocation id must look like to go into a URL or header as it is.
 _PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,256}")
 _HEADER_TOKEN = re.compile(r"[A-Za-z0-9_.:\-]{1,256}")
@@ -150,6 +152,7 @@ class RuntimeAPIClient:
         self.log = log
         self.aborted = False
         self._socket: Any = None
+        self._extension_connection: http.client.HTTPConnection | None = None
 
     def _tracked_connection_class(self) -> type[urllib3.connection.HTTPConnection]:
         """A connection class that remembers its socket, so ``abort_long_poll`` can reach it
@@ -184,6 +187,41 @@ class RuntimeAPIClient:
 
     def close(self) -> None:
         self.pool.close()
+        if self._extension_connection is not None:
+            self._extension_connection.close()
+
+    def register_extension(self) -> bool:
+        """Register a no-op internal extension, so that Lambda sends SIGTERM before shutdown.
+
+        Lambda only signals the runtime when an extension is registered. An extension must
+        also ask for its next event before init can complete; this one subscribes to no
+        events, so the request is sent on a connection of its own and never read.
+        """
+        try:
+            response = self.pool.urlopen(
+                "POST",
+                EXTENSION_API + "/register",
+                body=b'{"events":[]}',
+                headers={"Lambda-Extension-Name": EXTENSION_NAME, "Content-Type": "application/json"},
+            )
+        except (TransportError, http.client.HTTPException, OSError) as exc:
+            self._error("extension registration failed", error=repr(exc))
+            return False
+        extension_id = response.headers.get("Lambda-Extension-Identifier")
+        if response.status != 200 or not extension_id or not _HEADER_TOKEN.fullmatch(extension_id):
+            self._error("extension registration refused", status=response.status)
+            return False
+        connection = http.client.HTTPConnection(self.pool.host, self.pool.port, timeout=2.0)
+        try:
+            connection.putrequest("GET", EXTENSION_API + "/event/next")
+            connection.putheader("Lambda-Extension-Identifier", extension_id)
+            connection.endheaders()
+        except OSError as exc:
+            self._error("extension event request failed", error=repr(exc))
+            connection.close()
+            return False
+        self._extension_connection = connection
+        return True
 
     # -- calls ------------------------------------------------------------------------------
 

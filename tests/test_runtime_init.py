@@ -6,16 +6,8 @@ package paths Lambda accepts.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from runtime_harness import STARTUP_TIMEOUT, invoke, running_runtime
-
-from lambda_supervisor.process import RuntimeProcess
 
 OK_MODULE = "def handler(event, context):\n    return {'ok': True}\n"
 
@@ -162,35 +154,3 @@ def test_handler_configuration_order_and_forms(emulator, tmp_path, env, args):
     with running_runtime(emulator, tmp_path, PACKAGE_FILES, None, env=env, args=args):
         result = invoke(emulator).json()
     assert result == {"where": "pkg.sub.mod", "path0": str(tmp_path)}
-
-
-@pytest.mark.timeout(120)
-def test_bootstrap_alone_runs_the_installed_runtime_with_python3_on_path(emulator, tmp_path):
-    """As in a container image: bootstrap copied without the source tree, python3 found on PATH."""
-    bin_dir = tmp_path / "image" / "bin"
-    bin_dir.mkdir(parents=True)
-    bootstrap = bin_dir / "bootstrap"
-    shutil.copy2(Path(__file__).resolve().parents[1] / "bin" / "bootstrap", bootstrap)
-    task_root = tmp_path / "task"
-    task_root.mkdir()
-    (task_root / "app.py").write_text(OK_MODULE)
-    python_dir = Path(sys.executable).parent  # the environment the package is installed in
-    assert (python_dir / "python3").exists()
-    env = {
-        "PATH": f"{python_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "LAMBDA_SUPERVISOR_PYTHON": None,
-        "_HANDLER": "app.handler",
-    }
-    environment = RuntimeProcess(
-        None, runtime_api=emulator.address, task_root=task_root, env=env
-    ).environment()
-    process = subprocess.Popen(
-        [str(bootstrap)], env=environment, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        assert emulator.wait_for_poll(STARTUP_TIMEOUT), "runtime never polled /next"
-        assert invoke(emulator).json() == {"ok": True}
-    finally:
-        process.terminate()
-        output = process.communicate(timeout=30)[0].decode()
-    assert '"message":"worker started"' in output

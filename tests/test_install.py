@@ -1,0 +1,107 @@
+"""``pip install .`` into a fresh environment gives a working runtime, as in a container image.
+
+The project is installed by pip (no editable link) into a new virtual environment; its two
+runtime dependencies are copied in from this environment so the test needs no network.
+Then bin/bootstrap, both from the checkout and copied alone, runs with that environment's
+python3 first on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import structlog
+import urllib3
+from runtime_harness import STARTUP_TIMEOUT, invoke
+
+from lambda_supervisor.process import RuntimeProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OK_MODULE = "def handler(event, context):\n    return {'installed': True}\n"
+
+
+@pytest.fixture(scope="module")
+def installed_env(tmp_path_factory) -> Path:
+    env_dir = tmp_path_factory.mktemp("installed") / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python3"
+    site_packages = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    build_dir = tmp_path_factory.mktemp("build")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site_packages),
+            str(REPO_ROOT),
+        ],
+        check=True,
+        cwd=build_dir,
+    )
+    for module in (urllib3, structlog):
+        package_dir = Path(module.__file__).parent
+        shutil.copytree(package_dir, site_packages / package_dir.name)
+    assert (site_packages / "supervisor" / "__main__.py").is_file()
+    assert not any(p.name.endswith(".pth") and "lambda" in p.name for p in site_packages.iterdir())
+    return env_dir
+
+
+def _serve_once(emulator, tmp_path: Path, command: list[str], env_dir: Path) -> str:
+    task_root = tmp_path / "task"
+    task_root.mkdir(exist_ok=True)
+    (task_root / "app.py").write_text(OK_MODULE)
+    env = RuntimeProcess(
+        None,
+        runtime_api=emulator.address,
+        task_root=task_root,
+        env={
+            "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "LAMBDA_SUPERVISOR_PYTHON": None,
+            "PYTHONPATH": None,
+            "VIRTUAL_ENV": None,
+            "_HANDLER": "app.handler",
+        },
+    ).environment()
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert emulator.wait_for_poll(STARTUP_TIMEOUT), "runtime never polled /next"
+        assert invoke(emulator).json() == {"installed": True}
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0].decode()
+    return output
+
+
+@pytest.mark.timeout(180)
+def test_checkout_bootstrap_runs_with_the_installed_environments_python(emulator, tmp_path, installed_env):
+    output = _serve_once(emulator, tmp_path, [str(REPO_ROOT / "bin" / "bootstrap")], installed_env)
+    assert '"message":"worker started"' in output
+
+
+@pytest.mark.timeout(180)
+def test_bootstrap_alone_runs_the_installed_package(emulator, tmp_path, installed_env):
+    image_bin = tmp_path / "image" / "bin"
+    image_bin.mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / "bin" / "bootstrap", image_bin / "bootstrap")
+    output = _serve_once(emulator, tmp_path, [str(image_bin / "bootstrap")], installed_env)
+    assert '"message":"worker started"' in output
