@@ -22,8 +22,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from supervisor.worker_process import WorkerProcess
 
-    worker = WorkerProcess.spawn(settings)
+    first_worker = WorkerProcess.spawn(settings)
 
+    # From here on the worker initialises in parallel. Load what a replacement worker will
+    # run, so that recovering from a crash costs a fork and the handler's own init only.
+    import worker.main  # noqa: F401
     from supervisor.logs import configure_supervisor_logging, get_logger
     from supervisor.loop import Supervisor
     from supervisor.runtime_api import RuntimeAPIClient, RuntimeAPIError
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_supervisor_logging()
     log = get_logger("supervisor")
     api = RuntimeAPIClient(settings.runtime_api, retry_window=settings.api_retry_window, log=log)
-    supervisor = Supervisor(settings, api, log, worker)
+    supervisor = Supervisor(settings, api, log, first_worker)
     supervisor.install_signal_handlers()
     if settings.register_extension and api.register_extension():
         log.info("registered internal extension for SIGTERM on shutdown")

@@ -14,8 +14,7 @@ import os
 import select
 import struct
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 HEADER = struct.Struct("!cII")
 
@@ -47,8 +46,7 @@ class Interrupted(Exception):
     """A signal arrived (its wakeup descriptor fired) before the frame began."""
 
 
-@dataclass
-class Frame:
+class Frame(NamedTuple):
     kind: bytes
     meta: dict[str, Any]
     body: bytes

@@ -13,36 +13,33 @@ import select
 import signal
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from supervisor import protocol
-from supervisor.config import Settings
-from supervisor.runtime_api import Invocation
+
+if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
+    from supervisor.config import Settings
+    from supervisor.runtime_api import Invocation
 
 # Room for an error body beyond the response limit (the worker truncates its own).
 _ERROR_SLACK = 1 << 20
 
 
-@dataclass
-class Ready:
+class Ready(NamedTuple):
     init_ms: float
 
 
-@dataclass
-class InitFailed:
+class InitFailed(NamedTuple):
     body: bytes
     error_type: str
 
 
-@dataclass
-class Result:
+class Result(NamedTuple):
     body: bytes
     content_type: str
 
 
-@dataclass
-class Failed:
+class Failed(NamedTuple):
     body: bytes
     error_type: str
     xray_cause: dict[str, Any] | None
@@ -50,28 +47,23 @@ class Failed:
     retire: bool = False
 
 
-@dataclass
-class Died:
+class Died(NamedTuple):
     wait_status: int
 
 
-@dataclass
-class TimedOut:
-    pass
+class TimedOut(NamedTuple):
+    """The deadline passed with no reply."""
 
 
-@dataclass
-class Oversized:
+class Oversized(NamedTuple):
     size: int
 
 
-@dataclass
-class Garbled:
+class Garbled(NamedTuple):
     reason: str
 
 
-@dataclass
-class Interrupted:
+class Interrupted(NamedTuple):
     """A signal arrived while the handler was running; the reply may still come."""
 
 

@@ -7,10 +7,9 @@ than escaped.
 
 from __future__ import annotations
 
-import decimal
 import json
 import math
-import secrets
+import os
 from typing import Any
 
 JSON_CONTENT_TYPE = "application/json"
@@ -41,11 +40,13 @@ class _DecimalAwareEncoder:
     the digits. Only results that contain a Decimal take this path."""
 
     def __init__(self) -> None:
-        self.marker = "\x00decimal-" + secrets.token_hex(8) + ":"
+        self.marker = "\x00decimal-" + os.urandom(8).hex() + ":"
         self.quoted_marker = json.dumps(self.marker)[:-1]  # '"\u0000decimal-...:'
         self.encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=True, default=self.default)
 
     def default(self, obj: Any) -> Any:
+        import decimal  # only results holding a non-JSON type get here
+
         if isinstance(obj, decimal.Decimal):
             if obj.is_nan():
                 return math.nan
