@@ -113,6 +113,9 @@ def test_handler_exception_posts_the_four_key_body_with_user_frames_only(emulato
     assert len(body["stackTrace"]) == 3  # route -> raises -> helper, no runtime frames
     assert body["stackTrace"][0].startswith('  File "') and "app.py" in body["stackTrace"][0]
     assert "in helper" in body["stackTrace"][-1]
+    # AWS's format: a location line and the source line, no column carets.
+    assert body["stackTrace"][-1].endswith("in helper\n    raise ValueError(f\"bad value {event['n']}\")\n")
+    assert all(entry.count("\n") == 2 for entry in body["stackTrace"])
     assert all("worker" + os.sep not in line for line in body["stackTrace"])
     assert body["requestId"] == outcome_request_id(emulator, outcome)
     # The same worker serves on: warm state survives a handled exception.

@@ -19,7 +19,7 @@ from supervisor.logs import LambdaLogHandler, RequestIdHolder, configure_handler
 from worker import marshal
 from worker.context import ContextUnmarshalError, LambdaContext
 from worker.handler_loader import Handler, InitError, load_handler
-from worker.tracebacks import user_frames, xray_cause
+from worker.tracebacks import format_frames, user_frames, xray_cause
 
 # Largest event the supervisor will ever send; anything bigger is a framing error.
 MAX_EVENT_BYTES = 64 << 20
@@ -104,15 +104,15 @@ def invoke(
         frames = user_frames(exc.__traceback__)
         if memory_limit_mb:
             message = f"The handler exceeded the worker memory limit of {memory_limit_mb:g} MB"
-            body_ = errors.error_body(message, errors.OUT_OF_MEMORY, request_id, list(frames.format()))
+            body_ = errors.error_body(message, errors.OUT_OF_MEMORY, request_id, format_frames(frames))
         else:
-            body_ = errors.error_body(str(exc), "MemoryError", request_id, list(frames.format()))
+            body_ = errors.error_body(str(exc), "MemoryError", request_id, format_frames(frames))
         kind, meta_, payload_ = _error_frame(body_)
         meta_["retire"] = True
         return kind, meta_, payload_
     except Exception as exc:
         frames = user_frames(exc.__traceback__)
-        body_ = errors.error_body(str(exc), type(exc).__name__, request_id, list(frames.format()))
+        body_ = errors.error_body(str(exc), type(exc).__name__, request_id, format_frames(frames))
         return _error_frame(body_, xray_cause(exc, frames))
     finally:
         RequestIdHolder.current = None

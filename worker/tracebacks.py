@@ -25,8 +25,14 @@ def user_frames(tb: TracebackType | None) -> traceback.StackSummary:
     return traceback.StackSummary.from_list([])
 
 
+def format_frames(frames: traceback.StackSummary) -> list[str]:
+    """``traceback.format_list`` entries without the column carets newer Pythons add, so the
+    strings are the ones AWS's runtime posts."""
+    return traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
+
+
 def user_stack_trace(tb: TracebackType | None) -> list[str]:
-    return traceback.format_list(user_frames(tb))
+    return format_frames(user_frames(tb))
 
 
 def xray_cause(exc: BaseException, frames: traceback.StackSummary) -> dict:
