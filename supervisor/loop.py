@@ -141,6 +141,7 @@ class Supervisor:
     def serve(self, invocation: Invocation) -> None:
         """Give one event exactly one answer, whatever the worker does with it."""
         kill_at = self._kill_at(invocation)
+        served_by = self.worker
         if not self.worker.send(invocation, kill_at):
             # The worker died between events, before it saw this one: nothing was run yet.
             self._replace_worker("worker gone before the event was handed over")
@@ -148,9 +149,27 @@ class Supervisor:
                 self._answer(invocation, Died(self.worker.kill()))
                 return
         self._answer(invocation, self._wait_reply(kill_at))
-        if self.worker.wait_status is None:
-            self.worker.invocations += 1
+        self._reap_orphans()
+        if self.worker is served_by and served_by.wait_status is None:
+            served_by.invocations += 1
             self._recycle_if_due()
+
+    def _reap_orphans(self) -> None:
+        """Reap processes a handler left behind once they are re-parented to us.
+
+        That happens when the supervisor is PID 1 (a container image run without an init);
+        unreaped, they would pile up as zombies. The worker's own status is kept if it is
+        among them.
+        """
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.worker.pid:
+                self.worker.wait_status = status
 
     def _wait_reply(self, kill_at: float) -> InvokeReply:
         """The worker's reply; on shutdown, waited for only for the grace period."""

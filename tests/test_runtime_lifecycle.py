@@ -134,3 +134,66 @@ def _wait_for_file(path, timeout: float = 10) -> None:
     while not path.exists():
         assert time.monotonic() < give_up, "the handler never started"
         time.sleep(0.01)
+
+
+ORPHAN_MAKER = """
+import os, time
+
+def handler(event, context):
+    # Double fork: the grandchild outlives its parent and is re-parented to PID 1.
+    child = os.fork()
+    if child == 0:
+        if os.fork() == 0:
+            time.sleep(0.2)
+        os._exit(0)
+    os.waitpid(child, 0)
+    return os.getpid()
+"""
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append((int(entry), fields[0]))
+    return found
+
+
+@pytest.mark.timeout(60)
+def test_as_pid_1_the_supervisor_reaps_what_handlers_leave_behind(emulator, tmp_path):
+    """Run as a container entrypoint without an init: orphans must not pile up as zombies."""
+    import shutil
+    import subprocess
+
+    from lambda_supervisor.process import BOOTSTRAP, RuntimeProcess
+
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "--pid", "--fork", "true"]).returncode != 0:
+        pytest.skip("needs unshare --pid (root) to run the runtime as PID 1")
+    (tmp_path / "app.py").write_text(ORPHAN_MAKER)
+    env = RuntimeProcess("app:handler", runtime_api=emulator.address, task_root=tmp_path).environment()
+    process = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--kill-child", str(BOOTSTRAP)], env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        assert emulator.wait_for_poll(30)
+        [(supervisor_pid, _)] = _children(process.pid)
+        for _ in range(5):
+            assert emulator.submit({}, timeout=30).result(30).kind == "response"
+            time.sleep(0.3)  # let this round's grandchild exit and become an orphan
+        emulator.submit({}, timeout=30).result(30)
+        zombies = [pid for pid, state in _children(supervisor_pid) if state == "Z"]
+        assert zombies == []
+        os.kill(supervisor_pid, signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
