@@ -301,6 +301,7 @@ def _become_worker(settings: Settings, event_read: int, reply_write: int) -> Non
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _close_inherited_fds({event_read, reply_write})
+        _forget_supervisor_libraries()
         if settings.worker_memory_mb:
             import resource
 
@@ -325,6 +326,17 @@ def _become_worker(settings: Settings, event_read: int, reply_write: int) -> Non
         if not _flush_stdio() and code == 0:
             code = 120  # what an interpreter returns when it cannot flush stdout at exit
         os._exit(code)
+
+
+# Third-party packages the supervisor loads for itself. A function may bundle its own
+# versions of them; a worker forked after the supervisor loaded them must still import the
+# function's, exactly as the first worker (forked before) does.
+SUPERVISOR_LIBRARIES = ("urllib3", "structlog")
+
+
+def _forget_supervisor_libraries() -> None:
+    for name in [name for name in sys.modules if name.partition(".")[0] in SUPERVISOR_LIBRARIES]:
+        del sys.modules[name]
 
 
 def _system_exit_code(exc: SystemExit) -> int:

@@ -154,3 +154,28 @@ def test_handler_configuration_order_and_forms(emulator, tmp_path, env, args):
     with running_runtime(emulator, tmp_path, PACKAGE_FILES, None, env=env, args=args):
         result = invoke(emulator).json()
     assert result == {"where": "pkg.sub.mod", "path0": str(tmp_path)}
+
+
+@pytest.mark.timeout(60)
+def test_a_replacement_worker_imports_the_functions_own_copy_of_the_supervisors_libraries(emulator, tmp_path):
+    """A function bundling its own urllib3 and structlog gets them in every worker, not only
+    in the first one (which is forked before the supervisor imports its copies)."""
+    files = {
+        "urllib3/__init__.py": "__version__ = 'bundled-urllib3'\n",
+        "structlog/__init__.py": "__version__ = 'bundled-structlog'\n",
+        "app.py": """
+            import os
+            import structlog, urllib3
+
+            def handler(event, context):
+                if event.get("die"):
+                    os._exit(1)
+                return [urllib3.__version__, structlog.__version__, os.getpid()]
+        """,
+    }
+    with running_runtime(emulator, tmp_path, files):
+        first = invoke(emulator).json()
+        invoke(emulator, {"die": True})
+        second = invoke(emulator).json()
+    assert first[:2] == second[:2] == ["bundled-urllib3", "bundled-structlog"]
+    assert first[2] != second[2]
