@@ -190,7 +190,9 @@ def test_as_pid_1_the_supervisor_reaps_what_handlers_leave_behind(emulator, tmp_
             time.sleep(0.3)  # let this round's grandchild exit and become an orphan
         emulator.submit({}, timeout=30).result(30)
         zombies = [pid for pid, state in _children(supervisor_pid) if state == "Z"]
-        assert zombies == []
+        # Reaped after every invocation: at most the newest orphan (exiting just now) is
+        # left; without reaping all five earlier ones would still be there.
+        assert len(zombies) <= 1, zombies
         os.kill(supervisor_pid, signal.SIGTERM)
         assert process.wait(30) == 0
     finally:

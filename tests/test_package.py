@@ -1,0 +1,319 @@
+"""``lambda-supervisor package``: contents, modes, reproducibility, targets and limits.
+
+Every build here is a real run of the CLI: real pip resolving real wheels for the target
+platform, real bytecode compilation, a real zip on disk inspected entry by entry.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import shutil
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from deploy_support import (
+    CURRENT_PYTHON,
+    OTHER_PYTHON,
+    BuiltPackage,
+    isolated_env,
+    package,
+    write_function,
+)
+
+from lambda_supervisor.deploy.ignore import DEFAULT_IGNORE_PATTERNS, IgnoreRules
+from lambda_supervisor.deploy.sources import HandlerSpec
+
+# Fixtures (moto server, wheelhouse, the built sample package) come from deploy_support.
+pytest_plugins = ["deploy_support"]
+
+CACHE_TAG = sys.implementation.cache_tag
+
+
+def entry_modes(path: Path) -> dict[str, int]:
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: (info.external_attr >> 16) for info in archive.infolist()}
+
+
+@pytest.mark.timeout(120)
+def test_zip_holds_code_dependencies_runtime_and_bootstrap(built: BuiltPackage) -> None:
+    names = set(entry_modes(built.zip_path))
+    expected = {
+        "app.py",
+        "helpers/__init__.py",
+        "helpers/greeting.py",
+        "tool.sh",
+        "requirements.txt",
+        "tinydep.py",
+        "urllib3/__init__.py",
+        "structlog/__init__.py",
+        "supervisor/__init__.py",
+        "supervisor/__main__.py",
+        "worker/__init__.py",
+        "bin/bootstrap",
+        ".lambda-supervisor-package.json",
+    }
+    assert expected <= names
+    assert str(built.zip_path) == built.stdout.strip()
+
+
+@pytest.mark.timeout(120)
+def test_ignored_files_stay_out(built: BuiltPackage) -> None:
+    names = set(entry_modes(built.zip_path))
+    for leaked in (".env", "tests/test_app.py", "test_local.py", ".git/HEAD", "notes.log", ".lambdaignore"):
+        assert leaked not in names
+    assert not [n for n in names if "cpython-38" in n], "stale bytecode of another Python was packaged"
+    # pip's console scripts would carry the build machine's interpreter path.
+    assert [n for n in names if n.startswith("bin/")] == ["bin/bootstrap"]
+
+
+@pytest.mark.timeout(120)
+def test_entries_are_sorted_with_fixed_times_and_modes(built: BuiltPackage) -> None:
+    with zipfile.ZipFile(built.zip_path) as archive:
+        infos = archive.infolist()
+    names = [info.filename for info in infos]
+    assert names == sorted(names)
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {info.create_system for info in infos} == {3}
+    modes = {info.filename: info.external_attr >> 16 for info in infos}
+    assert modes["bin/bootstrap"] == stat.S_IFREG | 0o755
+    assert modes["tool.sh"] == stat.S_IFREG | 0o755
+    assert modes["app.py"] == stat.S_IFREG | 0o644
+    assert {mode for name, mode in modes.items() if name not in {"bin/bootstrap", "tool.sh"}} == {
+        stat.S_IFREG | 0o644
+    }
+
+
+@pytest.mark.timeout(120)
+def test_bytecode_is_compiled_for_the_target_and_hash_based(built: BuiltPackage) -> None:
+    with zipfile.ZipFile(built.zip_path) as archive:
+        names = set(archive.namelist())
+        app_pyc = archive.read(f"__pycache__/app.{CACHE_TAG}.pyc")
+    for module in ("helpers/__pycache__/greeting", "supervisor/__pycache__/__init__", "tinydep"):
+        if "/" not in module:
+            module = f"__pycache__/{module}"
+        assert f"{module}.{CACHE_TAG}.pyc" in names
+    assert app_pyc[:4] == importlib.util.MAGIC_NUMBER
+    # Flags word: bit 0 = hash-based, bit 1 = check source; unchecked hash is 0b01.
+    assert int.from_bytes(app_pyc[4:8], "little") == 0b01
+    assert f"Bytecode: {len([n for n in names if n.endswith('.pyc')])} files compiled" in built.stderr
+
+
+@pytest.mark.timeout(120)
+def test_size_is_reported_against_lambda_limits(built: BuiltPackage) -> None:
+    size = built.zip_path.stat().st_size
+    assert "zipped (limit 50.0 MB)" in built.stderr
+    assert "unzipped (limit 250.0 MB)" in built.stderr
+    assert f"{size / 1024:.1f} KB zipped" in built.stderr
+
+
+@pytest.mark.timeout(120)
+def test_same_inputs_give_byte_identical_zip(tmp_path: Path, wheelhouse: Path) -> None:
+    # Both builds run back to back here (not against the session's package) so that the
+    # runtime files, which are inputs too, are the same for both.
+    source = write_function(tmp_path / "function")
+    first = tmp_path / "first.zip"
+    built = package(source, first, wheelhouse, "--python", CURRENT_PYTHON)
+    assert built.returncode == 0, built.stderr
+    # Same files elsewhere, with other timestamps: only content may matter.
+    copy = tmp_path / "elsewhere" / "function"
+    shutil.copytree(source, copy)
+    for path in copy.rglob("*"):
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    again = tmp_path / "again.zip"
+    result = package(copy, again, wheelhouse, "--python", CURRENT_PYTHON)
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(again) as new, zipfile.ZipFile(first) as old:
+        assert new.namelist() == old.namelist()
+        differing = [name for name in old.namelist() if new.read(name) != old.read(name)]
+    assert differing == []
+    assert again.read_bytes() == first.read_bytes()
+
+
+@pytest.mark.timeout(120)
+def test_dependencies_are_the_lambda_platform_wheels(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    (source / "requirements.txt").write_text("tinydep==1.0\nnativedep\n")
+    machines = {}
+    for arch in ("arm64", "x86_64"):
+        output = tmp_path / f"{arch}.zip"
+        result = package(
+            source, output, wheelhouse, "--arch", arch, "--python", CURRENT_PYTHON, "--no-bytecode"
+        )
+        assert result.returncode == 0, result.stderr
+        with zipfile.ZipFile(output) as archive:
+            machines[arch] = archive.read("nativedep/__init__.py").decode()
+            assert "nativedep-1.0.dist-info/WHEEL" in archive.namelist()
+    assert machines == {"arm64": 'MACHINE = "aarch64"\n', "x86_64": 'MACHINE = "x86_64"\n'}
+
+
+@pytest.mark.timeout(120)
+def test_dependency_without_a_lambda_wheel_fails_clearly(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    (source / "requirements.txt").write_text("sdistonly==1.0\n")
+    output = tmp_path / "function.zip"
+    result = package(source, output, wheelhouse, "--arch", "arm64", "--python", CURRENT_PYTHON)
+    assert result.returncode == 2
+    assert "error: Installing dependencies for Python" in result.stderr
+    assert "manylinux2014_aarch64" in result.stderr
+    assert "sdistonly" in result.stderr
+    assert not output.exists()
+
+
+@pytest.mark.timeout(120)
+def test_other_target_python_ships_source_and_says_why(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    output = tmp_path / "function.zip"
+    empty_bin = tmp_path / "empty-bin"
+    empty_bin.mkdir()
+    env = isolated_env(tmp_path, PATH=str(empty_bin))
+    result = package(source, output, wheelhouse, "--python", OTHER_PYTHON, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"no working python{OTHER_PYTHON} was found on PATH" in result.stderr
+    with zipfile.ZipFile(output) as archive:
+        names = archive.namelist()
+        manifest = archive.read(".lambda-supervisor-package.json").decode()
+    assert not [n for n in names if n.endswith(".pyc")]
+    assert "tinydep.py" in names and "app.py" in names
+    assert f'"python_version": "{OTHER_PYTHON}"' in manifest
+
+
+@pytest.mark.timeout(60)
+def test_bytecode_python_of_the_wrong_version_is_refused(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    output = tmp_path / "function.zip"
+    result = package(
+        source, output, wheelhouse, "--python", OTHER_PYTHON, "--bytecode-python", sys.executable
+    )
+    assert result.returncode == 2
+    assert f"is {CURRENT_PYTHON} cpython, but the target is CPython {OTHER_PYTHON}" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_missing_handler_file_is_reported_before_any_work(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    output = tmp_path / "function.zip"
+    result = package(source, output, wheelhouse, "--handler", "service/api.handler")
+    assert result.returncode == 2
+    assert "Handler 'service/api.handler' needs service/api.py or service/api/__init__.py" in result.stderr
+    assert "Installing dependencies" not in result.stderr
+    assert not output.exists()
+
+
+@pytest.mark.timeout(60)
+def test_handler_hidden_by_an_ignore_rule_is_explained(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    output = tmp_path / "function.zip"
+    result = package(source, output, wheelhouse, "--exclude", "app.py")
+    assert result.returncode == 2
+    assert "an ignore rule excludes it" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_over_250_mb_unzipped_fails_before_installing(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    with open(source / "model.bin", "wb") as blob:
+        blob.truncate(251 * 1024 * 1024)  # sparse: takes no disk space
+    output = tmp_path / "function.zip"
+    result = package(source, output, wheelhouse)
+    assert result.returncode == 2
+    assert "251.0 MB unzipped, over Lambda's limit of 250.0 MB" in result.stderr
+    assert "Installing dependencies" not in result.stderr
+    assert not output.exists()
+
+
+@pytest.mark.timeout(120)
+def test_over_50_mb_zipped_fails_and_leaves_nothing(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    (source / "noise.bin").write_bytes(random.Random(7).randbytes(51 * 1024 * 1024))
+    output = tmp_path / "function.zip"
+    result = package(source, output, wheelhouse, "--no-bytecode")
+    assert result.returncode == 2
+    assert "zipped, over Lambda's limit of 50.0 MB for a direct upload" in result.stderr
+    assert list(tmp_path.glob("function.zip*")) == []
+
+
+@pytest.mark.timeout(120)
+def test_image_format_writes_a_dockerfile_and_the_same_tree(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    output = tmp_path / "image"
+    result = package(
+        source, output, wheelhouse, "--format", "image", "--arch", "arm64", "--python", CURRENT_PYTHON
+    )
+    assert result.returncode == 0, result.stderr
+    dockerfile = (output / "Dockerfile").read_text()
+    assert f"FROM --platform=linux/arm64 public.ecr.aws/lambda/python:{CURRENT_PYTHON}\n" in dockerfile
+    assert "COPY task/ /var/task/\n" in dockerfile
+    assert 'ENTRYPOINT ["/var/task/bin/bootstrap"]\n' in dockerfile
+    assert 'CMD ["app.handler"]\n' in dockerfile
+    task = output / "task"
+    assert stat.S_IMODE((task / "bin" / "bootstrap").stat().st_mode) == 0o755
+    assert stat.S_IMODE((task / "app.py").stat().st_mode) == 0o644
+    assert (task / "supervisor" / "__main__.py").is_file()
+    assert (task / "__pycache__" / f"app.{CACHE_TAG}.pyc").is_file()
+    assert not (task / ".env").exists()
+    # A second run replaces the context it generated itself.
+    again = package(
+        source, output, wheelhouse, "--format", "image", "--arch", "arm64", "--python", CURRENT_PYTHON
+    )
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.timeout(30)
+def test_image_format_refuses_to_overwrite_a_foreign_directory(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    output = tmp_path / "precious"
+    output.mkdir()
+    (output / "keep.txt").write_text("mine")
+    result = package(source, output, wheelhouse, "--format", "image", "--no-bytecode")
+    assert result.returncode == 2
+    assert "was not generated by this command" in result.stderr
+    assert (output / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.timeout(10)
+def test_default_ignore_list_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "deploy.md").read_text()
+    for pattern in DEFAULT_IGNORE_PATTERNS:
+        assert f"`{pattern}`" in docs, pattern
+
+
+@pytest.mark.timeout(10)
+def test_ignore_rules_follow_gitignore_conventions() -> None:
+    rules = IgnoreRules.from_patterns(["*.log", "!keep.log", "data/", "/top.txt", "docs/*.md"])
+    assert rules.is_ignored("debug.log", is_dir=False)
+    assert rules.is_ignored("deep/er/debug.log", is_dir=False)
+    assert not rules.is_ignored("keep.log", is_dir=False)
+    assert rules.is_ignored("data", is_dir=True)
+    assert not rules.is_ignored("data", is_dir=False)
+    assert rules.is_ignored("top.txt", is_dir=False)
+    assert not rules.is_ignored("sub/top.txt", is_dir=False)
+    assert rules.is_ignored("docs/readme.md", is_dir=False)
+    assert not rules.is_ignored("other/readme.md", is_dir=False)
+
+
+@pytest.mark.timeout(10)
+def test_handler_names_map_to_files_like_lambda() -> None:
+    spec = HandlerSpec.parse("pkg/sub/mod.handler")
+    assert (spec.module, spec.function) == ("pkg.sub.mod", "handler")
+    assert spec.candidate_files() == ("pkg/sub/mod.py", "pkg/sub/mod/__init__.py")
+
+
+@pytest.mark.timeout(120)
+def test_output_inside_the_source_never_packages_itself(tmp_path: Path, wheelhouse: Path) -> None:
+    source = write_function(tmp_path / "function")
+    for _ in range(2):
+        zipped = package(source, source / "out.zip", wheelhouse, "--no-bytecode")
+        assert zipped.returncode == 0, zipped.stderr
+    with zipfile.ZipFile(source / "out.zip") as archive:
+        assert not [name for name in archive.namelist() if name.startswith("out.zip")]
+    (source / "out.zip").unlink()
+    for _ in range(2):
+        image = package(source, source / "img", wheelhouse, "--format", "image", "--no-bytecode")
+        assert image.returncode == 0, image.stderr
+    assert (source / "img" / "task" / "app.py").is_file()
+    assert not (source / "img" / "task" / "img").exists()
