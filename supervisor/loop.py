@@ -148,7 +148,7 @@ class Supervisor:
             if not self.worker.send(invocation, kill_at):
                 self._answer(invocation, Died(self.worker.kill()))
                 return
-        self._answer(invocation, self._wait_reply(kill_at))
+        self._answer(invocation, self._wait_reply(kill_at, invocation.reply_token))
         self._reap_orphans()
         if self.worker is served_by and served_by.wait_status is None:
             served_by.invocations += 1
@@ -171,16 +171,16 @@ class Supervisor:
             if pid == self.worker.pid:
                 self.worker.wait_status = status
 
-    def _wait_reply(self, kill_at: float) -> InvokeReply:
+    def _wait_reply(self, kill_at: float, token: str) -> InvokeReply:
         """The worker's reply; on shutdown, waited for only for the grace period."""
-        reply = self.worker.wait_reply(kill_at)
+        reply = self.worker.wait_reply(kill_at, token)
         while isinstance(reply, Interrupted):
             self._drain_wakeups()
             if not self.shutdown_requested:
-                reply = self.worker.wait_reply(kill_at)
+                reply = self.worker.wait_reply(kill_at, token)
                 continue
             grace_end = min(kill_at, time.monotonic() + SHUTDOWN_GRACE)
-            reply = self.worker.wait_reply(grace_end, interruptible=False)
+            reply = self.worker.wait_reply(grace_end, token, interruptible=False)
             if isinstance(reply, TimedOut) and grace_end < kill_at:
                 self.log.error("invocation cut short by shutdown", pid=self.worker.pid)
                 reply = Died(self.worker.kill())

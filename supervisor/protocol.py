@@ -28,6 +28,7 @@ ERROR = b"X"
 
 WORKER_KINDS = frozenset((READY, INIT_ERROR, RESULT, ERROR))
 MAX_METADATA = 1 << 20
+_MAX_POLL_MS = 24 * 3600 * 1000
 
 
 class ProtocolError(Exception):
@@ -98,8 +99,12 @@ def _wait_for(poller: select.poll, fd: int, deadline: float | None, interrupt: i
     """
     timeout_ms = None
     if deadline is not None:
-        timeout_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+        # poll() takes a C int of milliseconds; a deadline weeks away is waited for in steps.
+        timeout_ms = min(_MAX_POLL_MS, max(0, int((deadline - time.monotonic()) * 1000) + 1))
     events = poller.poll(timeout_ms)
+    while not events and timeout_ms == _MAX_POLL_MS and deadline is not None and time.monotonic() < deadline:
+        timeout_ms = min(_MAX_POLL_MS, max(0, int((deadline - time.monotonic()) * 1000) + 1))
+        events = poller.poll(timeout_ms)
     if not events:
         raise DeadlineExceeded()
     ready = {ready_fd for ready_fd, _ in events}

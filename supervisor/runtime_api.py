@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import select
 import socket
@@ -65,10 +66,16 @@ class Invocation:
     invocation_id: str | None = None
     received_at: float = field(default_factory=time.monotonic)
     received_at_epoch_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    reply_token: str = field(default_factory=lambda: os.urandom(8).hex())
 
     def worker_meta(self) -> dict[str, Any]:
-        """What the worker needs to build the event and the context object."""
+        """What the worker needs to build the event and the context object.
+
+        ``reply_token`` is echoed on the worker's reply and never shown to the handler, so a
+        stray frame written by handler code can never pass for this event's answer.
+        """
         return {
+            "reply_token": self.reply_token,
             "request_id": self.request_id,
             "deadline_ms": self.deadline_ms,
             "content_type": self.content_type,
@@ -104,6 +111,17 @@ def path_segment(request_id: str) -> str:
         chr(byte) if (chr(byte).isalnum() and byte < 128) or byte in b"_-" else f"%{byte:02X}"
         for byte in request_id.encode("utf-8", "surrogatepass")
     )
+
+
+def _utf8_header(value: str | None) -> str | None:
+    """Header values arrive decoded as latin-1 (http.client's rule); the Runtime API sends
+    UTF-8, so an id like 'ünï' must be re-read as such to be posted back under its own name."""
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def header_token(value: str) -> str:
@@ -323,13 +341,15 @@ class RuntimeAPIClient:
             return PostOutcome.FAILED
 
     def _parse_invocation(self, response: urllib3.BaseHTTPResponse) -> Invocation | None:
-        headers = response.headers
-        request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        def header(name: str) -> str | None:
+            return _utf8_header(response.headers.get(name))
+
+        request_id = header("Lambda-Runtime-Aws-Request-Id")
         if not request_id:
             self._error("event without Lambda-Runtime-Aws-Request-Id cannot be answered; skipped")
             return None
         try:
-            deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms", ""))
+            deadline_ms = int(header("Lambda-Runtime-Deadline-Ms") or "")
         except ValueError:
             deadline_ms = int(time.time() * 1000) + 900_000  # Lambda's longest timeout
             self._warn("event without a usable deadline; using 900 s", requestId=request_id)
@@ -337,13 +357,13 @@ class RuntimeAPIClient:
             request_id=request_id,
             deadline_ms=deadline_ms,
             body=response.data,
-            content_type=headers.get("Content-Type"),
-            invoked_function_arn=headers.get("Lambda-Runtime-Invoked-Function-Arn"),
-            trace_id=headers.get("Lambda-Runtime-Trace-Id"),
-            client_context=headers.get("Lambda-Runtime-Client-Context"),
-            cognito_identity=headers.get("Lambda-Runtime-Cognito-Identity"),
-            tenant_id=headers.get("Lambda-Runtime-Aws-Tenant-Id"),
-            invocation_id=headers.get("Lambda-Runtime-Invocation-Id"),
+            content_type=header("Content-Type"),
+            invoked_function_arn=header("Lambda-Runtime-Invoked-Function-Arn"),
+            trace_id=header("Lambda-Runtime-Trace-Id"),
+            client_context=header("Lambda-Runtime-Client-Context"),
+            cognito_identity=header("Lambda-Runtime-Cognito-Identity"),
+            tenant_id=header("Lambda-Runtime-Aws-Tenant-Id"),
+            invocation_id=header("Lambda-Runtime-Invocation-Id"),
         )
 
     def _echo_invocation_id(self, invocation: Invocation, headers: dict[str, str]) -> None:

@@ -130,7 +130,7 @@ class WorkerProcess:
             return False
         return True
 
-    def wait_reply(self, deadline: float, *, interruptible: bool = True) -> InvokeReply:
+    def wait_reply(self, deadline: float, token: str, *, interruptible: bool = True) -> InvokeReply:
         reply = self._read(
             deadline,
             frozenset((protocol.RESULT, protocol.ERROR)),
@@ -139,6 +139,8 @@ class WorkerProcess:
         )
         if not isinstance(reply, protocol.Frame):
             return reply
+        if reply.meta.get("reply_token") != token:
+            return Garbled("a reply that does not belong to this event")
         if reply.kind == protocol.RESULT:
             if len(reply.body) > self.max_response:
                 return Oversized(len(reply.body))
@@ -291,11 +293,13 @@ def _close_inherited_fds(keep: set[int]) -> None:
 def _become_worker(settings: Settings, event_read: int, reply_write: int) -> None:  # pragma: no cover
     """The child side of the fork. Never returns into the supervisor's code."""
     code = 1
+    supervisor_pid = os.getppid()
     try:
         try:
             os.setpgid(0, 0)
         except OSError:
             pass
+        _die_with_supervisor(supervisor_pid)
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(signum, signal.SIG_DFL)
@@ -327,6 +331,25 @@ def _become_worker(settings: Settings, event_read: int, reply_write: int) -> Non
             code = 120  # what an interpreter returns when it cannot flush stdout at exit
         os._exit(code)
 
+
+def _die_with_supervisor(supervisor_pid: int) -> None:
+    """Have the kernel kill this worker if the supervisor dies (even by SIGKILL).
+
+    The worker has a process group of its own, so nothing else would stop a handler that
+    runs on after its supervisor is gone.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the worker still exits when its event pipe closes
+    if os.getppid() != supervisor_pid:
+        os._exit(1)  # the supervisor died before the request took effect
+
+
+_PR_SET_PDEATHSIG = 1
 
 # Third-party packages the supervisor loads for itself. A function may bundle its own
 # versions of them; a worker forked after the supervisor loaded them must still import the

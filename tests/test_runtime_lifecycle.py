@@ -199,3 +199,27 @@ def test_as_pid_1_the_supervisor_reaps_what_handlers_leave_behind(emulator, tmp_
         if process.poll() is None:
             process.kill()
             process.wait(30)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_does_not_outlive_a_killed_supervisor(emulator, tmp_path):
+    """Tried: SIGKILL to the supervisor while its handler sleeps."""
+    started_file = tmp_path / "started"
+    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}) as runtime:
+        worker_pid = invoke(emulator, {}).json()["pid"]
+        emulator.submit({"do": "sleep", "seconds": 60, "started_file": str(started_file)}, timeout=120)
+        _wait_for_file(started_file)
+        os.kill(runtime.pid, signal.SIGKILL)
+        runtime.wait(10)
+        give_up = time.monotonic() + 10
+        while os.path.exists(f"/proc/{worker_pid}") and _state(worker_pid) != "Z":
+            assert time.monotonic() < give_up, "the worker kept running without its supervisor"
+            time.sleep(0.02)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

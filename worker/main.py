@@ -73,7 +73,9 @@ def run(
             )
         except protocol.PeerClosed:
             return
+        reply_token = frame.meta.pop("reply_token", None)
         kind, meta, body = invoke(handler, frame.meta, frame.body, max_response, memory_limit_mb)
+        meta["reply_token"] = reply_token
         protocol.write_frame(to_supervisor, kind, meta, body)
 
 
