@@ -22,12 +22,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Protocol
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 RUNTIME_PREFIX = "/2018-06-01"
+EXTENSION_PREFIX = "/2020-01-01/extension"
 DEFAULT_ACCOUNT = "012345678912"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_PAYLOAD = 6_291_556
@@ -42,30 +43,31 @@ _INVOCATION_POST = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(respons
 _INVOKE_PATH = re.compile(r"^(?:/2015-03-31)?/functions/([^/]+)/invocations$")
 
 
-class CaseInsensitiveDict(dict):
-    """A ``dict[str, str]`` whose lookups ignore case, because HTTP header names do."""
+class CaseInsensitiveDict(Mapping[str, str]):
+    """A read-only ``str -> str`` mapping whose lookups ignore case, because HTTP header names do.
+
+    Iteration gives the names as they were sent, so ``dict(headers)`` shows the wire form.
+    """
 
     def __init__(self, items: Mapping[str, str] | None = None) -> None:
-        super().__init__()
-        self._lower: dict[str, str] = {}
-        for key, value in (items or {}).items():
-            self[key] = value
-
-    def __setitem__(self, key: str, value: str) -> None:
-        existing = self._lower.get(key.lower())
-        if existing is not None and existing != key:
-            super().__delitem__(existing)
-        self._lower[key.lower()] = key
-        super().__setitem__(key, value)
+        self._items: dict[str, tuple[str, str]] = {
+            key.lower(): (key, value) for key, value in (items or {}).items()
+        }
 
     def __getitem__(self, key: str) -> str:
-        return super().__getitem__(self._lower.get(key.lower(), key))
+        return self._items[key.lower()][1]
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._lower
+        return isinstance(key, str) and key.lower() in self._items
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return self[key] if key in self else default
+    def __iter__(self) -> Iterator[str]:
+        return (original for original, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"CaseInsensitiveDict({dict(self)!r})"
 
 
 class Outcome:
@@ -123,6 +125,8 @@ class Invocation:
         self.content_type = content_type
         self.timeout = timeout
         self.extra_headers = extra_headers
+        # Sent verbatim after the other headers of the /next answer (malformed-header tests).
+        self.raw_header_lines: tuple[bytes, ...] = ()
         self.invoked_function_arn = function_arn
         self.invocation_id: str | None = None
         self.deadline_ms: int | None = None
@@ -215,8 +219,13 @@ class RuntimeAPIEmulator:
         # timeout report before it answers the caller with a timeout itself.
         self.invoke_grace = invoke_grace
         self.listener: InvokeListener | None = None
+        # None keeps every invocation (tests inspect them all); a number keeps only that
+        # many finished ones, so a long-running local server does not grow without bound.
+        self.retain_finished: int | None = None
         self.requests: list[tuple[float, str, str, str | None]] = []
         self.init_errors: list[Outcome] = []
+        # ``POST /2020-01-01/extension/register`` calls (kind "extension_register").
+        self.extension_registrations: list[Outcome] = []
         self.first_poll_at: float | None = None
         self._lock = threading.Condition()
         self._queue: collections.deque[Invocation] = collections.deque()
@@ -265,6 +274,20 @@ class RuntimeAPIEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def restart(self, downtime: float = 0.0) -> None:
+        """Stop serving, stay down ``downtime`` seconds, then serve again on the same port.
+
+        Every connection is cut, as when the platform's API process restarts, but the
+        records, the queue and the open invocations survive: a runtime that retries its
+        calls finds them again.
+        """
+        self.stop()
+        if downtime > 0:
+            time.sleep(downtime)
+        with self._lock:
+            self._stopping = False
+        self.start()
+
     def __enter__(self) -> RuntimeAPIEmulator:
         return self.start()
 
@@ -297,8 +320,15 @@ class RuntimeAPIEmulator:
         trace_id: str | None = None,
         tenant_id: str | None = None,
         invoked_function_arn: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        raw_header_lines: Sequence[bytes] = (),
     ) -> Invocation:
-        """Queue an event for the next ``GET /next``; headers are sent only when given."""
+        """Queue an event for the next ``GET /next``; headers are sent only when given.
+
+        ``headers`` are added to the ``/next`` answer and replace a standard header of the
+        same name (``Lambda-Runtime-Deadline-Ms``, say); ``raw_header_lines`` are written
+        verbatim (CRLF appended), so a test can send what no well-behaved server would.
+        """
         extra = {
             "Lambda-Runtime-Client-Context": client_context,
             "Lambda-Runtime-Cognito-Identity": cognito_identity,
@@ -310,16 +340,25 @@ class RuntimeAPIEmulator:
             body=_encode_body(body),
             content_type=content_type,
             timeout=self.function_timeout if timeout is None else timeout,
-            extra_headers={k: v for k, v in extra.items() if v is not None},
+            extra_headers={**{k: v for k, v in extra.items() if v is not None}, **(headers or {})},
             function_arn=invoked_function_arn or self.function_arn(),
         )
+        invocation.raw_header_lines = tuple(raw_header_lines)
         with self._lock:
             if invocation.request_id in self._invocations:
                 raise ValueError(f"request id {invocation.request_id!r} was already submitted")
             self._invocations[invocation.request_id] = invocation
             self._queue.append(invocation)
+            self._forget_finished()
             self._lock.notify_all()
         return invocation
+
+    def _forget_finished(self) -> None:
+        if self.retain_finished is None:
+            return
+        finished = [key for key, invocation in self._invocations.items() if invocation.done]
+        for key in finished[: max(0, len(finished) - self.retain_finished)]:
+            del self._invocations[key]
 
     def wait_for_poll(self, timeout: float) -> bool:
         """True once a runtime is blocked in ``GET /next`` with nothing queued for it."""
@@ -352,6 +391,11 @@ class RuntimeAPIEmulator:
     def invocation(self, request_id: str) -> Invocation | None:
         with self._lock:
             return self._invocations.get(request_id)
+
+    def all_invocations(self) -> list[Invocation]:
+        """Every invocation ever submitted, in submission order."""
+        with self._lock:
+            return list(self._invocations.values())
 
     def pending(self) -> list[Invocation]:
         """Invocations submitted and not yet answered, in submission order."""
@@ -509,16 +553,11 @@ class RuntimeAPIEmulator:
             invocation = self._invocations.get(request_id)
             if invocation is None or not invocation.handed_out.is_set():
                 return 400, _error_json("InvalidRequestID", f"Invalid request ID: {request_id!r}")
-            if invocation.done:
-                outcome.status = 403
+            status = _rejection_status(invocation)
+            if status is not None:
+                outcome.status = status
                 invocation.rejected.append(outcome)
-                return 403, _error_json(
-                    "InvalidStateTransition", "Invocation already has a response or error."
-                )
-            if invocation._deadline_passed():
-                outcome.status = 410
-                invocation.rejected.append(outcome)
-                return 410, _error_json("InvocationTimedOut", "The invocation already timed out.")
+                return status, _REJECTIONS[status]
             outcome.status = 202
             invocation.accepted.append(outcome)
             invocation._done.set()
@@ -531,6 +570,16 @@ class RuntimeAPIEmulator:
             if invocation is not None:
                 outcome.status = 413
                 invocation.rejected.append(outcome)
+
+    def _record_extension(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.extension_registrations.append(outcome)
+            self._lock.notify_all()
+
+    def _wait_stopping(self, still_connected: Callable[[], bool]) -> None:
+        with self._lock:
+            while not self._stopping and still_connected():
+                self._lock.wait(0.25)
 
     def _record_init_error(self, outcome: Outcome) -> None:
         with self._lock:
@@ -557,14 +606,72 @@ def _error_json(error_type: str, message: str) -> dict[str, str]:
     return {"errorType": error_type, "errorMessage": message}
 
 
+_REJECTIONS = {
+    403: _error_json("InvalidStateTransition", "Invocation already has a response or error."),
+    410: _error_json("InvocationTimedOut", "The invocation already timed out."),
+}
+
+
+def _rejection_status(invocation: Invocation) -> int | None:
+    """Why a post about ``invocation`` is refused: 403 answered, 410 too late, or None.
+
+    A runtime's own earlier answer wins (403); past the deadline it is 410, even when the
+    emulator has meanwhile answered the caller with a timeout on the runtime's behalf.
+    """
+    if invocation.done and invocation.accepted[0].status != 0:
+        return 403
+    if invocation._deadline_passed():
+        return 410
+    return 403 if invocation.done else None
+
+
+def _decode_path_segment(segment: str) -> str:
+    """Percent-decode a path segment as UTF-8.
+
+    The request line arrives decoded as latin-1, so raw (unencoded) UTF-8 bytes are
+    recovered too, not only %XX escapes.
+    """
+    return unquote_to_bytes(segment.encode("latin-1", errors="replace")).decode("utf-8", errors="replace")
+
+
+def _json_problem(payload: bytes) -> str | None:
+    """Why ``payload`` is not JSON, or None when it is (an empty payload counts as ``{}``)."""
+    if not payload.strip():
+        return None
+    try:
+        json.loads(payload)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     """One connection; keep-alive, so one handler object serves many requests in turn."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the
+    # peer's delayed ACK (about 40 ms on loopback) and every exchange crawls.
+    disable_nagle_algorithm = True
     emulator: RuntimeAPIEmulator  # set on the bound subclass
 
     def version_string(self) -> str:
         return "lambda-supervisor-emulator"
+
+    def send_header(self, keyword: str, value: str) -> None:
+        """Header lines as UTF-8 bytes, written as given, as the platform's Go server does.
+
+        The stdlib encodes latin-1 and raises on anything else, which would lose an event
+        whose request id is not latin-1 text.
+        """
+        line = f"{keyword}: {value}\r\n".encode("utf-8", errors="surrogateescape")
+        if not hasattr(self, "_headers_buffer"):
+            self._headers_buffer = []
+        self._headers_buffer.append(line)
+        if keyword.lower() == "connection":
+            if value.lower() == "close":
+                self.close_connection = True
+            elif value.lower() == "keep-alive":
+                self.close_connection = False
 
     def setup(self) -> None:
         super().setup()
@@ -591,12 +698,15 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         content_type: str = "application/json",
         headers: Mapping[str, str] | None = None,
+        raw_header_lines: Sequence[bytes] = (),
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        for line in raw_header_lines:
+            self._headers_buffer.append(line + b"\r\n")  # type: ignore[attr-defined]
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -706,13 +816,17 @@ class _Handler(BaseHTTPRequestHandler):
             return "next", None
         if self.command == "POST" and path == f"{RUNTIME_PREFIX}/runtime/init/error":
             return "init_error", None
+        if self.command == "POST" and path == f"{EXTENSION_PREFIX}/register":
+            return "extension_register", None
+        if self.command == "GET" and path == f"{EXTENSION_PREFIX}/event/next":
+            return "extension_next", None
         if self.command == "POST":
             match = _INVOCATION_POST.match(path)
             if match:
-                return match.group(2), unquote(match.group(1))
+                return match.group(2), _decode_path_segment(match.group(1))
             match = _INVOKE_PATH.match(path)
             if match:
-                return "invoke", unquote(match.group(1))
+                return "invoke", _decode_path_segment(match.group(1))
         return None, None
 
     def _dispatch(self) -> None:
@@ -729,6 +843,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._handle_init_error()
             elif route == "invoke":
                 _InvokeSide(self).handle(argument or self.emulator.function_name)
+            elif route == "extension_register":
+                self._handle_extension_register()
+            elif route == "extension_next":
+                self._handle_extension_next()
             else:
                 if self.command in ("POST", "PUT", "PATCH"):
                     self._discard_body()
@@ -751,7 +869,7 @@ class _Handler(BaseHTTPRequestHandler):
             **invocation.extra_headers,
         }
         try:
-            self._send(200, invocation.body, invocation.content_type, headers)
+            self._send(200, invocation.body, invocation.content_type, headers, invocation.raw_header_lines)
         except OSError:
             self.emulator._requeue(invocation)
             raise
@@ -787,6 +905,26 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 202 and invocation is not None:
             self.emulator._notify_finished(invocation, outcome)
 
+    def _handle_extension_register(self) -> None:
+        """Record the registration and answer as Lambda does, with an extension id."""
+        headers = dict(self.headers.items())
+        try:
+            body, _ = self._read_body(self.emulator.max_payload)
+        except _PayloadTooLarge:
+            self._send_json(413, _error_json("RequestEntityTooLarge", "Registration body too large."))
+            return
+        if not (self.headers.get("Lambda-Extension-Name") or "").strip():
+            self._send_json(400, _error_json("InvalidRequest", "Lambda-Extension-Name is required."))
+            return
+        self.emulator._record_extension(Outcome("extension_register", body, headers, 200))
+        answer = {"functionName": self.emulator.function_name, "functionVersion": "$LATEST", "handler": ""}
+        self._send_json(200, answer, headers={"Lambda-Extension-Identifier": str(uuid.uuid4())})
+
+    def _handle_extension_next(self) -> None:
+        """Long-poll that never yields an event (no lifecycle events are emulated) until stop."""
+        self.emulator._wait_stopping(self._client_connected)
+        self._drop()
+
     def _handle_init_error(self) -> None:
         headers = dict(self.headers.items())
         try:
@@ -819,6 +957,13 @@ class _InvokeSide:
                 "RequestEntityTooLargeException",
                 f"Request must be smaller than {self.emulator.max_payload} bytes "
                 "for the InvokeFunction operation",
+            )
+            return
+        problem = _json_problem(event)
+        if problem is not None:
+            # The real Invoke API refuses a payload that is not JSON before running anything.
+            self._answer_error(
+                400, "InvalidRequestContentException", f"Could not parse request body into json: {problem}"
             )
             return
         client_context = self._client_context()
@@ -876,7 +1021,8 @@ class _InvokeSide:
     def _log_tail(self, invocation: Invocation) -> str:
         listener = self.emulator.listener
         text = listener.log_tail(invocation) if listener is not None else ""
-        tail = text.encode("utf-8")[-4096:]
+        # The last 4 KB, cut on a character boundary so the decoded tail is valid UTF-8.
+        tail = text.encode("utf-8")[-4096:].decode("utf-8", errors="ignore").encode("utf-8")
         return base64.b64encode(tail).decode("ascii")
 
     def _answer_error(self, status: int, error_type: str, message: str) -> None:
@@ -887,16 +1033,10 @@ class _InvokeSide:
         )
 
 
-def iter_requests(emulator: RuntimeAPIEmulator, route: str) -> Iterator[tuple[float, str, str, str | None]]:
-    """The recorded requests on one route, oldest first (a convenience for assertions)."""
-    return (entry for entry in list(emulator.requests) if entry[3] == route)
-
-
 __all__ = [
     "CaseInsensitiveDict",
     "Invocation",
     "InvokeListener",
     "Outcome",
     "RuntimeAPIEmulator",
-    "iter_requests",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import termios
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, TextIO
@@ -49,8 +51,7 @@ def platform_environment(
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
-        "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/[$LATEST]")
-        + "0123456789abcdef0123456789abcdef",
+        "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex,
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
         "LAMBDA_SUPERVISOR_PYTHON": sys.executable,
@@ -94,7 +95,7 @@ class RuntimeProcess:
         self._lines: list[str] = []
         self._lines_changed = threading.Condition()
         self._reader: threading.Thread | None = None
-        self._reader_blocked = False
+        self._reader_busy = False
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -148,8 +149,14 @@ class RuntimeProcess:
             except subprocess.TimeoutExpired:
                 self._signal_group(signal.SIGKILL)
                 self._popen.wait(timeout)
-        # Workers left behind in the group (the parent exited first) go too.
+        # Whatever is left goes too: the group, and workers that moved to process groups
+        # of their own but stayed in the session (they would outlive a killed supervisor).
         self._signal_group(signal.SIGKILL)
+        for pid in _session_members(self._popen.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         if self._reader is not None:
             self._reader.join(timeout)
         return self._popen.returncode
@@ -159,8 +166,8 @@ class RuntimeProcess:
         if self._popen is None:
             raise RuntimeError("the runtime was never started")
         returncode = self._popen.wait(timeout)
-        if self._reader is not None:
-            self._reader.join(timeout)
+        # Not a join: a worker that outlived the runtime may hold the pipe open for ever.
+        self.wait_output_idle(1.0)
         return returncode
 
     def __enter__(self) -> RuntimeProcess:
@@ -191,30 +198,37 @@ class RuntimeProcess:
     # ----------------------------------------------------------------- output
 
     def _read_output(self) -> None:
-        """Split the child's output into lines; raw reads so ``wait_output_idle`` can work."""
+        """Split the child's output into lines; raw reads so ``wait_output_idle`` can work.
+
+        ``_reader_busy`` is set before bytes leave the pipe and cleared only once they are
+        lines, so "not busy and the pipe is empty" really means "everything is a line".
+        """
         assert self._popen is not None and self._popen.stdout is not None
         fd = self._popen.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         pending = b""
         while True:
+            poller.poll()
             with self._lines_changed:
-                self._reader_blocked = True
-                self._lines_changed.notify_all()
+                self._reader_busy = True
             try:
                 chunk = os.read(fd, 65536)
             except OSError:
                 chunk = b""
+            if chunk:
+                *complete, pending = (pending + chunk).split(b"\n")
+                for raw in complete:
+                    self._emit(raw)
             with self._lines_changed:
-                self._reader_blocked = False
+                self._reader_busy = False
+                self._lines_changed.notify_all()
             if not chunk:
                 break
-            *complete, pending = (pending + chunk).split(b"\n")
-            for raw in complete:
-                self._emit(raw)
         if pending:
             self._emit(pending)
         self._popen.stdout.close()
         with self._lines_changed:
-            self._reader_blocked = True
             self._lines_changed.notify_all()
 
     def _emit(self, raw: bytes) -> None:
@@ -239,7 +253,7 @@ class RuntimeProcess:
         deadline = time.monotonic() + timeout
         with self._lines_changed:
             while True:
-                if self._reader_blocked and _unread_bytes(self._popen.stdout) == 0:
+                if not self._reader_busy and _unread_bytes(self._popen.stdout) == 0:
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -341,17 +355,39 @@ def _status_kb(pid: int, field: str) -> int | None:
     return None
 
 
+def _stat_fields(pid_dir: Path) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, session, ...)."""
+    try:
+        return (pid_dir / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _session_members(session: int) -> list[int]:
+    """Live processes in the session ``session`` leads (Linux /proc; empty elsewhere)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(entry)
+        if fields and fields[3] == str(session) and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 def _process_tree(root: int) -> list[int]:
     """``root`` and its live descendants, from /proc/*/stat parent links."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            stat = (entry / "stat").read_text()
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+        fields = _stat_fields(entry)
+        if not fields or not fields[1].isdigit():
             continue
+        parent = int(fields[1])
         children.setdefault(parent, []).append(int(entry.name))
     tree, frontier = [], [root]
     while frontier:

@@ -487,3 +487,66 @@ def test_a_poller_that_disconnected_never_takes_an_event(emulator) -> None:
     live.close()
     assert status == 200
     assert headers["lambda-runtime-aws-request-id"] == invocation.request_id
+
+
+@pytest.mark.timeout(20)
+def test_retain_finished_bounds_what_a_long_session_keeps(emulator, http_conn) -> None:
+    emulator.retain_finished = 2
+    for index in range(5):
+        invocation = emulator.submit({"n": index}, request_id=f"id-{index}")
+        take_next(http_conn)
+        assert post_json(http_conn, result_path(invocation.request_id), index)[0] == 202
+    emulator.submit({}, request_id="open")
+    kept = [invocation.request_id for invocation in emulator.all_invocations()]
+    assert kept == ["id-3", "id-4", "open"]
+
+
+@pytest.mark.timeout(20)
+def test_caller_gets_a_timeout_when_the_runtime_never_answers(emulator, http_conn) -> None:
+    """The invoke side answers for a silent runtime; the runtime's late post is then a 410."""
+    emulator.invoke_grace = 0.1
+    invocation = emulator.submit({}, timeout=0.2)
+    take_next(http_conn)
+    outcome = emulator.await_outcome(invocation)
+    assert outcome is not None and outcome.status == 0
+    assert outcome.error_type == "Sandbox.Timedout"
+    assert outcome.json()["errorMessage"] == "Task timed out after 0.20 seconds"
+    assert post_json(http_conn, result_path(invocation.request_id), "late")[0] == 410
+
+
+@pytest.mark.timeout(20)
+def test_post_after_a_failure_on_the_runtimes_behalf_is_403(emulator, http_conn) -> None:
+    invocation = emulator.submit({})
+    take_next(http_conn)
+    assert emulator.fail_invocation(
+        invocation, "Runtime.ExitError", "Runtime exited with error: exit status 1"
+    )
+    assert post_json(http_conn, result_path(invocation.request_id), "after")[0] == 403
+    assert [outcome.status for outcome in emulator.outcomes(invocation.request_id)] == [0]
+
+
+@pytest.mark.timeout(20)
+def test_non_latin1_request_id_is_sent_as_utf8_and_found_again(emulator, http_conn) -> None:
+    """Tried: a request id in Cyrillic, which the stdlib server cannot even write as a header."""
+    request_id = "ünïcødé-ид"
+    invocation = emulator.submit({}, request_id=request_id)
+    status, headers, _ = take_next(http_conn)
+    assert status == 200
+    # http.client reads header bytes as latin-1; the bytes on the wire are UTF-8.
+    assert headers["lambda-runtime-aws-request-id"].encode("latin-1").decode("utf-8") == request_id
+    assert post_json(http_conn, result_path(quote(request_id, safe="")), "ok")[0] == 202
+    assert invocation.result(5).json() == "ok"
+
+
+@pytest.mark.timeout(20)
+def test_raw_utf8_bytes_in_the_path_are_decoded(emulator) -> None:
+    """Tried: a runtime that puts the id's UTF-8 bytes in the path without percent-encoding."""
+    request_id = "ид"
+    invocation = emulator.submit({}, request_id=request_id)
+    host, port = emulator.address.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {NEXT_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert invocation.handed_out.wait(10)
+        path = result_path(request_id).encode("utf-8")
+        sock.sendall(b"POST " + path + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n"ok"')
+        assert invocation.result(5).json() == "ok"

@@ -1,0 +1,609 @@
+"""Run a handler locally through the real runtime: ``invoke`` once, or ``serve`` over HTTP.
+
+The point is to exercise exactly what runs on Lambda (``bin/bootstrap``, the supervisor,
+a forked worker) rather than calling the handler function directly, so local results
+match production: same marshalling, same error bodies, same timeouts. The emulator plays
+the platform; ``LocalRunner`` adds what Lambda's console shows around each call (START,
+END and REPORT lines, the log tail) and restarts the runtime if it dies while serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, TextIO
+
+from lambda_supervisor.emulator import Invocation, Outcome, RuntimeAPIEmulator
+from lambda_supervisor.process import RuntimeProcess, parse_json_object
+
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_PORT = 9000
+DEFAULT_MEMORY_MB = 3008
+# Finished invocations (events, results, log lines) kept for late look-ups while serving.
+RETAINED_INVOCATIONS = 256
+# How long ``invoke`` waits for the runtime to start and ask for the event.
+RUNTIME_START_TIMEOUT = 60.0
+# Exit statuses of the CLI: a function error is the function's business (1); anything
+# that stopped us from running it at all is a usage problem (2).
+EXIT_FUNCTION_ERROR = 1
+EXIT_USAGE = 2
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for, reported as one line instead of a traceback."""
+
+
+# ------------------------------------------------------------------------------ handlers
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    """Where the code is (``task_root``) and what the runtime's ``HANDLER`` should be."""
+
+    task_root: Path
+    handler: str
+
+    @property
+    def module(self) -> str:
+        return self.handler.split(":", 1)[0]
+
+
+def parse_handler(text: str, *, cwd: Path | None = None) -> HandlerSpec:
+    """Turn ``path/to/file.py:fn`` or ``module:fn`` into a task root and a handler.
+
+    Checked here because a typo is far easier to understand as "file not found" than as
+    an import error reported by a runtime process.
+    """
+    cwd = cwd or Path.cwd()
+    target, sep, function = text.rpartition(":")
+    if not sep or not target or not function:
+        raise UsageError(f"bad handler {text!r}: expected path/to/file.py:function or module:function")
+    if not _IDENTIFIER.match(function):
+        raise UsageError(f"bad handler {text!r}: {function!r} is not a Python function name")
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        return _file_handler(text, Path(target), function, cwd)
+    if not _MODULE.match(target):
+        raise UsageError(f"bad handler {text!r}: {target!r} is not a module name")
+    _check_module_exists(target, cwd)
+    return HandlerSpec(cwd.resolve(), f"{target}:{function}")
+
+
+def _file_handler(text: str, path: Path, function: str, cwd: Path) -> HandlerSpec:
+    path = path if path.is_absolute() else cwd / path
+    if path.suffix != ".py":
+        raise UsageError(f"bad handler {text!r}: the file must end in .py")
+    if not path.is_file():
+        raise UsageError(f"handler file not found: {path}")
+    if not _IDENTIFIER.match(path.stem):
+        raise UsageError(f"bad handler {text!r}: {path.name!r} cannot be imported as a module")
+    return HandlerSpec(path.parent.resolve(), f"{path.stem}:{function}")
+
+
+def _check_module_exists(module: str, task_root: Path) -> None:
+    top = module.split(".", 1)[0]
+    if (task_root / f"{top}.py").is_file() or (task_root / top).is_dir():
+        return
+    if find_spec(top) is None:
+        raise UsageError(f"module not found: {top!r} (looked in {task_root} and on sys.path)")
+
+
+# ------------------------------------------------------------------------------ events
+
+
+def sample_names() -> list[str]:
+    """The sample events shipped in ``lambda_supervisor/samples``."""
+    folder = resources.files("lambda_supervisor") / "samples"
+    return sorted(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".json"))
+
+
+def load_sample(name: str) -> bytes:
+    if name not in sample_names():
+        raise UsageError(f"unknown sample event {name!r}; choose one of: {', '.join(sample_names())}")
+    return (resources.files("lambda_supervisor") / "samples" / f"{name}.json").read_bytes()
+
+
+def validated_event(raw: bytes | str, source: str) -> bytes:
+    """The event bytes, refused with a clear message unless they are valid JSON."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if not data.strip():
+        return b"{}"
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise UsageError(f"invalid event JSON from {source}: {exc}") from None
+    return data
+
+
+def read_event(args: argparse.Namespace, stdin: TextIO | None = None) -> bytes:
+    """The event the user chose: ``--event``, ``--event-file`` (``-`` = stdin), a sample, or ``-``."""
+    if args.event is not None:
+        return validated_event(args.event, "--event")
+    if args.event_sample is not None:
+        return load_sample(args.event_sample)
+    path = args.event_file or args.event_source
+    if path == "-":
+        stream = stdin or sys.stdin
+        return validated_event(stream.buffer.read() if hasattr(stream, "buffer") else stream.read(), "stdin")
+    if path:
+        try:
+            return validated_event(Path(path).read_bytes(), path)
+        except OSError as exc:
+            raise UsageError(f"cannot read event file {path}: {exc.strerror}") from None
+    return b"{}"
+
+
+# ------------------------------------------------------------------------------ runner
+
+
+@dataclass
+class InvocationRecord:
+    """What one invocation printed, and the figures for its REPORT line."""
+
+    invocation: Invocation
+    lines: list[str] = field(default_factory=list)
+    init_duration_ms: float | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class InvocationResult:
+    """The outcome of ``LocalRunner.invoke``: the body the runtime posted, and its logs."""
+
+    request_id: str
+    body: bytes
+    error_type: str | None
+    logs: str
+    outcome: Outcome
+
+    @property
+    def is_error(self) -> bool:
+        return self.outcome.kind != "response"
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class LocalRunner:
+    """The emulator and one runtime process, wired together as Lambda would be.
+
+    It listens to the emulator (hand-out and result) and to the runtime's output, so it
+    can print START/END/REPORT and collect each invocation's log lines for the
+    ``X-Amz-Log-Type: Tail`` answer. With ``restart=True`` (``serve``) a runtime that
+    dies is replaced; the calls it was running are answered with ``Runtime.ExitError``.
+    """
+
+    def __init__(
+        self,
+        handler: HandlerSpec,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timeout: float = DEFAULT_TIMEOUT,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        function_name: str = "function",
+        env: Mapping[str, str | None] | None = None,
+        log_stream: TextIO | None = None,
+        restart: bool = False,
+    ) -> None:
+        self.handler = handler
+        self.env = dict(env or {})
+        self.log_stream = log_stream
+        self.restart = restart
+        self.emulator = RuntimeAPIEmulator(
+            host, port, function_timeout=timeout, function_name=function_name, memory_mb=memory_mb
+        )
+        self.emulator.listener = self
+        # A long ``serve`` session must not keep every event and log line forever.
+        self.emulator.retain_finished = RETAINED_INVOCATIONS
+        self.process: RuntimeProcess | None = None
+        self._records: dict[str, InvocationRecord] = {}
+        self._current: str | None = None
+        self._lock = threading.RLock()
+        self._print_lock = threading.Lock()
+        self._init_reported = False
+        self._closing = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> LocalRunner:
+        """Bind the emulator (``UsageError`` if the port is taken), then start the runtime."""
+        try:
+            self.emulator.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"port {self.emulator.port} on {self.emulator.host} is already in use"
+                ) from None
+            raise UsageError(f"cannot listen on {self.emulator.address}: {exc}") from None
+        self._start_process()
+        self._watcher = threading.Thread(target=self._watch, name="runtime-watcher", daemon=True)
+        self._watcher.start()
+        return self
+
+    def stop(self) -> None:
+        self._closing.set()
+        if self.process is not None:
+            self.process.stop()
+        self.emulator.stop()
+        if self._watcher is not None:
+            self._watcher.join(5)
+
+    def __enter__(self) -> LocalRunner:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        return self.emulator.address
+
+    def _start_process(self) -> None:
+        env: dict[str, str | None] = {"PYTHONUNBUFFERED": "1"}
+        env.update(self.env)
+        self.emulator.init_errors.clear()
+        self.emulator.first_poll_at = None
+        self._init_reported = False
+        self.process = RuntimeProcess(
+            self.handler.handler,
+            runtime_api=self.emulator.address,
+            task_root=self.handler.task_root,
+            env=env,
+            function_name=self.emulator.function_name,
+            memory_mb=self.emulator.memory_mb,
+            on_line=self._on_line,
+        ).start()
+
+    def _watch(self) -> None:
+        """Answer the calls of a runtime that died; restart it when serving."""
+        while not self._closing.is_set():
+            process = self.process
+            assert process is not None
+            try:
+                returncode = process.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            if self._closing.is_set():
+                return
+            self._fail_after_exit(returncode)
+            if not self.restart:
+                return
+            while not self._closing.is_set() and not self.emulator.pending():
+                self._closing.wait(0.1)
+            if not self._closing.is_set():
+                self._start_process()
+
+    def _fail_after_exit(self, returncode: int) -> None:
+        """Answer the calls a dead runtime left; queued ones wait for a restart if serving."""
+        init_error = self.emulator.init_errors[0] if self.emulator.init_errors else None
+        if init_error is not None:
+            # Lambda answers every waiting call with the init error of a failed start.
+            self.emulator.fail_pending_with(init_error)
+            return
+        # A runtime that died before it ever asked for work would die again on restart:
+        # answer everyone rather than leave callers waiting on a restart loop.
+        ever_polled = self.emulator.first_poll_at is not None
+        self.emulator.fail_pending(
+            "Runtime.ExitError", exit_message(returncode), handed_out_only=self.restart and ever_polled
+        )
+
+    # ----------------------------------------------------------------- invoking
+
+    def invoke(
+        self,
+        event: bytes | str | object = b"{}",
+        *,
+        client_context: str | None = None,
+        trace_id: str | None = None,
+        start_timeout: float = 60.0,
+    ) -> InvocationResult:
+        """Run one event and wait for its result (as a synchronous ``Invoke`` would)."""
+        invocation = self.emulator.submit(event, client_context=client_context, trace_id=trace_id)
+        outcome = self.emulator.await_outcome(invocation, queue_timeout=start_timeout)
+        if outcome is None:
+            raise RuntimeError("the emulator stopped before the invocation finished")
+        record = self._record(invocation)
+        if invocation.handed_out.is_set():
+            record.finished.wait(5)
+        return InvocationResult(
+            request_id=invocation.request_id,
+            body=outcome.body,
+            error_type=_error_type(outcome),
+            logs="\n".join(record.lines),
+            outcome=outcome,
+        )
+
+    # ----------------------------------------------------------------- InvokeListener
+
+    def invocation_started(self, invocation: Invocation) -> None:
+        record = self._record(invocation)
+        with self._lock:
+            self._current = invocation.request_id
+            if not self._init_reported and self.process is not None:
+                self._init_reported = True
+                first_poll = self.emulator.first_poll_at or time.monotonic()
+                record.init_duration_ms = (first_poll - (self.process.started_at or 0)) * 1000
+        self._print(record, f"START RequestId: {invocation.request_id} Version: $LATEST")
+
+    def invocation_finished(self, invocation: Invocation, outcome: Outcome) -> None:
+        record = self._record(invocation)
+        if record.finished.is_set():
+            return
+        if self.process is not None:
+            self.process.wait_output_idle(1.0)
+        with self._lock:
+            if self._current == invocation.request_id:
+                self._current = None
+        duration_ms = (outcome.received_at - (invocation.handed_out_at or outcome.received_at)) * 1000
+        self._print(record, f"END RequestId: {invocation.request_id}")
+        self._print(record, self._report_line(record, duration_ms))
+        record.finished.set()
+
+    def log_tail(self, invocation: Invocation) -> str:
+        if not invocation.handed_out.is_set():
+            # Answered without running (an init failure): the runtime's own output is the story.
+            lines = self.process.lines() if self.process is not None else []
+            return "\n".join(lines[-200:]) + "\n"
+        record = self._record(invocation)
+        record.finished.wait(5)
+        with self._lock:
+            return "\n".join(record.lines) + "\n"
+
+    # ----------------------------------------------------------------- logs
+
+    def _record(self, invocation: Invocation) -> InvocationRecord:
+        with self._lock:
+            record = self._records.get(invocation.request_id)
+            if record is None:
+                record = InvocationRecord(invocation)
+                self._records[invocation.request_id] = record
+                self._forget_old_records()
+            return record
+
+    def _forget_old_records(self) -> None:
+        finished = [key for key, record in self._records.items() if record.finished.is_set()]
+        for key in finished[: max(0, len(finished) - RETAINED_INVOCATIONS)]:
+            del self._records[key]
+
+    def _on_line(self, line: str) -> None:
+        """Attribute a runtime line to its invocation: by ``requestId``, else the current one."""
+        parsed = parse_json_object(line)
+        request_id = parsed.get("requestId") if parsed else None
+        with self._lock:
+            record = self._records.get(request_id or self._current or "")
+            if record is not None and not record.finished.is_set():
+                record.lines.append(line)
+        self._write(line)
+
+    def _print(self, record: InvocationRecord, line: str) -> None:
+        with self._lock:
+            record.lines.append(line)
+        self._write(line)
+
+    def _write(self, line: str) -> None:
+        if self.log_stream is None:
+            return
+        with self._print_lock:
+            print(line, file=self.log_stream, flush=True)
+
+    def _report_line(self, record: InvocationRecord, duration_ms: float) -> str:
+        parts = [
+            f"REPORT RequestId: {record.invocation.request_id}",
+            f"Duration: {duration_ms:.2f} ms",
+            f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
+            f"Memory Size: {self.emulator.memory_mb} MB",
+        ]
+        peak_kb = self.process.peak_rss_kb() if self.process is not None else None
+        if peak_kb is not None:
+            parts.append(f"Max Memory Used: {math.ceil(peak_kb / 1024)} MB")
+        if record.init_duration_ms is not None:
+            parts.append(f"Init Duration: {record.init_duration_ms:.2f} ms")
+        return "\t".join(parts)
+
+
+def exit_message(returncode: int) -> str:
+    """Lambda's wording for a runtime that exited: a status or the signal's name."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        descriptions = {"SIGSEGV": "segmentation fault", "SIGKILL": "killed", "SIGABRT": "aborted"}
+        return f"Runtime exited with error: signal: {descriptions.get(name, name.lower())}"
+    return f"Runtime exited with error: exit status {returncode}"
+
+
+def _error_type(outcome: Outcome) -> str | None:
+    if outcome.kind == "response" and not outcome.error_type:
+        return None
+    if outcome.error_type:
+        return outcome.error_type
+    try:
+        body = outcome.json()
+    except ValueError:
+        return "Unhandled"
+    return body.get("errorType", "Unhandled") if isinstance(body, dict) else "Unhandled"
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def parse_env(pairs: list[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"bad --env {pair!r}: expected NAME=VALUE")
+        env[name] = value
+    return env
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``invoke`` and ``serve`` to the ``lambda-supervisor`` command."""
+    invoke = subparsers.add_parser(
+        "invoke",
+        help="run a handler once through the real runtime",
+        description="Run HANDLER once through bin/bootstrap and a local Runtime API emulator. "
+        "The result goes to stdout, logs to stderr; the exit status is 1 on a function error.",
+    )
+    _add_common(invoke)
+    source = invoke.add_mutually_exclusive_group()
+    source.add_argument("--event", help="the event as a JSON string")
+    source.add_argument("--event-file", metavar="PATH", help="read the event from a file (- = stdin)")
+    source.add_argument(
+        "--event-sample", metavar="NAME", help=f"a shipped sample event: {', '.join(sample_names())}"
+    )
+    source.add_argument(
+        "event_source", nargs="?", choices=["-"], metavar="-", help="read the event from stdin"
+    )
+    invoke.set_defaults(func=run_invoke)
+
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve the Invoke API for a handler, for curl, boto3 or the AWS CLI",
+        description="Keep a local emulator and the runtime running; invoke with "
+        "POST http://HOST:PORT/2015-03-31/functions/function/invocations.",
+    )
+    _add_common(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 9000; 0 = any)")
+    serve.set_defaults(func=run_serve)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("handler", metavar="HANDLER", help="path/to/file.py:function or module:function")
+    parser.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=DEFAULT_TIMEOUT,
+        help="function timeout in seconds (default 300)",
+    )
+    parser.add_argument(
+        "--memory", type=_positive(int), default=DEFAULT_MEMORY_MB, help="memory size in MB (default 3008)"
+    )
+    parser.add_argument(
+        "--env", action="append", metavar="NAME=VALUE", help="set a variable for the function"
+    )
+
+
+def _positive(kind: type) -> Any:
+    """An argparse ``type=`` that refuses zero and negative numbers with a clear message."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def run_invoke(args: argparse.Namespace) -> int:
+    try:
+        spec = parse_handler(args.handler)
+        event = read_event(args)
+        env = parse_env(args.env)
+        runner = LocalRunner(
+            spec, timeout=args.timeout, memory_mb=args.memory, env=env, log_stream=sys.stderr
+        ).start()
+    except UsageError as exc:
+        return _usage_error(exc)
+    try:
+        result = runner.invoke(event, start_timeout=RUNTIME_START_TIMEOUT)
+    except TimeoutError:
+        print(
+            f"lambda-supervisor: error: the runtime did not ask for the event within "
+            f"{RUNTIME_START_TIMEOUT:.0f} s",
+            file=sys.stderr,
+        )
+        return EXIT_FUNCTION_ERROR
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        runner.stop()
+    _write_result(result.body)
+    if result.is_error:
+        print(f"function error: {result.error_type}", file=sys.stderr)
+        return EXIT_FUNCTION_ERROR
+    return 0
+
+
+def _write_result(body: bytes) -> None:
+    """The result exactly as the function returned it (binary-safe), then a newline."""
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(body.decode("utf-8", errors="replace") + "\n")
+    else:
+        out.write(body if body.endswith(b"\n") else body + b"\n")
+    sys.stdout.flush()
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        spec = parse_handler(args.handler)
+        env = parse_env(args.env)
+        runner = LocalRunner(
+            spec,
+            host=args.host,
+            port=args.port,
+            timeout=args.timeout,
+            memory_mb=args.memory,
+            env=env,
+            log_stream=sys.stderr,
+            restart=True,
+        ).start()
+    except UsageError as exc:
+        return _usage_error(exc)
+    url = f"http://{runner.address}/2015-03-31/functions/function/invocations"
+    print(f"Serving {spec.handler} from {spec.task_root} on {url}", flush=True)
+    stop_requested = threading.Event()
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        while not stop_requested.wait(0.5):
+            pass
+    finally:
+        runner.stop()
+    return 0
+
+
+def _usage_error(exc: UsageError) -> int:
+    print(f"lambda-supervisor: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+__all__ = [
+    "HandlerSpec",
+    "InvocationResult",
+    "LocalRunner",
+    "UsageError",
+    "load_sample",
+    "parse_handler",
+    "register",
+    "sample_names",
+]

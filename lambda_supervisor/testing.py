@@ -1,0 +1,160 @@
+"""Run a handler through the real runtime from a test: ``lambda_invoke`` and a pytest fixture.
+
+Calling a handler function directly skips everything Lambda does around it (JSON
+marshalling, the context object, error bodies, timeouts). These helpers start
+``bin/bootstrap`` against the local emulator instead, so a test sees what a caller on AWS
+would. This module is loaded by every pytest run as a plugin, so it imports the emulator
+and the process machinery only when a test actually invokes something.
+
+    from lambda_supervisor.testing import FunctionError, lambda_invoke
+
+    def test_hello():
+        assert lambda_invoke("examples/hello.py:handler", {"name": "Ada"})["message"] == "Hello, Ada!"
+
+    def test_hello_with_fixture(lambda_invoke):   # one runtime per handler for the whole test
+        with pytest.raises(FunctionError) as failure:
+            lambda_invoke("examples/hello.py:handler", {"fail": True})
+        assert failure.value.error_type == "GreetingError"
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable
+
+import pytest
+
+if TYPE_CHECKING:
+    from lambda_supervisor.local import InvocationResult, LocalRunner
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class FunctionError(Exception):
+    """The function failed: its ``errorType``, ``errorMessage`` and ``stackTrace``."""
+
+    def __init__(
+        self,
+        error_type: str,
+        error_message: str,
+        stack_trace: list[str] | None = None,
+        *,
+        request_id: str | None = None,
+        body: bytes = b"",
+        logs: str = "",
+    ) -> None:
+        super().__init__(f"{error_type}: {error_message}")
+        self.error_type = error_type
+        self.error_message = error_message
+        self.stack_trace = list(stack_trace or [])
+        self.request_id = request_id
+        self.body = body
+        self.logs = logs
+
+
+def _start_runner(
+    handler: str, *, timeout: float, env: Mapping[str, str | None] | None, cwd: str | None
+) -> LocalRunner:
+    from pathlib import Path
+
+    from lambda_supervisor.local import LocalRunner, UsageError, parse_handler
+
+    try:
+        spec = parse_handler(handler, cwd=Path(cwd) if cwd else None)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    return LocalRunner(spec, timeout=timeout, env=env).start()
+
+
+def _unwrap(result: InvocationResult) -> Any:
+    """The decoded result, or ``FunctionError`` built from the runtime's error body."""
+    if result.is_error:
+        try:
+            body = json.loads(result.body)
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        raise FunctionError(
+            result.error_type or str(body.get("errorType") or "Unhandled"),
+            str(body.get("errorMessage", result.body.decode("utf-8", errors="replace"))),
+            body.get("stackTrace") or [],
+            request_id=result.request_id,
+            body=result.body,
+            logs=result.logs,
+        )
+    try:
+        return json.loads(result.body)
+    except ValueError:
+        return result.body
+
+
+def lambda_invoke(
+    handler: str,
+    event: Any = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    env: Mapping[str, str | None] | None = None,
+    client_context: Mapping[str, Any] | None = None,
+    cwd: str | None = None,
+) -> Any:
+    """Invoke ``handler`` once through a fresh runtime; return its result or raise.
+
+    ``handler`` is ``path/to/file.py:function`` or ``module:function`` (looked up from
+    ``cwd``, default the current directory). ``event`` is sent as JSON (``None`` as
+    ``{}``); ``bytes`` are sent as they are. The result is decoded from JSON (bytes when
+    it is not JSON). A function error raises ``FunctionError``.
+    """
+    runner = _start_runner(handler, timeout=timeout, env=env, cwd=cwd)
+    try:
+        return _invoke_on(runner, event, client_context)
+    finally:
+        runner.stop()
+
+
+def _invoke_on(runner: LocalRunner, event: Any, client_context: Mapping[str, Any] | None) -> Any:
+    payload = event if isinstance(event, bytes) else json.dumps({} if event is None else event)
+    context = json.dumps(dict(client_context)) if client_context is not None else None
+    return _unwrap(runner.invoke(payload, client_context=context))
+
+
+class RunnerPool:
+    """One runtime per (handler, env) for a test, reused across calls, stopped at teardown."""
+
+    def __init__(self) -> None:
+        self._runners: dict[tuple[str, str], LocalRunner] = {}
+
+    def __call__(
+        self,
+        handler: str,
+        event: Any = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        env: Mapping[str, str | None] | None = None,
+        client_context: Mapping[str, Any] | None = None,
+        cwd: str | None = None,
+    ) -> Any:
+        key = (handler, json.dumps([dict(env or {}), timeout, cwd], sort_keys=True))
+        runner = self._runners.get(key)
+        if runner is None:
+            runner = _start_runner(handler, timeout=timeout, env=env, cwd=cwd)
+            self._runners[key] = runner
+        return _invoke_on(runner, event, client_context)
+
+    def close(self) -> None:
+        for runner in self._runners.values():
+            runner.stop()
+        self._runners.clear()
+
+
+@pytest.fixture(name="lambda_invoke")
+def lambda_invoke_fixture() -> Iterator[Callable[..., Any]]:
+    """``lambda_invoke(handler, event, ...)`` keeping each handler's runtime warm for the test."""
+    pool = RunnerPool()
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+__all__ = ["FunctionError", "lambda_invoke", "lambda_invoke_fixture"]
