@@ -20,13 +20,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lambda-supervisor: {exc}", file=sys.stderr)
         return 2
 
+    # What the worker runs is loaded before the first fork: the worker needs all of it and
+    # the supervisor keeps it for replacement workers anyway, so it is imported once, not
+    # once in each process, and its pages stay shared between the two.
+    import worker.main  # noqa: F401
     from supervisor.worker_process import WorkerProcess
 
     first_worker = WorkerProcess.spawn(settings)
 
-    # From here on the worker initialises in parallel. Load what a replacement worker will
-    # run, so that recovering from a crash costs a fork and the handler's own init only.
-    import worker.main  # noqa: F401
+    # From here on the worker initialises in parallel with the supervisor's own imports.
     from supervisor.logs import configure_supervisor_logging, get_logger
     from supervisor.loop import Supervisor
     from supervisor.runtime_api import RuntimeAPIClient, RuntimeAPIError

@@ -130,6 +130,8 @@ class Supervisor:
                 finally:
                     self.waiting_for_event = False
                 self.serve(invocation)
+                # Not kept alive through the next long-poll: an event can be 6 MB.
+                del invocation
         except LongPollAborted:
             pass
         except WorkerUnavailable:

@@ -28,6 +28,8 @@ ERROR = b"X"
 
 WORKER_KINDS = frozenset((READY, INIT_ERROR, RESULT, ERROR))
 MAX_METADATA = 1 << 20
+# Bodies up to this size are read together with the metadata.
+_READ_WITH_METADATA = 64 << 10
 _MAX_POLL_MS = 24 * 3600 * 1000
 
 
@@ -142,13 +144,20 @@ def read_frame(
         raise ProtocolError(f"frame metadata of {meta_len} bytes is over the limit")
     if body_len > max_body:
         raise BodyTooLarge(body_len)
+    if body_len <= _READ_WITH_METADATA:
+        # A small body comes with the metadata in one read: two reads a frame, not three.
+        rest = reader.read_exact(meta_len + body_len) if meta_len + body_len else b""
+        raw_meta, body = rest[:meta_len], rest[meta_len:]
+    else:
+        # A large one is read on its own, never copied out of a bigger buffer.
+        raw_meta = reader.read_exact(meta_len) if meta_len else b""
+        body = reader.read_exact(body_len)
     try:
-        meta = json.loads(reader.read_exact(meta_len)) if meta_len else {}
+        meta = json.loads(raw_meta) if meta_len else {}
     except ValueError as exc:
         raise ProtocolError(f"frame metadata is not JSON: {exc}") from None
     if not isinstance(meta, dict):
         raise ProtocolError("frame metadata is not a JSON object")
-    body = reader.read_exact(body_len) if body_len else b""
     return Frame(kind, meta, body)
 
 

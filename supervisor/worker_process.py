@@ -8,6 +8,7 @@ grandchild still holds the pipe open.
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import signal
@@ -88,9 +89,15 @@ class WorkerProcess:
     def spawn(cls, settings: Settings) -> WorkerProcess:
         event_read, event_write = os.pipe()
         reply_read, reply_write = os.pipe()
+        _widen_pipe(event_write)
+        _widen_pipe(reply_write)
+        # The worker never collects what exists now, so its collections do not write to
+        # (and unshare) the pages it shares with the supervisor, which collects as before.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, measured by the e2e tests
             _become_worker(settings, event_read, reply_write)
+        gc.unfreeze()
         os.close(event_read)
         os.close(reply_write)
         # Writes must never block the supervisor: a worker that stops reading is waited on
@@ -248,6 +255,23 @@ class WorkerProcess:
                 _close_quietly(fd)
         self.to_worker = self.from_worker = -1
         self.pidfd = None
+
+
+# Linux's F_SETPIPE_SZ (the fcntl module names it from Python 3.10 on).
+_F_SETPIPE_SZ = 1031
+# A pipe holds 64 KiB by default, so a 5 MB event or result would cross in 80 rounds of
+# writer-wakes-reader; 1 MiB (the unprivileged maximum) makes it 5. The kernel only takes
+# the pages while data sits in the pipe.
+_PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
+    except (OSError, ImportError):
+        pass  # a lower limit or another kernel: the default size still works
 
 
 def _pidfd_open(pid: int) -> int | None:
