@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # From here on the worker initialises in parallel with the supervisor's own imports.
     from supervisor.logs import configure_supervisor_logging, get_logger
-    from supervisor.loop import Supervisor
+    from supervisor.loop import EXIT_INIT_FAILED, EXIT_RUNTIME_API_FAILED, Supervisor
     from supervisor.runtime_api import RuntimeAPIClient, RuntimeAPIError
 
     configure_supervisor_logging()
@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         log.info("registered internal extension for SIGTERM on shutdown")
     try:
         if not supervisor.start():
-            return 1
+            return EXIT_INIT_FAILED
         return supervisor.serve_forever()
     except RuntimeAPIError as exc:
         log.error("runtime API failure, exiting", error=str(exc))
         supervisor.worker.release()
-        return 3
+        return EXIT_RUNTIME_API_FAILED
 
 
 if __name__ == "__main__":

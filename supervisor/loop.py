@@ -34,6 +34,7 @@ from supervisor.worker_process import (
 EXIT_OK = 0
 EXIT_INIT_FAILED = 1
 EXIT_WORKER_UNAVAILABLE = 2
+EXIT_RUNTIME_API_FAILED = 3
 
 # How long a worker gets to finish the event in hand when the runtime is shut down.
 SHUTDOWN_GRACE = 1.5
