@@ -30,7 +30,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # From here on the worker initialises in parallel with the supervisor's own imports.
     from supervisor.logs import configure_supervisor_logging, get_logger
-    from supervisor.loop import EXIT_INIT_FAILED, EXIT_RUNTIME_API_FAILED, Supervisor
+    from supervisor.loop import (
+        EXIT_INIT_FAILED,
+        EXIT_OK,
+        EXIT_RUNTIME_API_FAILED,
+        ShutdownDuringInit,
+        Supervisor,
+    )
     from supervisor.runtime_api import RuntimeAPIClient, RuntimeAPIError
 
     configure_supervisor_logging()
@@ -43,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not supervisor.start():
             return EXIT_INIT_FAILED
+    except ShutdownDuringInit:
+        supervisor.shutdown()
+        return EXIT_OK
+    try:
         return supervisor.serve_forever()
     except RuntimeAPIError as exc:
         log.error("runtime API failure, exiting", error=str(exc))

@@ -27,6 +27,7 @@ from supervisor.worker_process import (
     Oversized,
     Ready,
     Result,
+    StartReply,
     TimedOut,
     WorkerProcess,
 )
@@ -44,6 +45,11 @@ class WorkerUnavailable(Exception):
     """A replacement worker could not be started; the environment needs a fresh start."""
 
 
+class ShutdownDuringInit(Exception):
+    """SIGTERM arrived while a worker was initialising: it finished in the grace period or
+    was killed; either way the runtime now shuts down."""
+
+
 class Supervisor:
     def __init__(self, settings: Settings, api: RuntimeAPIClient, log: Any, worker: WorkerProcess) -> None:
         self.settings = settings
@@ -57,8 +63,11 @@ class Supervisor:
     # -- start and stop ---------------------------------------------------------------------
 
     def start(self) -> bool:
-        """Wait for the first worker's init; report an init failure to Lambda."""
-        reply = self.worker.wait_ready(None)
+        """Wait for the first worker's init; report an init failure to Lambda.
+
+        Raises ``ShutdownDuringInit`` if SIGTERM arrives first.
+        """
+        reply = self._wait_ready(None)
         if isinstance(reply, Ready):
             self._log_worker_started(reply)
             return True
@@ -98,6 +107,7 @@ class Supervisor:
 
     def _on_terminate(self, signum: int, _frame: FrameType | None) -> None:
         self.shutdown_requested = True
+        self.api.stopping = True
         if self.waiting_for_event:
             self.api.abort_long_poll()
 
@@ -133,7 +143,7 @@ class Supervisor:
                 self.serve(invocation)
                 # Not kept alive through the next long-poll: an event can be 6 MB.
                 del invocation
-        except LongPollAborted:
+        except (LongPollAborted, ShutdownDuringInit):
             pass
         except WorkerUnavailable:
             self.shutdown()
@@ -276,7 +286,7 @@ class Supervisor:
         self.worker.release()
         self.worker = WorkerProcess.spawn(self.settings)
         self.worker.interrupt_fd = self.wakeup_read
-        reply = self.worker.wait_ready(self.settings.init_timeout)
+        reply = self._wait_ready(self.settings.init_timeout)
         if isinstance(reply, Ready):
             self._log_worker_started(reply, reason)
             return
@@ -290,6 +300,24 @@ class Supervisor:
             self.worker.kill()
             self.log.error("replacement worker did not become ready", reply=repr(reply))
         raise WorkerUnavailable()
+
+    def _wait_ready(self, timeout: float | None) -> StartReply:
+        """A worker's init report. If a shutdown is requested first, the init gets the grace
+        period to finish (so the worker can run its SIGTERM hook) and is killed after it: an
+        init can take as long as the handler's imports, far longer than Lambda waits."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            reply = self.worker.wait_ready(remaining)
+            if not isinstance(reply, Interrupted):
+                return reply
+            self._drain_wakeups()
+            if self.shutdown_requested:
+                grace = SHUTDOWN_GRACE if remaining is None else min(remaining, SHUTDOWN_GRACE)
+                if not isinstance(self.worker.wait_ready(grace, interruptible=False), Ready):
+                    self.worker.kill()
+                    self.log.warning("worker killed during init by the shutdown", pid=self.worker.pid)
+                raise ShutdownDuringInit()
 
     # -- logs -------------------------------------------------------------------------------
 

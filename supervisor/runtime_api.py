@@ -134,12 +134,20 @@ class Backoff:
     failure. Counting from the first failure, not from the call, matters for /next: a
     long-poll that drops after an hour deserves its retries too."""
 
-    def __init__(self, window: float) -> None:
+    def __init__(self, window: float, client: RuntimeAPIClient | None = None) -> None:
         self.window = window
+        self.client = client
         self.delay = 0.01
         self.give_up_at: float | None = None
 
     def wait(self) -> bool:
+        """Sleep before the next attempt; False when it is time to give up.
+
+        A runtime that is shutting down gives up at once: Lambda allows it well under a
+        second after SIGTERM, not the whole retry window.
+        """
+        if self.client is not None and self.client.stopping:
+            return False
         now = time.monotonic()
         if self.give_up_at is None:
             self.give_up_at = now + self.window
@@ -169,6 +177,8 @@ class RuntimeAPIClient:
         self.retry_window = retry_window
         self.log = log
         self.aborted = False
+        # Set when the runtime is shutting down: no more retrying.
+        self.stopping = False
         self._socket: Any = None
         self._extension_connection: http.client.HTTPConnection | None = None
 
@@ -245,7 +255,7 @@ class RuntimeAPIClient:
 
     def next_invocation(self) -> Invocation:
         """Long-poll for the next event; retried until it arrives or the API is gone."""
-        backoff = Backoff(self.retry_window)
+        backoff = Backoff(self.retry_window, self)
         while True:
             try:
                 response = self.pool.urlopen(
@@ -302,7 +312,7 @@ class RuntimeAPIClient:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _post(self, path: str, body: bytes, headers: dict[str, str]) -> PostOutcome:
-        backoff = Backoff(self.retry_window)
+        backoff = Backoff(self.retry_window, self)
         server_errors = 0
         retried = False
         while True:

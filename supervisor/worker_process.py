@@ -68,7 +68,7 @@ class Interrupted(NamedTuple):
     """A signal arrived while the handler was running; the reply may still come."""
 
 
-StartReply = Union[Ready, InitFailed, Died, TimedOut, Garbled]
+StartReply = Union[Ready, InitFailed, Died, TimedOut, Garbled, Interrupted]
 InvokeReply = Union[Result, Failed, Died, TimedOut, Oversized, Garbled, Interrupted]
 
 
@@ -111,9 +111,14 @@ class WorkerProcess:
 
     # -- talking to it ----------------------------------------------------------------------
 
-    def wait_ready(self, timeout: float | None) -> StartReply:
+    def wait_ready(self, timeout: float | None, *, interruptible: bool = True) -> StartReply:
         deadline = None if timeout is None else time.monotonic() + timeout
-        reply = self._read(deadline, frozenset((protocol.READY, protocol.INIT_ERROR)), _ERROR_SLACK)
+        reply = self._read(
+            deadline,
+            frozenset((protocol.READY, protocol.INIT_ERROR)),
+            _ERROR_SLACK,
+            self.interrupt_fd if interruptible else None,
+        )
         if isinstance(reply, protocol.Frame):
             if reply.kind == protocol.READY:
                 return Ready(float(reply.meta.get("init_ms", 0.0)))
@@ -357,22 +362,31 @@ def _become_worker(settings: Settings, event_read: int, reply_write: int) -> Non
 
 
 def _die_with_supervisor(supervisor_pid: int) -> None:
-    """Have the kernel kill this worker if the supervisor dies (even by SIGKILL).
+    """Have the kernel signal this worker if the supervisor dies (even by SIGKILL), and
+    answer that signal by killing the worker's whole process group.
 
-    The worker has a process group of its own, so nothing else would stop a handler that
-    runs on after its supervisor is gone.
+    The worker has a process group of its own, so nothing else would stop a handler, or
+    what it forked, running on after the supervisor is gone. The kernel's death signal
+    reaches the worker alone; the handler below extends it to the group.
     """
+    signal.signal(_SUPERVISOR_GONE, _kill_own_group)
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(_PR_SET_PDEATHSIG, _SUPERVISOR_GONE)
     except (OSError, AttributeError):
         return  # not Linux: the worker still exits when its event pipe closes
     if os.getppid() != supervisor_pid:
-        os._exit(1)  # the supervisor died before the request took effect
+        _kill_own_group()  # the supervisor died before the request took effect
 
 
+def _kill_own_group(*_signal_args: object) -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+# A real-time signal: nothing sends it by accident, and handler code rarely claims it.
+_SUPERVISOR_GONE = signal.SIGRTMIN
 _PR_SET_PDEATHSIG = 1
 
 # Third-party packages the supervisor loads for itself. A function may bundle its own
