@@ -36,7 +36,7 @@ STREAMED_MAX_PAYLOAD = 200 * 1024 * 1024
 # Bodies larger than this are not even drained: the connection is simply closed.
 MAX_DRAIN_BYTES = 1024 * 1024 * 1024
 _DRAIN_CHUNK = 64 * 1024
-ROUTES = ("next", "response", "error", "init_error")
+ROUTES = ("next", "response", "error", "init_error", "extension_register")
 FAULT_ACTIONS = ("drop", "status", "delay")
 
 _INVOCATION_POST = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
