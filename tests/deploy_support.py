@@ -277,11 +277,12 @@ class BuiltPackage:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> BuiltPackage:
-    """The sample function packaged once for the build machine's Python on x86_64."""
+    """The sample function packaged once with the default target Python (the build machine's
+    own, so the default package carries bytecode) on x86_64."""
     root = tmp_path_factory.mktemp("built")
     source = write_function(root / "function")
     (source / ".lambdaignore").write_text("# local notes stay local\n*.log\n")
     output = root / "dist" / "function.zip"
-    result = package(source, output, wheelhouse, "--python", CURRENT_PYTHON, "--arch", "x86_64")
+    result = package(source, output, wheelhouse, "--arch", "x86_64")
     assert result.returncode == 0, result.stderr
     return BuiltPackage(source, output, result.stdout, result.stderr)

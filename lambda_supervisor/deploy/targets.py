@@ -7,13 +7,17 @@ container base image) is derived here so the package and deploy steps cannot dis
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 from .errors import DeployError
 
 # Python versions Lambda offers as managed runtimes (``python3.X``).
 SUPPORTED_PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
-DEFAULT_PYTHON_VERSION = "3.12"
+# The build machine's own version when Lambda offers it: then the package's bytecode can be
+# compiled right here, with no second interpreter to find.
+_BUILD_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+DEFAULT_PYTHON_VERSION = _BUILD_PYTHON if _BUILD_PYTHON in SUPPORTED_PYTHON_VERSIONS else "3.12"
 ARCHITECTURES = ("x86_64", "arm64")
 DEFAULT_ARCHITECTURE = "x86_64"
 
