@@ -619,8 +619,14 @@ def test_runtime_that_cannot_start_does_not_hang_the_caller(app_path: Path) -> N
     }
 
 
+def _aws_cli() -> str | None:
+    """The AWS CLI installed with the test extras (next to this interpreter), or one on PATH."""
+    beside = Path(sys.executable).with_name("aws")
+    return str(beside) if beside.exists() else shutil.which("aws")
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed")
+@pytest.mark.skipif(_aws_cli() is None, reason="the AWS CLI is not installed")
 def test_aws_cli_invoke_against_serve(serve_echo: ServeProcess, tmp_path: Path) -> None:
     outfile = tmp_path / "out.json"
     env = {
@@ -631,7 +637,7 @@ def test_aws_cli_invoke_against_serve(serve_echo: ServeProcess, tmp_path: Path) 
     }
     done = subprocess.run(
         [
-            "aws",
+            str(_aws_cli()),
             "lambda",
             "invoke",
             "--endpoint-url",
