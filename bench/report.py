@@ -1,0 +1,279 @@
+"""Turn the raw figures of ``run.py`` into ``results.md`` and ``chart.png``.
+
+Every comparison row shows both medians, the ratio of the medians (what the targets are
+judged on) and the min/median/max of the per-pair ratios: each pair is one run of ours and
+one of awslambdaric taken back to back, so a pair shares the machine's momentary load and
+the spread of pair ratios shows how much one noisy run could mislead.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OURS = "ours"
+AWS = "awslambdaric"
+SCENARIOS = ("noop", "echo-100KB", "echo-5MB")
+RECOVERY_BUDGET_MS = 30.0
+
+
+@dataclass
+class Row:
+    label: str
+    phase: str
+    key: str
+    unit: str
+    higher_is_better: bool
+    target: float | None  # on the ratio ours/awslambdaric
+    ours: list[float]
+    aws: list[float]
+
+    @property
+    def ours_median(self) -> float:
+        return statistics.median(self.ours)
+
+    @property
+    def aws_median(self) -> float:
+        return statistics.median(self.aws)
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_median / self.aws_median
+
+    @property
+    def pair_ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.ours, self.aws)]
+
+    @property
+    def met(self) -> bool | None:
+        if self.target is None:
+            return None
+        return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+
+    @property
+    def target_text(self) -> str:
+        if self.target is None:
+            return "-"
+        return f"{'≥' if self.higher_is_better else '≤'} {self.target:.1f}×"
+
+
+def comparison_rows(results: dict[str, Any]) -> list[Row]:
+    runs = results.get("runs", {})
+    specs: list[tuple[str, str, str, str, bool, float | None]] = [
+        ("cold start → first GET /next", "cold", "first_next_ms", "ms", False, 1.0),
+        ("cold start → first response posted", "cold", "first_response_ms", "ms", False, None),
+    ]
+    for scenario in SCENARIOS:
+        phase = f"warm:{scenario}"
+        specs += [
+            (f"warm {scenario}: invocations/s", phase, "ips", "/s", True, 1.0),
+            (f"warm {scenario}: p50 latency", phase, "p50_ms", "ms", False, 1.0),
+            (f"warm {scenario}: p99 latency", phase, "p99_ms", "ms", False, None),
+            (f"PSS of the tree after {scenario}", phase, "pss_mb", "MB", False, 1.5),
+        ]
+    rows = []
+    for label, phase, key, unit, higher, target in specs:
+        if phase not in runs:
+            continue
+        ours = [row[key] for row in runs[phase][OURS]]
+        aws = [row[key] for row in runs[phase][AWS]]
+        rows.append(Row(label, phase, key, unit, higher, target, ours, aws))
+        if key == "ips" and "cold" in runs and "cpu_s" in runs[phase][OURS][0]:
+            cpu = [cpu_per_invocation(runs, phase, name) for name in (OURS, AWS)]
+            rows.append(
+                Row(f"{label.split(':')[0]}: CPU per invocation", phase, "cpu", "us", False, None, *cpu)
+            )
+    return rows
+
+
+def cpu_per_invocation(runs: dict[str, Any], phase: str, name: str) -> list[float]:
+    """CPU µs per invocation: the tree's CPU after the warm run, less what a cold start with
+    one event cost (the median of the cold phase), over the number of events."""
+    start = statistics.median(row["cpu_s"] for row in runs["cold"][name])
+    return [max(0.0, row["cpu_s"] - start) / row["events"] * 1e6 for row in runs[phase][name]]
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "/s":
+        return f"{value:,.0f}/s"
+    if unit == "MB":
+        return f"{value:.1f} MB"
+    if unit == "us":
+        return f"{value:.0f} µs" if value < 1000 else f"{value / 1000:.2f} ms"
+    return f"{value:.3f} ms" if value < 1 else f"{value:.2f} ms" if value < 100 else f"{value:.0f} ms"
+
+
+def _spread(values: Sequence[float], unit: str = "") -> str:
+    low, mid, high = min(values), statistics.median(values), max(values)
+    if unit:
+        return f"{_fmt(low, unit)} / {_fmt(mid, unit)} / {_fmt(high, unit)}"
+    return f"{low:.2f} / {mid:.2f} / {high:.2f}"
+
+
+def _met(flag: bool | None) -> str:
+    return "-" if flag is None else ("yes" if flag else "**no**")
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    runs = results.get("runs", {})
+    lines = [
+        "# lambda-supervisor vs awslambdaric",
+        "",
+        f"Runtime measured: {results.get('runtime_revision', 'unknown')}. "
+        f"Mode: {results.get('mode')}; {results.get('machine', {}).get('cpus')} CPUs; Python "
+        f"{results.get('machine', {}).get('python')}; wall time {results.get('seconds', 0):.0f} s. "
+        "Ratio = ours / awslambdaric (below 1 is better for times and memory, above 1 for "
+        'invocations/s). "pairs min/med/max" are the ratios of each back-to-back pair of runs.',
+        "",
+        "## Side by side",
+        "",
+        "| metric | ours (median) | awslambdaric (median) | ratio of medians | pairs min / med / max "
+        "| runs | target | met? |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in comparison_rows(results):
+        lines.append(
+            f"| {row.label} | {_fmt(row.ours_median, row.unit)} | {_fmt(row.aws_median, row.unit)} | "
+            f"{row.ratio:.2f}× | {_spread(row.pair_ratios)} | {len(row.ours)} | {row.target_text} | "
+            f"{_met(row.met)} |"
+        )
+    recovery = runs.get("recovery")
+    if recovery:
+        init = statistics.median(recovery["init_ms"]) if recovery["init_ms"] else 0.0
+        budget = RECOVERY_BUDGET_MS + init
+        lines += [
+            "",
+            "## Recovery after a worker crash (ours only: awslambdaric exits with its handler)",
+            "",
+            "The handler calls `os._exit(1)` on every other event. Spans are on the stand-in's clock.",
+            "",
+            "| span | min / median / max | samples | target | met? |",
+            "|---|---|---|---|---|",
+        ]
+        spans = [
+            ("crash event handed out → next event's response received", "out_to_served_ms", True),
+            ("crash reported (/error received) → next GET /next", "to_next_ms", False),
+            ("crash reported (/error received) → next event's response received", "to_served_ms", True),
+            ("replacement worker's init (its own report, handler import included)", "init_ms", False),
+        ]
+        for label, key, judged in spans:
+            values = recovery.get(key) or []
+            if not values:
+                continue
+            target = f"≤ {budget:.1f} ms (30 ms + init)" if judged else "-"
+            met = _met(statistics.median(values) <= budget) if judged else "-"
+            lines.append(f"| {label} | {_spread(values, 'ms')} | {len(values)} | {target} | {met} |")
+    bytecode = runs.get("bytecode")
+    if bytecode:
+        plain, compiled = bytecode["source only"], bytecode["with .pyc"]
+        lines += [
+            "",
+            "## Bytecode in the deployment package (ours, cold start, read-only code directory)",
+            "",
+            "| metric | source only (median) | with .pyc (median) | with .pyc / source only | "
+            "pairs min / med / max |",
+            "|---|---|---|---|---|",
+        ]
+        spans = (("to first GET /next", "first_next_ms"), ("to first response", "first_response_ms"))
+        for label, key in spans:
+            a = [r[key] for r in plain]
+            b = [r[key] for r in compiled]
+            pairs = [y / x for x, y in zip(a, b)]
+            lines.append(
+                f"| cold start {label} | {_fmt(statistics.median(a), 'ms')} | "
+                f"{_fmt(statistics.median(b), 'ms')} | "
+                f"{statistics.median(b) / statistics.median(a):.2f}× | {_spread(pairs)} |"
+            )
+    ceiling = results.get("ceiling")
+    if ceiling:
+        lines += [
+            "",
+            "## The stand-in's own ceiling (minimal keep-alive client in the bench process)",
+            "",
+            "| payload | stand-in + minimal client | fastest runtime measured | headroom |",
+            "|---|---|---|---|",
+        ]
+        for scenario in SCENARIOS:
+            if scenario not in ceiling:
+                continue
+            top = statistics.median(ceiling[scenario]["ips"])
+            phase = runs.get(f"warm:{scenario}")
+            fastest = (
+                max(statistics.median(r["ips"] for r in phase[name]) for name in (OURS, AWS))
+                if phase
+                else None
+            )
+            p50 = statistics.median(ceiling[scenario]["p50_ms"])
+            lines.append(
+                f"| {scenario} | {top:,.0f} inv/s (p50 {p50:.3f} ms) | "
+                + (f"{fastest:,.0f} inv/s | {top / fastest:.1f}× |" if fastest else "- | - |")
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_chart(results: dict[str, Any], path: Path) -> None:
+    """Ratios with their pair spread, left; every cold-start run as a dot, right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = comparison_rows(results)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, max(5.0, 0.42 * len(rows) + 1.5)))
+    labels = [row.label for row in rows][::-1]
+    for y, row in enumerate(rows[::-1]):
+        pairs = row.pair_ratios
+        colour = "#888888" if row.met is None else ("#2a9d3f" if row.met else "#d1495b")
+        # Bars grow from 1.0 (parity) towards the ratio, left or right, on a log scale.
+        left.barh(y, row.ratio - 1.0, left=1.0, color=colour, alpha=0.75)
+        left.plot([min(pairs), max(pairs)], [y, y], color="black", linewidth=1.2)
+        left.plot([statistics.median(pairs)], [y], marker="|", color="black", markersize=10)
+        if row.target is not None:
+            left.plot([row.target], [y], marker="D", color="black", markersize=4)
+    left.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
+    left.set_yticks(range(len(labels)), labels, fontsize=8)
+    left.set_xscale("log")
+    ratios = [r for row in rows for r in (*row.pair_ratios, row.ratio, row.target or 1.0)]
+    ticks = [
+        t
+        for t in (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0)
+        if min(ratios) / 1.5 <= t <= max(ratios) * 1.5
+    ]
+    left.set_xticks(ticks, [f"{t:g}×" for t in ticks])
+    left.minorticks_off()
+    left.set_xlabel("ours / awslambdaric (bar: ratio of medians; line: pair min–max; ◆ target)")
+    left.set_title("Ratios (green: target met, red: missed, grey: no target)")
+
+    series: list[tuple[str, list[float]]] = []
+    cold = results.get("runs", {}).get("cold")
+    if cold:
+        series += [
+            ("ours", [r["first_next_ms"] for r in cold[OURS]]),
+            ("awslambdaric", [r["first_next_ms"] for r in cold[AWS]]),
+        ]
+    bytecode = results.get("runs", {}).get("bytecode")
+    if bytecode:
+        series += [
+            ("ours, package\nsource only", [r["first_next_ms"] for r in bytecode["source only"]]),
+            ("ours, package\nwith .pyc", [r["first_next_ms"] for r in bytecode["with .pyc"]]),
+        ]
+    for x, (_, values) in enumerate(series):
+        jitter = [x + (i % 7 - 3) * 0.03 for i in range(len(values))]
+        right.scatter(jitter, values, s=14, alpha=0.7)
+        right.plot([x - 0.25, x + 0.25], [statistics.median(values)] * 2, color="black")
+    right.set_xticks(range(len(series)), [name for name, _ in series], fontsize=8)
+    right.set_ylabel("ms from spawn to first GET /next")
+    right.set_title("Cold start, every run (line: median)")
+    right.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    (out / "results.md").write_text(render_markdown(results))
+    render_chart(results, out / "chart.png")
