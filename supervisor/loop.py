@@ -211,8 +211,7 @@ class Supervisor:
         elif isinstance(reply, Failed):
             self.api.post_error(invocation, reply.body, reply.error_type, reply.xray_cause)
             if reply.retire:
-                self.worker.stop(SHUTDOWN_GRACE)
-                self._replace_worker(f"worker retired after {reply.error_type}")
+                self._retire_worker(f"worker retired after {reply.error_type}")
         elif isinstance(reply, Died):
             self.log.error(
                 "worker died",
@@ -270,8 +269,12 @@ class Supervisor:
             if rss is not None and rss > self.settings.max_worker_rss_mb:
                 reason = f"recycled at {rss:.0f} MiB resident"
         if reason:
-            self.worker.stop(SHUTDOWN_GRACE)
-            self._replace_worker(reason)
+            self._retire_worker(reason)
+
+    def _retire_worker(self, reason: str) -> None:
+        """Replace a live worker gracefully: its shutdown hook first, then a fresh one."""
+        self.worker.stop(SHUTDOWN_GRACE)
+        self._replace_worker(reason)
 
     def _ensure_live_worker(self) -> None:
         if self.worker.exited():

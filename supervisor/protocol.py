@@ -26,7 +26,6 @@ INIT_ERROR = b"I"
 RESULT = b"O"
 ERROR = b"X"
 
-WORKER_KINDS = frozenset((READY, INIT_ERROR, RESULT, ERROR))
 MAX_METADATA = 1 << 20
 # Bodies up to this size are read together with the metadata.
 _READ_WITH_METADATA = 64 << 10
@@ -99,14 +98,15 @@ def _wait_for(poller: select.poll, fd: int, deadline: float | None, interrupt: i
     Raises DeadlineExceeded at the deadline, Interrupted if ``interrupt`` fired, and
     PeerClosed if any other registered descriptor (the peer's pidfd) fired first.
     """
-    timeout_ms = None
-    if deadline is not None:
+    while True:
+        if deadline is None:
+            events = poller.poll()
+            break
+        remaining_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
         # poll() takes a C int of milliseconds; a deadline weeks away is waited for in steps.
-        timeout_ms = min(_MAX_POLL_MS, max(0, int((deadline - time.monotonic()) * 1000) + 1))
-    events = poller.poll(timeout_ms)
-    while not events and timeout_ms == _MAX_POLL_MS and deadline is not None and time.monotonic() < deadline:
-        timeout_ms = min(_MAX_POLL_MS, max(0, int((deadline - time.monotonic()) * 1000) + 1))
-        events = poller.poll(timeout_ms)
+        events = poller.poll(min(remaining_ms, _MAX_POLL_MS))
+        if events or remaining_ms <= _MAX_POLL_MS:
+            break
     if not events:
         raise DeadlineExceeded()
     ready = {ready_fd for ready_fd, _ in events}

@@ -176,8 +176,7 @@ class RuntimeAPIClient:
         self.pool.ConnectionCls = self._tracked_connection_class()
         self.retry_window = retry_window
         self.log = log
-        self.aborted = False
-        # Set when the runtime is shutting down: no more retrying.
+        # Set when the runtime is shutting down: no more retrying, and a failed /next ends.
         self.stopping = False
         self._socket: Any = None
         self._extension_connection: http.client.HTTPConnection | None = None
@@ -202,7 +201,7 @@ class RuntimeAPIClient:
         waiting on the socket) it is left to complete: that event is served before the
         runtime stops. Lambda only sends SIGTERM when no event is being handed out.
         """
-        self.aborted = True
+        self.stopping = True
         sock = self._socket
         if sock is None:
             return
@@ -262,7 +261,7 @@ class RuntimeAPIClient:
                     "GET", API_VERSION + "/runtime/invocation/next", preload_content=True
                 )
             except (TransportError, http.client.HTTPException, OSError) as exc:
-                if self.aborted:
+                if self.stopping:
                     raise LongPollAborted() from None
                 self._warn("runtime API unreachable on /next, retrying", error=repr(exc))
                 if not backoff.wait():
