@@ -1,4 +1,4 @@
-"""The Lambda Runtime API, spoken over one pooled urllib3 connection.
+"""The Lambda Runtime API: its calls, their retries, and what each answer means.
 
 Every call here either succeeds, is retried with backoff when the failure is transient
 (a dropped connection, a 502-504), or says plainly what happened, so the loop above can
@@ -7,19 +7,16 @@ honour the rule that every event fetched gets exactly one answer.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
 import select
 import socket
 import time
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-import urllib3
-from urllib3.exceptions import HTTPError as TransportError
+from supervisor.runtime_connection import TRANSPORT_ERRORS, Answer, RuntimeConnection
 
 API_VERSION = "/2018-06-01"
 EXTENSION_API = "/2020-01-01/extension"
@@ -52,21 +49,58 @@ class PostOutcome(Enum):
     FAILED = "failed"  # server errors or transport failures that outlived the retries
 
 
-@dataclass
 class Invocation:
-    request_id: str
-    deadline_ms: int
-    body: bytes
-    content_type: str | None = None
-    invoked_function_arn: str | None = None
-    trace_id: str | None = None
-    client_context: str | None = None
-    cognito_identity: str | None = None
-    tenant_id: str | None = None
-    invocation_id: str | None = None
-    received_at: float = field(default_factory=time.monotonic)
-    received_at_epoch_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    reply_token: str = field(default_factory=lambda: os.urandom(8).hex())
+    """One event as the Runtime API handed it out.
+
+    A plain class rather than a dataclass: ``dataclasses`` imports ``inspect`` (and with it
+    ``ast`` and ``dis``), about 2 MB of the supervisor's resident memory for one class.
+    """
+
+    __slots__ = (
+        "request_id",
+        "deadline_ms",
+        "body",
+        "content_type",
+        "invoked_function_arn",
+        "trace_id",
+        "client_context",
+        "cognito_identity",
+        "tenant_id",
+        "invocation_id",
+        "received_at",
+        "received_at_epoch_ms",
+        "reply_token",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        deadline_ms: int,
+        body: bytes | bytearray,
+        content_type: str | None = None,
+        invoked_function_arn: str | None = None,
+        trace_id: str | None = None,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+        tenant_id: str | None = None,
+        invocation_id: str | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.deadline_ms = deadline_ms
+        self.body = body
+        self.content_type = content_type
+        self.invoked_function_arn = invoked_function_arn
+        self.trace_id = trace_id
+        self.client_context = client_context
+        self.cognito_identity = cognito_identity
+        self.tenant_id = tenant_id
+        self.invocation_id = invocation_id
+        self.received_at = time.monotonic()
+        self.received_at_epoch_ms = int(time.time() * 1000)
+        self.reply_token = os.urandom(8).hex()
+
+    def __repr__(self) -> str:
+        return f"Invocation({self.request_id!r}, deadline_ms={self.deadline_ms}, {len(self.body)} bytes)"
 
     def worker_meta(self) -> dict[str, Any]:
         """What the worker needs to build the event and the context object.
@@ -158,40 +192,28 @@ class Backoff:
         return True
 
 
+def parse_address(address: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``) from ``AWS_LAMBDA_RUNTIME_API``; port 80 if absent."""
+    host, colon, port = address.rpartition(":")
+    if not colon or "]" in port:
+        host, port = address, ""
+    host = host.strip("[]")
+    if not host or not (port == "" or (port.isdigit() and port.isascii() and 0 < int(port) < 65536)):
+        raise RuntimeAPIError(f"AWS_LAMBDA_RUNTIME_API={address!r} is not host:port")
+    return host, int(port) if port else 80
+
+
 class RuntimeAPIClient:
     def __init__(self, address: str, *, retry_window: float = 30.0, log: Any = None) -> None:
-        url = urllib3.util.parse_url("http://" + address)
-        if not url.host:
-            raise RuntimeAPIError(f"AWS_LAMBDA_RUNTIME_API={address!r} is not host:port")
+        host, port = parse_address(address)
         # One connection, reused for every call: /next long-polls, so there is never more
         # than one request in flight.
-        self.pool = urllib3.HTTPConnectionPool(
-            url.host,
-            url.port or 80,
-            maxsize=1,
-            block=False,
-            retries=False,
-            timeout=urllib3.Timeout(connect=2.0, read=None),
-        )
-        self.pool.ConnectionCls = self._tracked_connection_class()
+        self.connection = RuntimeConnection(host, port, connect_timeout=2.0)
         self.retry_window = retry_window
         self.log = log
         # Set when the runtime is shutting down: no more retrying, and a failed /next ends.
         self.stopping = False
-        self._socket: Any = None
-        self._extension_connection: http.client.HTTPConnection | None = None
-
-    def _tracked_connection_class(self) -> type[urllib3.connection.HTTPConnection]:
-        """A connection class that remembers its socket, so ``abort_long_poll`` can reach it
-        while urllib3 has the connection checked out for the blocking /next."""
-        client = self
-
-        class TrackedConnection(urllib3.connection.HTTPConnection):
-            def connect(self) -> None:
-                super().connect()
-                client._socket = self.sock
-
-        return TrackedConnection
+        self._extension_socket: socket.socket | None = None
 
     def abort_long_poll(self) -> None:
         """End a blocking /next from a signal handler: shut the socket, nothing more.
@@ -202,7 +224,7 @@ class RuntimeAPIClient:
         runtime stops. Lambda only sends SIGTERM when no event is being handed out.
         """
         self.stopping = True
-        sock = self._socket
+        sock = self.connection.in_flight_socket()
         if sock is None:
             return
         try:
@@ -213,9 +235,9 @@ class RuntimeAPIClient:
             pass
 
     def close(self) -> None:
-        self.pool.close()
-        if self._extension_connection is not None:
-            self._extension_connection.close()
+        self.connection.close()
+        if self._extension_socket is not None:
+            self._extension_socket.close()
 
     def register_extension(self) -> bool:
         """Register a no-op internal extension, so that Lambda sends SIGTERM before shutdown.
@@ -225,29 +247,26 @@ class RuntimeAPIClient:
         events, so the request is sent on a connection of its own and never read.
         """
         try:
-            response = self.pool.urlopen(
+            response = self.connection.request(
                 "POST",
                 EXTENSION_API + "/register",
                 body=b'{"events":[]}',
                 headers={"Lambda-Extension-Name": EXTENSION_NAME, "Content-Type": "application/json"},
             )
-        except (TransportError, http.client.HTTPException, OSError) as exc:
+        except TRANSPORT_ERRORS as exc:
             self._error("extension registration failed", error=repr(exc))
             return False
         extension_id = response.headers.get("Lambda-Extension-Identifier")
         if response.status != 200 or not extension_id or not _HEADER_TOKEN.fullmatch(extension_id):
             self._error("extension registration refused", status=response.status)
             return False
-        connection = http.client.HTTPConnection(self.pool.host, self.pool.port, timeout=2.0)
         try:
-            connection.putrequest("GET", EXTENSION_API + "/event/next")
-            connection.putheader("Lambda-Extension-Identifier", extension_id)
-            connection.endheaders()
+            self._extension_socket = self.connection.send_unanswered(
+                "GET", EXTENSION_API + "/event/next", {"Lambda-Extension-Identifier": extension_id}
+            )
         except OSError as exc:
             self._error("extension event request failed", error=repr(exc))
-            connection.close()
             return False
-        self._extension_connection = connection
         return True
 
     # -- calls ------------------------------------------------------------------------------
@@ -257,10 +276,8 @@ class RuntimeAPIClient:
         backoff = Backoff(self.retry_window, self)
         while True:
             try:
-                response = self.pool.urlopen(
-                    "GET", API_VERSION + "/runtime/invocation/next", preload_content=True
-                )
-            except (TransportError, http.client.HTTPException, OSError) as exc:
+                response = self.connection.request("GET", API_VERSION + "/runtime/invocation/next")
+            except TRANSPORT_ERRORS as exc:
                 if self.stopping:
                     raise LongPollAborted() from None
                 self._warn("runtime API unreachable on /next, retrying", error=repr(exc))
@@ -316,8 +333,8 @@ class RuntimeAPIClient:
         retried = False
         while True:
             try:
-                response = self.pool.urlopen("POST", API_VERSION + path, body=body, headers=headers)
-            except (TransportError, http.client.HTTPException, OSError) as exc:
+                response = self.connection.request("POST", API_VERSION + path, body=body, headers=headers)
+            except TRANSPORT_ERRORS as exc:
                 self._warn("runtime API post failed, retrying", path=path, error=repr(exc))
                 retried = True
                 if backoff.wait():
@@ -349,7 +366,7 @@ class RuntimeAPIClient:
             self._error("runtime API post failed", path=path, status=status, body=response.data[:512])
             return PostOutcome.FAILED
 
-    def _parse_invocation(self, response: urllib3.BaseHTTPResponse) -> Invocation | None:
+    def _parse_invocation(self, response: Answer) -> Invocation | None:
         def header(name: str) -> str | None:
             return _utf8_header(response.headers.get(name))
 

@@ -1,0 +1,263 @@
+"""The pooled urllib3 connection to the Runtime API, and one request/answer exchange on it.
+
+urllib3's pool owns the connection: it opens it (with urllib3's socket options, TCP_NODELAY
+among them), checks it for a drop each time it is taken out, and holds it between calls.
+The exchange itself, one of the Runtime API's few fixed requests and its answer, is framed
+here on that connection's socket. Building urllib3's request and response objects, and
+parsing headers through http.client's email-based parser, cost about 180 µs of Python per
+request, several times everything else the supervisor does for an event; framing a request
+and reading an answer with a few bytes operations costs about 40 µs (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+# The limits http.client applies: a longer line or more headers make an answer unusable,
+# like any other garbled answer, and it is retried on a fresh connection.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+_MAX_HEAD = _MAX_LINE * 4
+_RECV_SIZE = 1 << 16
+# Bodies up to this size go out in the same send as the request head.
+_JOINED_SEND_LIMIT = 1 << 16
+# Far above any Lambda payload (6 MB): a larger Content-Length is a broken answer, and no
+# buffer of that size is allocated for it.
+_MAX_BODY = 64 << 20
+
+
+class TransportError(Exception):
+    """The answer broke HTTP, or the connection closed before the answer was complete."""
+
+
+# Everything a failed exchange can raise; the caller retries on a fresh connection.
+TRANSPORT_ERRORS = (TransportError, HTTPError, OSError)
+
+
+class Headers(dict):
+    """Answer headers, stored lower-cased so ``get`` finds them in any case.
+
+    Values are decoded as latin-1, as http.client does; the caller re-reads UTF-8 ids.
+    """
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict.get(self, name.lower(), default)
+
+
+class Answer:
+    __slots__ = ("status", "headers", "data")
+
+    def __init__(self, status: int, headers: Headers, data: bytes | bytearray) -> None:
+        self.status = status
+        self.headers = headers
+        self.data = data
+
+
+class RuntimeConnection:
+    """One keep-alive connection, in a urllib3 pool of one; one request in flight at a time."""
+
+    def __init__(self, host: str, port: int, *, connect_timeout: float = 2.0) -> None:
+        self.pool = urllib3.HTTPConnectionPool(
+            host,
+            port,
+            maxsize=1,
+            block=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=None),
+        )
+        self.host = host
+        self.port = port
+        self._host_line = f"Host: {host}:{port}\r\n".encode("latin-1")
+        self._in_flight: urllib3.connection.HTTPConnection | None = None
+
+    def in_flight_socket(self) -> socket.socket | None:
+        """The socket of the exchange under way, if any (for ``abort_long_poll``)."""
+        connection = self._in_flight
+        return None if connection is None else connection.sock
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> Answer:
+        """Send one request and read its whole answer; one of ``TRANSPORT_ERRORS`` on failure.
+
+        A failure closes the connection, so the caller's retry starts on a fresh one.
+        """
+        head = self._request_head(method, path, body, headers)
+        connection = self.pool._get_conn()  # closes it first if the peer dropped it
+        self._in_flight = connection
+        try:
+            if connection.sock is None:
+                connection.connect()
+                connection.sock.settimeout(None)  # /next long-polls: no read timeout
+            sock = connection.sock
+            if body and len(body) <= _JOINED_SEND_LIMIT:
+                sock.sendall(head + body)
+            else:
+                sock.sendall(head)
+                if body:
+                    sock.sendall(body)
+            answer, keep_alive = _read_answer(sock)
+            if not keep_alive:
+                connection.close()
+            return answer
+        except BaseException:
+            connection.close()
+            raise
+        finally:
+            self._in_flight = None
+            self.pool._put_conn(connection)
+
+    def send_unanswered(self, method: str, path: str, headers: dict[str, str]) -> socket.socket:
+        """Send a request on a connection of its own whose answer is never read; the
+        socket is returned to be kept open for as long as the request must stay pending."""
+        connection = urllib3.connection.HTTPConnection(self.host, self.port, timeout=2.0)
+        connection.connect()
+        try:
+            connection.sock.sendall(self._request_head(method, path, None, headers))
+        except OSError:
+            connection.close()
+            raise
+        return connection.sock
+
+    def _request_head(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None
+    ) -> bytes:
+        lines = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_line]
+        if headers:
+            lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())
+        if body is not None or method == "POST":
+            lines.append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+
+def _read_answer(sock: socket.socket) -> tuple[Answer, bool]:
+    reader = _SocketReader(sock)
+    while True:
+        status, headers, keep_alive = reader.head()
+        if not 100 <= status < 200:
+            break  # informational answers (100 Continue) come before the real one
+    if status in (204, 304):
+        data: bytes | bytearray = b""
+    elif headers.get("transfer-encoding", "").lower().endswith("chunked"):
+        data = reader.chunked_body()
+    elif "content-length" in headers:
+        try:
+            length = int(headers["content-length"])
+        except ValueError:
+            raise TransportError(f"bad Content-Length {headers['content-length'][:40]!r}") from None
+        if not 0 <= length <= _MAX_BODY:
+            raise TransportError(f"Content-Length {length} is out of range")
+        data = reader.exact(length)
+    else:
+        data = reader.until_close()
+        keep_alive = False
+    if reader.buffer:
+        keep_alive = False  # bytes after the answer: the connection is out of step
+    return Answer(status, headers, data), keep_alive
+
+
+class _SocketReader:
+    """Reads one answer from a socket, through a small buffer for the head and chunk lines."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(_RECV_SIZE)
+        if not chunk:
+            raise TransportError("connection closed by the Runtime API mid-answer")
+        self.buffer += chunk
+
+    def _line(self) -> bytes:
+        while True:
+            end = self.buffer.find(b"\r\n")
+            if end >= 0:
+                line, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
+                return line
+            if len(self.buffer) > _MAX_LINE:
+                raise TransportError("line too long in answer")
+            self._fill()
+
+    def head(self) -> tuple[int, Headers, bool]:
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(self.buffer) > _MAX_HEAD:
+                raise TransportError("answer head too long")
+            self._fill()
+        raw, self.buffer = self.buffer[:end], self.buffer[end + 4 :]
+        lines = raw.decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        code = rest[:3]
+        if not version.startswith("HTTP/1.") or not (code.isdigit() and code.isascii()):
+            raise TransportError(f"bad status line {lines[0][:80]!r}")
+        if len(lines) > _MAX_HEADERS + 1:
+            raise TransportError(f"more than {_MAX_HEADERS} headers in answer")
+        headers = Headers()
+        for line in lines[1:]:
+            if len(line) > _MAX_LINE:
+                raise TransportError("header line too long")
+            name, colon, value = line.partition(":")
+            if not colon:
+                continue  # not a header; skipped rather than failing the whole answer
+            key = name.strip().lower()
+            value = value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        connection = headers.get("connection", "").lower()
+        keep_alive = "close" not in connection and (version != "HTTP/1.0" or "keep-alive" in connection)
+        return int(code), headers, keep_alive
+
+    def exact(self, length: int) -> bytes | bytearray:
+        if len(self.buffer) >= length:
+            data, self.buffer = self.buffer[:length], self.buffer[length:]
+            return data
+        # A large event (up to 6 MB) is received straight into one buffer and handed on as
+        # it is: each further copy would be another allocation of that size per event.
+        out = bytearray(length)
+        view = memoryview(out)
+        have = len(self.buffer)
+        view[:have] = self.buffer
+        self.buffer = b""
+        while have < length:
+            got = self.sock.recv_into(view[have:])
+            if not got:
+                raise TransportError("connection closed by the Runtime API mid-body")
+            have += got
+        return out
+
+    def chunked_body(self) -> bytes:
+        parts = []
+        total = 0
+        while True:
+            size_field = self._line().split(b";", 1)[0].strip()
+            try:
+                size = int(size_field, 16)
+            except ValueError:
+                raise TransportError(f"bad chunk size {size_field[:20]!r}") from None
+            total += size
+            if size < 0 or total > _MAX_BODY:
+                raise TransportError(f"chunked body over {_MAX_BODY} bytes or chunk size {size}")
+            if size == 0:
+                while self._line():  # trailers, up to the empty line
+                    pass
+                return b"".join(parts)
+            parts.append(bytes(self.exact(size)))
+            if self._line():
+                raise TransportError("chunk not followed by CRLF")
+
+    def until_close(self) -> bytes:
+        parts = [self.buffer]
+        self.buffer = b""
+        while chunk := self.sock.recv(_RECV_SIZE):
+            parts.append(chunk)
+        return b"".join(parts)
