@@ -1,8 +1,9 @@
 """Entry point: ``python -m supervisor`` (what ``bin/bootstrap`` runs).
 
 The order here is deliberate. The first worker is forked before the supervisor imports
-urllib3 and structlog, so the worker's init (the user's imports) and the supervisor's own
-imports run at the same time, and the worker never carries modules it does not use.
+urllib3, so the worker's init (the user's imports) and the supervisor's own imports run
+at the same time, and the worker never carries modules it does not use. structlog is only
+imported when the supervisor first has something to log (see ``SupervisorLogger``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     first_worker = WorkerProcess.spawn(settings)
 
     # From here on the worker initialises in parallel with the supervisor's own imports.
-    from supervisor.logs import configure_supervisor_logging, get_logger
+    from supervisor.logs import SupervisorLogger
     from supervisor.loop import (
         EXIT_INIT_FAILED,
         EXIT_OK,
@@ -39,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from supervisor.runtime_api import RuntimeAPIClient, RuntimeAPIError
 
-    configure_supervisor_logging()
-    log = get_logger("supervisor")
+    log = SupervisorLogger("supervisor")
     api = RuntimeAPIClient(settings.runtime_api, retry_window=settings.api_retry_window, log=log)
     supervisor = Supervisor(settings, api, log, first_worker)
     supervisor.install_signal_handlers()

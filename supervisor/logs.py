@@ -121,9 +121,42 @@ def render(event: EventDict, method: str, chain: list[Processor]) -> str:
 # --- the supervisor's own records ----------------------------------------------------------
 
 
-def configure_supervisor_logging(environ: MutableMapping[str, str] = os.environ) -> None:
-    # Imported here, not at the top: the first worker is forked before this runs, so it
-    # never pays for structlog, and the supervisor's import overlaps with the worker's init.
+class SupervisorLogger:
+    """The supervisor's logger: structlog, imported when the first record passes the level.
+
+    Importing structlog costs 50-80 ms (it brings asyncio along). A healthy environment's
+    supervisor has nothing to say at the default level, so it never pays that on the way
+    to its first ``GET /next``; the first warning or error does. Records below the level
+    are dropped here, before structlog is needed.
+    """
+
+    def __init__(self, name: str, environ: MutableMapping[str, str] = os.environ) -> None:
+        self.name = name
+        self.environ = environ
+        self.threshold = configured_level(environ) or logging.INFO
+        self._structlog_logger: Any = None
+
+    def debug(self, message: str, **fields: Any) -> None:
+        self._log(logging.DEBUG, "debug", message, fields)
+
+    def info(self, message: str, **fields: Any) -> None:
+        self._log(logging.INFO, "info", message, fields)
+
+    def warning(self, message: str, **fields: Any) -> None:
+        self._log(logging.WARNING, "warning", message, fields)
+
+    def error(self, message: str, **fields: Any) -> None:
+        self._log(logging.ERROR, "error", message, fields)
+
+    def _log(self, level: int, method: str, message: str, fields: dict[str, Any]) -> None:
+        if level < self.threshold:
+            return
+        if self._structlog_logger is None:
+            self._structlog_logger = _structlog_logger(self.name, self.environ)
+        getattr(self._structlog_logger, method)(message, **fields)
+
+
+def _structlog_logger(name: str, environ: MutableMapping[str, str]) -> Any:
     import structlog
 
     structlog.configure(
@@ -132,11 +165,6 @@ def configure_supervisor_logging(environ: MutableMapping[str, str] = os.environ)
         logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=True,
     )
-
-
-def get_logger(name: str) -> Any:
-    import structlog
-
     return structlog.get_logger(name).bind(logger=name)
 
 

@@ -85,8 +85,8 @@ class Supervisor:
             self.worker.kill()
             body = _encode(errors.error_body(f"worker failed to initialise: {reply}", errors.PROTOCOL_ERROR))
             error_type = errors.PROTOCOL_ERROR
-        self._log_init_error(body)
         self.api.post_init_error(body, error_type)
+        self._log_init_error(body)
         self.worker.release()
         return False
 
@@ -212,40 +212,42 @@ class Supervisor:
             self.api.post_error(invocation, reply.body, reply.error_type, reply.xray_cause)
             if reply.retire:
                 self._retire_worker(f"worker retired after {reply.error_type}")
+        # Below, the answer is posted before the record is logged: the first record may
+        # have to import structlog, and a timeout must be reported before the deadline.
         elif isinstance(reply, Died):
+            self._post_error(invocation, errors.exit_error(reply.wait_status, request_id))
             self.log.error(
                 "worker died",
                 requestId=request_id,
                 pid=self.worker.pid,
                 status=errors.describe_status(reply.wait_status),
             )
-            self._post_error(invocation, errors.exit_error(reply.wait_status, request_id))
             self._replace_worker("worker died")
         elif isinstance(reply, TimedOut):
             self.worker.kill()
+            self._post_error(invocation, errors.timeout_error(invocation.timeout_seconds, request_id))
             self.log.error(
                 "worker killed at deadline",
                 requestId=request_id,
                 pid=self.worker.pid,
                 timeout_s=round(invocation.timeout_seconds, 3),
             )
-            self._post_error(invocation, errors.timeout_error(invocation.timeout_seconds, request_id))
             self._replace_worker("worker killed at deadline")
         elif isinstance(reply, Oversized):
             self.worker.kill()
-            self.log.error("worker reply over the payload limit", requestId=request_id, size=reply.size)
             self._post_error(
                 invocation,
                 errors.response_too_large(reply.size, self.settings.max_response_bytes, request_id),
             )
+            self.log.error("worker reply over the payload limit", requestId=request_id, size=reply.size)
             self._replace_worker("worker reply over the payload limit")
         else:
             self.worker.kill()
-            self.log.error("worker broke the pipe protocol", requestId=request_id, reason=reply.reason)
             body = errors.error_body(
                 f"Worker sent an invalid reply: {reply.reason}", errors.PROTOCOL_ERROR, request_id
             )
             self._post_error(invocation, body)
+            self.log.error("worker broke the pipe protocol", requestId=request_id, reason=reply.reason)
             self._replace_worker("worker broke the pipe protocol")
 
     def _post_error(self, invocation: Invocation, body: dict[str, Any]) -> None:
@@ -325,7 +327,10 @@ class Supervisor:
     # -- logs -------------------------------------------------------------------------------
 
     def _log_worker_started(self, ready: Ready, reason: str | None = None) -> None:
-        self.log.info(
+        """A replacement is news (INFO, with its reason); the first worker's start is not:
+        Lambda's own INIT_START and Init Duration already say it, so it is DEBUG."""
+        log = self.log.debug if reason is None else self.log.info
+        log(
             "worker started",
             pid=self.worker.pid,
             init_duration_ms=round(ready.init_ms, 2),

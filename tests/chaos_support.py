@@ -520,8 +520,9 @@ def snapshot_at_rest(emulator: RuntimeAPIEmulator, runtime: RuntimeProcess) -> S
     )
 
 
-def worker_starts(runtime: RuntimeProcess) -> list[dict[str, Any]]:
-    return [r for r in runtime.json_lines() if r.get("message") == "worker started"]
+def worker_replacements(runtime: RuntimeProcess) -> list[dict[str, Any]]:
+    """The supervisor's records of replacement workers (the first worker's start is DEBUG)."""
+    return [r for r in runtime.json_lines() if r.get("message") == "worker started" and r.get("reason")]
 
 
 # ------------------------------------------------------------------------------- report

@@ -59,5 +59,11 @@ def invoke(
     return outcome
 
 
-def log_records(runtime: RuntimeProcess, message: str) -> list[dict]:
+def log_records(runtime: RuntimeProcess, message: str, wait: float = 10.0) -> list[dict]:
+    """The supervisor's records with this message, once at least one has been written.
+
+    The supervisor posts an answer before it logs about it, so a record can come a moment
+    after the caller has its answer.
+    """
+    runtime.wait_for_line(lambda line: f'"message":"{message}"' in line, wait)
     return [record for record in runtime.json_lines() if record.get("message") == message]

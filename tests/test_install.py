@@ -78,6 +78,8 @@ def _serve_once(emulator, tmp_path: Path, command: list[str], env_dir: Path) -> 
             "PYTHONPATH": None,
             "VIRTUAL_ENV": None,
             "_HANDLER": "app.handler",
+            # The first worker's start is a DEBUG record: it shows structlog at work.
+            "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
         },
     ).environment()
     process = subprocess.Popen(

@@ -92,7 +92,7 @@ def test_level_filter_applies_to_the_supervisor_too(emulator, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_text_format(emulator, tmp_path):
-    env = {"AWS_LAMBDA_LOG_FORMAT": "Text", "AWS_LAMBDA_LOG_LEVEL": "INFO"}
+    env = {"AWS_LAMBDA_LOG_FORMAT": "Text", "AWS_LAMBDA_LOG_LEVEL": "DEBUG"}
     with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, "app:route", env=env) as runtime:
         invocation = emulator.submit({"do": "log_things"}, timeout=30)
         invocation.result(30)
@@ -104,7 +104,7 @@ def test_text_format(emulator, tmp_path):
     assert timestamp.endswith("Z")
     assert request_id == invocation.request_id
     assert message.startswith("warned here")
-    assert started.startswith("[INFO]\t")
+    assert started.startswith("[DEBUG]\t"), "the first worker's start is a DEBUG record"
 
 
 @pytest.mark.timeout(60)
@@ -134,7 +134,9 @@ def test_supervisor_logs_its_lifecycle_as_json(emulator, tmp_path):
         invoke(emulator, {"do": "ok"})
         records = runtime.json_lines()
     started = [r for r in records if r.get("message") == "worker started"]
-    assert len(started) == 3 and all(r["init_duration_ms"] >= 0 for r in started)
+    # At the default level only replacements are news; the first start is DEBUG.
+    assert [r["reason"] for r in started] == ["worker died", "worker killed at deadline"]
+    assert all(r["init_duration_ms"] >= 0 and r["level"] == "INFO" for r in started)
     assert started[0]["logger"] == "supervisor"
     [died] = log_records(runtime, "worker died")
     assert died["status"] == "exit status 5" and died["level"] == "ERROR"
