@@ -59,6 +59,8 @@ class Supervisor:
         self.shutdown_requested = False
         self.waiting_for_event = False
         self.wakeup_read: int | None = None
+        # Only PID 1 inherits the processes a handler leaves behind.
+        self.reaps_orphans = os.getpid() == 1
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -162,7 +164,8 @@ class Supervisor:
                 self._answer(invocation, Died(self.worker.kill()))
                 return
         self._answer(invocation, self._wait_reply(kill_at, invocation.reply_token))
-        self._reap_orphans()
+        if self.reaps_orphans:
+            self._reap_orphans()
         if self.worker is served_by and served_by.wait_status is None:
             served_by.invocations += 1
             self._recycle_if_due()
