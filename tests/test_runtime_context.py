@@ -154,9 +154,12 @@ def test_results_are_marshalled_like_awss_runtime(emulator, runtime, action, con
 
 
 @pytest.mark.timeout(60)
-def test_non_json_event_reaches_the_handler_as_bytes(emulator, runtime):
-    outcome = emulator.submit(b"hello", content_type="application/octet-stream", timeout=30).result(30)
-    assert outcome.json() == {"type": "bytes", "value": "hello"}
+@pytest.mark.parametrize("size", [5, 300_000])
+def test_non_json_event_reaches_the_handler_as_bytes(emulator, runtime, size):
+    """Tried: a small body, and one large enough to be read into a buffer in place."""
+    text = ("hello" * size)[:size]
+    outcome = emulator.submit(text.encode(), content_type="application/octet-stream", timeout=30).result(30)
+    assert outcome.json() == {"type": "bytes", "value": text}
 
 
 @pytest.mark.timeout(60)

@@ -27,7 +27,7 @@ class MarshalError(Exception):
 def decode_event(body: bytes, content_type: str | None) -> Any:
     """JSON events become Python objects; anything else is handed over as bytes."""
     if content_type and content_type.split(";", 1)[0].strip().lower() != JSON_CONTENT_TYPE:
-        return body
+        return bytes(body)  # a large body arrives as a bytearray; handlers are given bytes
     try:
         return json.loads(body)
     except ValueError as exc:
