@@ -65,6 +65,9 @@ def comparison_rows(results: dict[str, Any]) -> list[Row]:
     specs: list[tuple[str, str, str, str, bool, float | None]] = [
         ("cold start → first GET /next", "cold", "first_next_ms", "ms", False, 1.0),
         ("cold start → first response posted", "cold", "first_response_ms", "ms", False, None),
+        ("cold start, boto3 init → first GET /next", "cold-sdk", "first_next_ms", "ms", False, 1.0),
+        ("cold start, boto3 init → first response", "cold-sdk", "first_response_ms", "ms", False, None),
+        ("cold start, boto3 init, 1 CPU → GET /next", "cold-sdk-1cpu", "first_next_ms", "ms", False, None),
     ]
     for scenario in SCENARIOS:
         phase = f"warm:{scenario}"
@@ -73,6 +76,12 @@ def comparison_rows(results: dict[str, Any]) -> list[Row]:
             (f"warm {scenario}: p50 latency", phase, "p50_ms", "ms", False, 1.0),
             (f"warm {scenario}: p99 latency", phase, "p99_ms", "ms", False, None),
             (f"PSS of the tree after {scenario}", phase, "pss_mb", "MB", False, 1.5),
+        ]
+    for scenario in SCENARIOS:
+        phase = f"warm-1cpu:{scenario}"
+        specs += [
+            (f"warm {scenario}, 1 CPU: invocations/s", phase, "ips", "/s", True, None),
+            (f"warm {scenario}, 1 CPU: p50 latency", phase, "p50_ms", "ms", False, None),
         ]
     rows = []
     for label, phase, key, unit, higher, target in specs:
@@ -189,9 +198,18 @@ def render_markdown(results: dict[str, Any]) -> str:
             )
     ceiling = results.get("ceiling")
     if ceiling:
+        client = ceiling.get("client", "python")
         lines += [
             "",
-            "## The stand-in's own ceiling (minimal keep-alive client in the bench process)",
+            "## The stand-in's own ceiling",
+            "",
+            (
+                "Served to `bench/minimal_client.c`, a keep-alive client in C that does nothing but "
+                "GET /next and POST the result, so that the figure is the stand-in's, not the client's."
+                if client == "c"
+                else "Served to the bench's minimal client in Python (no C compiler was found): the "
+                "figure is the stand-in's and that client's together, a lower bound of the ceiling."
+            ),
             "",
             "| payload | stand-in + minimal client | fastest runtime measured | headroom |",
             "|---|---|---|---|",

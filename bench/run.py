@@ -274,6 +274,7 @@ def run_trial(
     crash_at: Sequence[int] = (),
     timeout: float = 120.0,
     capture_log: bool = False,
+    cpus: set[int] | None = None,
 ) -> Run:
     """Start one runtime against an armed stand-in, wait for all answers, measure, kill."""
     module = module or HANDLER_OF[scenario]
@@ -288,7 +289,14 @@ def run_trial(
     log_path = WORK / "last-run.log"
     with open(log_path, "wb") as out:
         spawned_at = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, cwd=str(HANDLERS), stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=str(HANDLERS),
+            stdout=out,
+            stderr=out,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+        )
         try:
             try:
                 report = stand_in.wait_done(timeout)
@@ -372,8 +380,10 @@ class Bench:
         return quick if self.quick else full
 
     def ceiling(self) -> None:
-        """The stand-in's own limit, served to a minimal keep-alive client in this process."""
-        out: dict[str, Any] = {}
+        """The stand-in's own limit, served to a minimal keep-alive client (in C if a compiler
+        is at hand: one in Python costs as much per event as the stand-in does)."""
+        client = build_minimal_client()
+        out: dict[str, Any] = {"client": "c" if client else "python"}
         for scenario, (full, quick) in {
             "noop": (20000, 5000),
             "echo-100KB": (4000, 1000),
@@ -383,7 +393,15 @@ class Bench:
             rates, p50s = [], []
             for _ in range(self.n(3, 2)):
                 self.stand_in.arm(events, SIZES[scenario], tag="min")
-                minimal_client(self.stand_in.port, events, echo=scenario != "noop")
+                echo = scenario != "noop"
+                if client:
+                    subprocess.run(
+                        [str(client), str(self.stand_in.port), str(events), str(int(echo))],
+                        check=True,
+                        timeout=300,
+                    )
+                else:
+                    minimal_client(self.stand_in.port, events, echo=echo)
                 report = self.stand_in.wait_done(60)
                 self.stand_in.reset()
                 figures = warm_figures(Run("minimal", 0.0, report, 0, 0), SIZES[scenario])
@@ -413,24 +431,60 @@ class Bench:
             f"cold start to first /next: ours {_med(runs[OURS], 'first_next_ms'):.1f} ms, "
             f"awslambdaric {_med(runs[AWS], 'first_next_ms'):.1f} ms (medians of {pairs})"
         )
+        self.cold_with_sdk()
 
-    def warm(self) -> None:
-        """Back-to-back invocations for each payload; PSS of the idle tree afterwards."""
-        counts = {"noop": self.n(3000, 1000), "echo-100KB": self.n(1000, 300), "echo-5MB": self.n(100, 30)}
-        repeats = self.n(7, 3)
-        for scenario, events in counts.items():
+    def cold_with_sdk(self) -> None:
+        """The same, for a function whose init imports boto3 and makes a client (``sdk``):
+        what most Python functions do at init, and where this runtime's supervisor imports
+        run alongside the worker's init instead of before it. Measured on every CPU and
+        on one, since a Lambda function under 1,769 MB has less than one vCPU."""
+        for phase, cpus in (("cold-sdk", None), ("cold-sdk-1cpu", {min(os.sched_getaffinity(0))})):
+            pairs = self.n(10, 4)
             runs: dict[str, list[dict[str, float]]] = {OURS: [], AWS: []}
-            for _, ours_first in alternate(repeats):
+            for _, ours_first in alternate(pairs):
                 order = (self.ours, self.aws) if ours_first else (self.aws, self.ours)
                 for runtime in order:
-                    run = run_trial(self.stand_in, runtime, scenario, events)
-                    runs[runtime.name].append(warm_figures(run, SIZES[scenario]))
-            self.results["runs"][f"warm:{scenario}"] = runs
+                    run = run_trial(self.stand_in, runtime, "noop", 1, module="sdk", timeout=60, cpus=cpus)
+                    runs[runtime.name].append(
+                        {"first_next_ms": run.to_first_next_ms, "first_response_ms": run.to_first_response_ms}
+                    )
+            self.results["runs"][phase] = runs
             self.say(
-                f"warm {scenario}: ours {_med(runs[OURS], 'ips'):,.0f} inv/s p50 "
-                f"{_med(runs[OURS], 'p50_ms'):.3f} ms; awslambdaric {_med(runs[AWS], 'ips'):,.0f} inv/s "
-                f"p50 {_med(runs[AWS], 'p50_ms'):.3f} ms"
+                f"{phase} to first /next: ours {_med(runs[OURS], 'first_next_ms'):.1f} ms, "
+                f"awslambdaric {_med(runs[AWS], 'first_next_ms'):.1f} ms (medians of {pairs})"
             )
+
+    def warm(self) -> None:
+        """Back-to-back invocations for each payload; PSS of the idle tree afterwards.
+
+        Then again with the stand-in and the runtime on one CPU, as everything in a Lambda
+        function of up to 1,769 MB is (one vCPU or less): there the worker and the
+        supervisor hand an event over without waking another CPU.
+        """
+        counts = {"noop": self.n(3000, 1000), "echo-100KB": self.n(1000, 300), "echo-5MB": self.n(100, 30)}
+        one_cpu = {min(os.sched_getaffinity(0))}
+        for phase, cpus, scenarios in (
+            ("warm", None, SIZES),
+            ("warm-1cpu", one_cpu, ("noop", "echo-100KB")),
+        ):
+            os.sched_setaffinity(self.stand_in.proc.pid, cpus or os.sched_getaffinity(0))
+            for scenario in scenarios:
+                self._warm_scenario(f"{phase}:{scenario}", scenario, counts[scenario], cpus)
+        os.sched_setaffinity(self.stand_in.proc.pid, os.sched_getaffinity(0))
+
+    def _warm_scenario(self, phase: str, scenario: str, events: int, cpus: set[int] | None) -> None:
+        runs: dict[str, list[dict[str, float]]] = {OURS: [], AWS: []}
+        for _, ours_first in alternate(self.n(7, 3)):
+            order = (self.ours, self.aws) if ours_first else (self.aws, self.ours)
+            for runtime in order:
+                run = run_trial(self.stand_in, runtime, scenario, events, cpus=cpus)
+                runs[runtime.name].append(warm_figures(run, SIZES[scenario]))
+        self.results["runs"][phase] = runs
+        self.say(
+            f"{phase}: ours {_med(runs[OURS], 'ips'):,.0f} inv/s p50 "
+            f"{_med(runs[OURS], 'p50_ms'):.3f} ms; awslambdaric {_med(runs[AWS], 'ips'):,.0f} inv/s "
+            f"p50 {_med(runs[AWS], 'p50_ms'):.3f} ms"
+        )
 
     def recovery(self) -> None:
         """Ours only (awslambdaric exits when its handler does): crash, then the next event.
@@ -549,6 +603,21 @@ def build_packages(root: Path) -> tuple[Path, Path]:
         str(made[1]), quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
     )
     return made[0], made[1]
+
+
+def build_minimal_client() -> Path | None:
+    """Compile ``minimal_client.c`` into ``bench/work`` (once per change), or None without a
+    C compiler."""
+    source = BENCH / "minimal_client.c"
+    binary = WORK / "minimal_client"
+    if binary.exists() and binary.stat().st_mtime >= source.stat().st_mtime:
+        return binary
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    WORK.mkdir(exist_ok=True)
+    built = subprocess.run([compiler, "-O2", "-o", str(binary), str(source)], capture_output=True)
+    return binary if built.returncode == 0 else None
 
 
 def minimal_client(port: int, events: int, *, echo: bool) -> None:
