@@ -214,19 +214,20 @@ def render_markdown(results: dict[str, Any]) -> str:
             "| payload | stand-in + minimal client | fastest runtime measured | headroom |",
             "|---|---|---|---|",
         ]
-        for scenario in SCENARIOS:
-            if scenario not in ceiling:
+        for key in [*SCENARIOS, *(f"1cpu:{scenario}" for scenario in SCENARIOS)]:
+            if key not in ceiling:
                 continue
-            top = statistics.median(ceiling[scenario]["ips"])
-            phase = runs.get(f"warm:{scenario}")
+            top = statistics.median(ceiling[key]["ips"])
+            phase = runs.get(f"warm-{key}" if key.startswith("1cpu:") else f"warm:{key}")
             fastest = (
                 max(statistics.median(r["ips"] for r in phase[name]) for name in (OURS, AWS))
                 if phase
                 else None
             )
-            p50 = statistics.median(ceiling[scenario]["p50_ms"])
+            p50 = statistics.median(ceiling[key]["p50_ms"])
+            label = f"{key[5:]}, 1 CPU" if key.startswith("1cpu:") else key
             lines.append(
-                f"| {scenario} | {top:,.0f} inv/s (p50 {p50:.3f} ms) | "
+                f"| {label} | {top:,.0f} inv/s (p50 {p50:.3f} ms) | "
                 + (f"{fastest:,.0f} inv/s | {top / fastest:.1f}× |" if fastest else "- | - |")
             )
     lines.append("")
@@ -241,6 +242,8 @@ def render_chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = comparison_rows(results)
+    if not rows:
+        return  # nothing side by side yet (a run of --only ceiling into a new folder)
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, max(5.0, 0.42 * len(rows) + 1.5)))
     labels = [row.label for row in rows][::-1]
     for y, row in enumerate(rows[::-1]):

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import venv
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,6 +264,13 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def pinned_to(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that pins the child to ``cpus``; None leaves it free."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def run_trial(
     stand_in: StandIn,
     runtime: Runtime,
@@ -295,7 +302,7 @@ def run_trial(
             cwd=str(HANDLERS),
             stdout=out,
             stderr=out,
-            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
+            preexec_fn=pinned_to(cpus),
         )
         try:
             try:
@@ -371,6 +378,9 @@ class Bench:
         self.aws = aws_runtime()
         self.stand_in = StandIn()
         self.results: dict[str, Any] = {"mode": "quick" if self.quick else "full", "runs": {}}
+        # The "1 CPU" runs put the stand-in and the runtime on the first CPU this may use.
+        self.all_cpus = os.sched_getaffinity(0)
+        self.one_cpu = {min(self.all_cpus)}
 
     def say(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
@@ -384,13 +394,15 @@ class Bench:
         is at hand: one in Python costs as much per event as the stand-in does)."""
         client = build_minimal_client()
         out: dict[str, Any] = {"client": "c" if client else "python"}
-        for scenario, (full, quick) in {
-            "noop": (20000, 5000),
-            "echo-100KB": (4000, 1000),
-            "echo-5MB": (200, 50),
-        }.items():
-            events = self.n(full, quick)
+        counts = {"noop": (20000, 5000), "echo-100KB": (4000, 1000), "echo-5MB": (200, 50)}
+        runs = [(scenario, None) for scenario in counts]
+        if client:  # the 1 CPU rows' ceiling: the stand-in and the client pinned together
+            runs += [("noop", self.one_cpu), ("echo-100KB", self.one_cpu)]
+        for scenario, cpus in runs:
+            key = scenario if cpus is None else f"1cpu:{scenario}"
+            events = self.n(*counts[scenario])
             rates, p50s = [], []
+            os.sched_setaffinity(self.stand_in.proc.pid, cpus or self.all_cpus)
             for _ in range(self.n(3, 2)):
                 self.stand_in.arm(events, SIZES[scenario], tag="min")
                 echo = scenario != "noop"
@@ -399,6 +411,7 @@ class Bench:
                         [str(client), str(self.stand_in.port), str(events), str(int(echo))],
                         check=True,
                         timeout=300,
+                        preexec_fn=pinned_to(cpus),
                     )
                 else:
                     minimal_client(self.stand_in.port, events, echo=echo)
@@ -407,8 +420,9 @@ class Bench:
                 figures = warm_figures(Run("minimal", 0.0, report, 0, 0), SIZES[scenario])
                 rates.append(figures["ips"])
                 p50s.append(figures["p50_ms"])
-            out[scenario] = {"ips": rates, "p50_ms": p50s}
-            self.say(f"stand-in ceiling {scenario}: {statistics.median(rates):,.0f} inv/s")
+            out[key] = {"ips": rates, "p50_ms": p50s}
+            self.say(f"stand-in ceiling {key}: {statistics.median(rates):,.0f} inv/s")
+        os.sched_setaffinity(self.stand_in.proc.pid, self.all_cpus)
         self.results["ceiling"] = out
 
     def cold(self) -> None:
@@ -438,7 +452,7 @@ class Bench:
         what most Python functions do at init, and where this runtime's supervisor imports
         run alongside the worker's init instead of before it. Measured on every CPU and
         on one, since a Lambda function under 1,769 MB has less than one vCPU."""
-        for phase, cpus in (("cold-sdk", None), ("cold-sdk-1cpu", {min(os.sched_getaffinity(0))})):
+        for phase, cpus in (("cold-sdk", None), ("cold-sdk-1cpu", self.one_cpu)):
             pairs = self.n(10, 4)
             runs: dict[str, list[dict[str, float]]] = {OURS: [], AWS: []}
             for _, ours_first in alternate(pairs):
@@ -462,15 +476,14 @@ class Bench:
         supervisor hand an event over without waking another CPU.
         """
         counts = {"noop": self.n(3000, 1000), "echo-100KB": self.n(1000, 300), "echo-5MB": self.n(100, 30)}
-        one_cpu = {min(os.sched_getaffinity(0))}
         for phase, cpus, scenarios in (
             ("warm", None, SIZES),
-            ("warm-1cpu", one_cpu, ("noop", "echo-100KB")),
+            ("warm-1cpu", self.one_cpu, ("noop", "echo-100KB")),
         ):
-            os.sched_setaffinity(self.stand_in.proc.pid, cpus or os.sched_getaffinity(0))
+            os.sched_setaffinity(self.stand_in.proc.pid, cpus or self.all_cpus)
             for scenario in scenarios:
                 self._warm_scenario(f"{phase}:{scenario}", scenario, counts[scenario], cpus)
-        os.sched_setaffinity(self.stand_in.proc.pid, os.sched_getaffinity(0))
+        os.sched_setaffinity(self.stand_in.proc.pid, self.all_cpus)
 
     def _warm_scenario(self, phase: str, scenario: str, events: int, cpus: set[int] | None) -> None:
         runs: dict[str, list[dict[str, float]]] = {OURS: [], AWS: []}
