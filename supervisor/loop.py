@@ -215,43 +215,40 @@ class Supervisor:
             self.api.post_error(invocation, reply.body, reply.error_type, reply.xray_cause)
             if reply.retire:
                 self._retire_worker(f"worker retired after {reply.error_type}")
-        # Below, the answer is posted before the record is logged: the first record may
-        # have to import structlog, and a timeout must be reported before the deadline.
+        # Below, the answer is posted first and the record about the worker is logged once
+        # its replacement is forked: the first record may have to import structlog, which
+        # must neither delay a timeout's report past the deadline nor the next worker.
         elif isinstance(reply, Died):
             self._post_error(invocation, errors.exit_error(reply.wait_status, request_id))
-            self.log.error(
+            self._replace_worker(
                 "worker died",
                 requestId=request_id,
                 pid=self.worker.pid,
                 status=errors.describe_status(reply.wait_status),
             )
-            self._replace_worker("worker died")
         elif isinstance(reply, TimedOut):
             self.worker.kill()
             self._post_error(invocation, errors.timeout_error(invocation.timeout_seconds, request_id))
-            self.log.error(
+            self._replace_worker(
                 "worker killed at deadline",
                 requestId=request_id,
                 pid=self.worker.pid,
                 timeout_s=round(invocation.timeout_seconds, 3),
             )
-            self._replace_worker("worker killed at deadline")
         elif isinstance(reply, Oversized):
             self.worker.kill()
             self._post_error(
                 invocation,
                 errors.response_too_large(reply.size, self.settings.max_response_bytes, request_id),
             )
-            self.log.error("worker reply over the payload limit", requestId=request_id, size=reply.size)
-            self._replace_worker("worker reply over the payload limit")
+            self._replace_worker("worker reply over the payload limit", requestId=request_id, size=reply.size)
         else:
             self.worker.kill()
             body = errors.error_body(
                 f"Worker sent an invalid reply: {reply.reason}", errors.PROTOCOL_ERROR, request_id
             )
             self._post_error(invocation, body)
-            self.log.error("worker broke the pipe protocol", requestId=request_id, reason=reply.reason)
-            self._replace_worker("worker broke the pipe protocol")
+            self._replace_worker("worker broke the pipe protocol", requestId=request_id, reason=reply.reason)
 
     def _post_error(self, invocation: Invocation, body: dict[str, Any]) -> None:
         self.api.post_error(invocation, _encode(body), body["errorType"])
@@ -290,13 +287,18 @@ class Supervisor:
             )
             self._replace_worker("worker died between invocations")
 
-    def _replace_worker(self, reason: str) -> None:
+    def _replace_worker(self, why: str, /, **failure: Any) -> None:
+        """Start a fresh worker in place of the current one. ``failure`` holds the fields of
+        an error record (with ``why`` as its message) about the worker replaced; it is
+        logged while the replacement runs its init."""
         self.worker.release()
         self.worker = WorkerProcess.spawn(self.settings)
         self.worker.interrupt_fd = self.wakeup_read
+        if failure:
+            self.log.error(why, **failure)
         reply = self._wait_ready(self.settings.init_timeout)
         if isinstance(reply, Ready):
-            self._log_worker_started(reply, reason)
+            self._log_worker_started(reply, why)
             return
         if isinstance(reply, InitFailed):
             self._log_init_error(reply.body)
