@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import select
 import signal
 import sys
@@ -24,6 +25,9 @@ if TYPE_CHECKING:  # imported for annotations only: the first fork happens befor
 
 # Room for an error body beyond the response limit (the worker truncates its own).
 _ERROR_SLACK = 1 << 20
+# What a reply's content type must look like to go into the /response request's headers:
+# handler code can reach the worker's marshalling, and a CR or LF would split the request.
+_HEADER_VALUE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
 
 
 class Ready(NamedTuple):
@@ -156,7 +160,10 @@ class WorkerProcess:
         if reply.kind == protocol.RESULT:
             if len(reply.body) > self.max_response:
                 return Oversized(len(reply.body))
-            return Result(reply.body, str(reply.meta.get("content_type") or "application/json"))
+            content_type = str(reply.meta.get("content_type") or "application/json")
+            if not _HEADER_VALUE.fullmatch(content_type):
+                return Garbled(f"a content type that cannot be a header value: {content_type[:80]!r}")
+            return Result(reply.body, content_type)
         cause = reply.meta.get("xray_cause")
         return Failed(
             reply.body,

@@ -376,3 +376,43 @@ def test_garbage_in_a_burst_of_events_taints_only_its_own(emulator, runtime):
         else:
             assert outcome.kind == "response" and outcome.json()["n"] == n, (n, outcome)
     assert wait_until(lambda: len(worker_replacements(runtime)) == 20, 10)
+
+
+TAMPERING_APP = """
+import worker.marshal
+
+def handler(event, context):
+    if event.get("content_type"):
+        # Handler code can reach the worker's own modules; the supervisor must not trust
+        # what they produce.
+        worker.marshal.encode_result = lambda result: (b'"x"', event["content_type"])
+    return event.get("n")
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain\r\nX-Injected: 1", "text/\u2713", "", "x" * 300],
+    ids=["crlf", "not-latin-1", "empty", "too-long"],
+)
+def test_a_content_type_that_cannot_be_a_header_is_a_protocol_error(emulator, tmp_path, content_type):
+    """Tried: a handler that patches the worker's marshalling to reply with a content type
+    holding CR/LF (request splitting), a character outside latin-1, nothing, or 300 bytes.
+    The event gets one WorkerProtocolError, nothing reaches the Runtime API's headers,
+    and a fresh worker serves the next event."""
+    with running_runtime(emulator, tmp_path, {"app.py": TAMPERING_APP}, "app.handler") as runtime:
+        invocation = emulator.submit({"content_type": content_type}, timeout=30)
+        outcome = _only_answer(emulator, invocation)
+        served = invoke(emulator, {"n": 7})
+        assert runtime.running
+    if content_type == "":
+        # An empty content type means "the default", as it always has.
+        assert outcome.kind == "response" and outcome.headers["Content-Type"] == "application/json"
+    else:
+        assert outcome.kind == "error" and outcome.error_type == "Runtime.WorkerProtocolError", outcome
+        assert "content type" in outcome.json()["errorMessage"]
+    # No request was split in two: every request the emulator saw is one it knows.
+    assert all(route is not None for _, _, _, route in emulator.requests), emulator.requests
+    assert "X-Injected" not in outcome.headers
+    assert served.kind == "response" and served.json() == 7
