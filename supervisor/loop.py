@@ -346,8 +346,10 @@ class Supervisor:
     def _log_init_error(self, body: bytes) -> None:
         try:
             fields = json.loads(body)
-        except ValueError:
-            fields = {}
+        except (ValueError, RecursionError):
+            fields = None
+        if not isinstance(fields, dict):
+            fields = {}  # not the worker's own body: handler code wrote on the pipe at import
         self.log.error(
             "init failed",
             errorType=fields.get("errorType"),

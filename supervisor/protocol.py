@@ -156,6 +156,9 @@ def read_frame(
         meta = json.loads(raw_meta) if meta_len else {}
     except ValueError as exc:
         raise ProtocolError(f"frame metadata is not JSON: {exc}") from None
+    except RecursionError:
+        # Handler code can write on the reply pipe; nesting must not take the reader down.
+        raise ProtocolError("frame metadata is nested too deep") from None
     if not isinstance(meta, dict):
         raise ProtocolError("frame metadata is not a JSON object")
     return Frame(kind, meta, body)

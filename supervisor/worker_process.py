@@ -125,7 +125,9 @@ class WorkerProcess:
         )
         if isinstance(reply, protocol.Frame):
             if reply.kind == protocol.READY:
-                return Ready(float(reply.meta.get("init_ms", 0.0)))
+                init_ms = reply.meta.get("init_ms")
+                # Handler code can write on the pipe while it is imported: trust no field.
+                return Ready(float(init_ms) if isinstance(init_ms, (int, float)) else 0.0)
             return InitFailed(reply.body, str(reply.meta.get("error_type", "Runtime.Unknown")))
         if isinstance(reply, Oversized):
             return Garbled(f"init reply of {reply.size} bytes")

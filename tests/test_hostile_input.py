@@ -298,6 +298,12 @@ GARBAGE = [
     pytest.param(_frame(b"O", b"notjs", b""), None, "Runtime.WorkerProtocolError", id="metadata-not-json"),
     pytest.param(_frame(b"X", b"[1]", b""), None, "Runtime.WorkerProtocolError", id="metadata-not-an-object"),
     pytest.param(
+        _frame(b"O", b"[" * 200_000 + b"]" * 200_000, b""),
+        None,
+        "Runtime.WorkerProtocolError",
+        id="metadata-nested-too-deep",
+    ),
+    pytest.param(
         _frame(b"R", b"{}", b""), None, "Runtime.WorkerProtocolError", id="ready-frame-mid-invocation"
     ),
     pytest.param(b"O\x00\x00", "exit", "Runtime.ExitError", id="half-a-header-then-exit"),
@@ -310,7 +316,7 @@ GARBAGE = [
 def test_a_handler_writing_garbage_on_the_reply_pipe(emulator, runtime, data, then, error_type):
     """Tried: a handler that finds the worker's reply pipe in /proc/self/fd and writes junk,
     frame headers announcing a 1 GiB metadata block or a 500 MB body, metadata that is not
-    JSON or not an object, a READY frame in the middle of an invocation, and half a header
+    JSON, not an object or nested too deep to decode, a READY frame in the middle of an invocation, and half a header
     followed by the worker exiting or hanging."""
     event = {"do": "garbage", "n": 1, "hex": data.hex()}
     if then:
@@ -416,3 +422,63 @@ def test_a_content_type_that_cannot_be_a_header_is_a_protocol_error(emulator, tm
     assert all(route is not None for _, _, _, route in emulator.requests), emulator.requests
     assert "X-Injected" not in outcome.headers
     assert served.kind == "response" and served.json() == 7
+
+
+def _forging_module(frame: bytes) -> str:
+    """A handler module that writes ``frame`` on the worker's reply pipe as it is imported."""
+    return f"""
+import fcntl, os
+
+def _reply_pipe():
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            target = os.readlink(f"/proc/self/fd/{{fd}}")
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:
+            continue
+        if fd > 2 and target.startswith("pipe:") and flags & os.O_ACCMODE == os.O_WRONLY:
+            return fd
+
+os.write(_reply_pipe(), bytes.fromhex({frame.hex()!r}))
+
+def handler(event, context):
+    return event.get("n")
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "meta", [b'{"init_ms": "soon"}', b'{"init_ms": [1]}'], ids=["init-ms-a-string", "init-ms-a-list"]
+)
+def test_a_ready_report_forged_at_import_is_survived(emulator, tmp_path, meta):
+    """Tried: handler code that, while it is imported, writes a READY frame whose init_ms is
+    not a number ahead of the worker's own report. The supervisor takes it, the worker's
+    real report then arrives where the first reply is due and is refused, and each event
+    gets one WorkerProtocolError while the runtime goes on."""
+    app = _forging_module(_frame(b"R", meta, b""))
+    with running_runtime(emulator, tmp_path, {"app.py": app}, "app.handler") as runtime:
+        first = _only_answer(emulator, emulator.submit({"n": 1}, timeout=30))
+        # The replacement imports the module, and forges, again: so it goes every time.
+        second = _only_answer(emulator, emulator.submit({"n": 2}, timeout=30))
+        assert runtime.running
+    for outcome in (first, second):
+        assert outcome.kind == "error" and outcome.error_type == "Runtime.WorkerProtocolError", outcome
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "body", [b"[1]", b"[" * 200_000 + b"]" * 200_000, b"\xff\xfe"], ids=["a-list", "nested", "not-utf8"]
+)
+def test_an_init_error_forged_at_import_is_reported_and_the_runtime_exits_cleanly(emulator, tmp_path, body):
+    """Tried: handler code that, while it is imported, writes an init-error frame whose body
+    is a JSON list, JSON nested 200,000 deep, or not UTF-8. The body is posted to
+    /init/error as it is, and the supervisor exits with its init-failure status, not a
+    traceback."""
+    app = _forging_module(_frame(b"I", b'{"error_type": "Forged"}', body))
+    with running_runtime(emulator, tmp_path, {"app.py": app}, "app.handler", wait_ready=False) as runtime:
+        assert wait_until(lambda: not runtime.running, 20), "the runtime should exit after an init error"
+        output = runtime.output()
+    assert len(emulator.init_errors) == 1
+    assert "Traceback" not in output, output[-2000:]
+    assert '"message":"init failed"' in output
