@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import socket
 import time
 from enum import Enum
@@ -216,23 +215,15 @@ class RuntimeAPIClient:
         self._extension_socket: socket.socket | None = None
 
     def abort_long_poll(self) -> None:
-        """End a blocking /next from a signal handler: shut the socket, nothing more.
+        """End the blocking /next (or the one about to start) from a signal handler.
 
-        The blocked read then fails with a transport error, which ``next_invocation`` turns
-        into ``LongPollAborted`` in the main flow. If an answer is already arriving (bytes
-        waiting on the socket) it is left to complete: that event is served before the
-        runtime stops. Lambda only sends SIGTERM when no event is being handed out.
+        It then fails with a transport error, which ``next_invocation`` turns into
+        ``LongPollAborted`` in the main flow. If an answer is already arriving it is left
+        to complete: that event is served before the runtime stops. Lambda only sends
+        SIGTERM when no event is being handed out.
         """
         self.stopping = True
-        sock = self.connection.in_flight_socket()
-        if sock is None:
-            return
-        try:
-            if select.select([sock], [], [], 0)[0]:
-                return
-            sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, ValueError):
-            pass
+        self.connection.abort()
 
     def close(self) -> None:
         self.connection.close()
@@ -276,7 +267,9 @@ class RuntimeAPIClient:
         backoff = Backoff(self.retry_window, self)
         while True:
             try:
-                response = self.connection.request("GET", API_VERSION + "/runtime/invocation/next")
+                response = self.connection.request(
+                    "GET", API_VERSION + "/runtime/invocation/next", abortable=True
+                )
             except TRANSPORT_ERRORS as exc:
                 if self.stopping:
                     raise LongPollAborted() from None

@@ -11,6 +11,7 @@ and reading an answer with a few bytes operations costs about 40 µs (bench/READ
 
 from __future__ import annotations
 
+import select
 import socket
 from typing import Any
 
@@ -73,29 +74,56 @@ class RuntimeConnection:
         self.port = port
         self._host_line = f"Host: {host}:{port}\r\n".encode("latin-1")
         self._in_flight: urllib3.connection.HTTPConnection | None = None
+        self._abort_next = False
 
-    def in_flight_socket(self) -> socket.socket | None:
-        """The socket of the exchange under way, if any (for ``abort_long_poll``)."""
+    def abort(self) -> None:
+        """End the abortable exchange under way (the long poll for /next), or the next one
+        before it is sent; safe to call from a signal handler, which may run at any point
+        of ``request``. Other exchanges (posting an answer) are never cut short.
+
+        An exchange whose answer is already arriving is left to complete. Otherwise its
+        socket is shut, which ends a blocked read and any later one; with no socket yet,
+        a flag makes the next abortable ``request`` give up once its socket exists.
+        """
         connection = self._in_flight
-        return None if connection is None else connection.sock
+        sock = None if connection is None else connection.sock
+        if sock is None:
+            self._abort_next = True
+            return
+        try:
+            if not select.select([sock], [], [], 0)[0]:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError):
+            pass
 
     def close(self) -> None:
         self.pool.close()
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        abortable: bool = False,
     ) -> Answer:
         """Send one request and read its whole answer; one of ``TRANSPORT_ERRORS`` on failure.
 
         A failure closes the connection, so the caller's retry starts on a fresh one.
+        ``abortable`` lets ``abort`` end it.
         """
         head = self._request_head(method, path, body, headers)
         connection = self.pool._get_conn()  # closes it first if the peer dropped it
-        self._in_flight = connection
+        self._in_flight = connection if abortable else None
         try:
             if connection.sock is None:
                 connection.connect()
                 connection.sock.settimeout(None)  # /next long-polls: no read timeout
+            if abortable and self._abort_next:
+                # abort() ran before this exchange had a socket to shut.
+                self._abort_next = False
+                raise TransportError("request abandoned: the runtime is stopping")
             sock = connection.sock
             if body and len(body) <= _JOINED_SEND_LIMIT:
                 sock.sendall(head + body)

@@ -1,0 +1,70 @@
+"""The Runtime API connection's abort, against the project's emulator over real HTTP.
+
+SIGTERM's handler may run at any point of the long poll for /next: before the request
+has a socket, while it blocks, or after its answer is read. Whichever it is, the poll
+must end instead of blocking for good, and the post that answers an event already
+handed out must still go through.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from supervisor.runtime_api import API_VERSION, RuntimeAPIClient
+from supervisor.runtime_connection import TransportError
+
+NEXT = API_VERSION + "/runtime/invocation/next"
+
+
+@pytest.mark.timeout(30)
+def test_an_abort_before_the_poll_has_a_socket_ends_the_poll_at_once(emulator):
+    """Tried: abort() with no exchange under way (the signal landing between two requests),
+    then the long poll, with no event queued: it must give up, not wait for an event."""
+    client = RuntimeAPIClient(emulator.address)
+    client.connection.abort()
+    started = time.monotonic()
+    with pytest.raises(TransportError):
+        client.connection.request("GET", NEXT, abortable=True)
+    assert time.monotonic() - started < 5
+    client.close()
+
+
+@pytest.mark.timeout(30)
+def test_an_abort_during_the_poll_ends_it(emulator):
+    """Tried: abort() while the long poll blocks with no event queued."""
+    client = RuntimeAPIClient(emulator.address)
+    outcome: list[object] = []
+
+    def poll() -> None:
+        try:
+            outcome.append(client.connection.request("GET", NEXT, abortable=True))
+        except TransportError as exc:
+            outcome.append(exc)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    assert emulator.wait_for_poll(10)
+    client.connection.abort()
+    poller.join(10)
+    assert not poller.is_alive(), "the long poll outlived the abort"
+    assert isinstance(outcome[0], TransportError)
+    client.close()
+
+
+@pytest.mark.timeout(30)
+def test_an_abort_never_cuts_short_the_post_of_an_answer(emulator):
+    """Tried: abort() after the poll has returned an event (the signal landing just after
+    the answer was read): the event's response is still posted, and the flag left behind
+    ends the next poll instead."""
+    invocation = emulator.submit({"n": 1}, timeout=30)
+    client = RuntimeAPIClient(emulator.address)
+    event = client.next_invocation()
+    client.connection.abort()
+    client.post_response(event, b'{"ok": true}', "application/json")
+    assert invocation.result(10).json() == {"ok": True}
+    with pytest.raises(TransportError):
+        client.connection.request("GET", NEXT, abortable=True)
+    client.close()
