@@ -152,16 +152,16 @@ class SupervisorLogger:
         if level < self.threshold:
             return
         if self._structlog_logger is None:
-            self._structlog_logger = _structlog_logger(self.name, self.environ)
+            self._structlog_logger = _structlog_logger(self.name, self.environ, self.threshold)
         getattr(self._structlog_logger, method)(message, **fields)
 
 
-def _structlog_logger(name: str, environ: MutableMapping[str, str]) -> Any:
+def _structlog_logger(name: str, environ: MutableMapping[str, str], level: int) -> Any:
     import structlog
 
     structlog.configure(
         processors=processor_chain(text_format_requested(environ)),
-        wrapper_class=structlog.make_filtering_bound_logger(configured_level(environ) or logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=True,
     )

@@ -70,8 +70,6 @@ class RuntimeConnection:
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=None),
         )
-        self.host = host
-        self.port = port
         self._host_line = f"Host: {host}:{port}\r\n".encode("latin-1")
         self._in_flight: urllib3.connection.HTTPConnection | None = None
         self._abort_next = False
@@ -145,7 +143,7 @@ class RuntimeConnection:
     def send_unanswered(self, method: str, path: str, headers: dict[str, str]) -> socket.socket:
         """Send a request on a connection of its own whose answer is never read; the
         socket is returned to be kept open for as long as the request must stay pending."""
-        connection = urllib3.connection.HTTPConnection(self.host, self.port, timeout=2.0)
+        connection = urllib3.connection.HTTPConnection(self.pool.host, self.pool.port, timeout=2.0)
         connection.connect()
         try:
             connection.sock.sendall(self._request_head(method, path, None, headers))
