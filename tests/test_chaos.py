@@ -183,6 +183,17 @@ def _signal_supervisor(runtime, signum: int = signal.SIGTERM) -> None:
     os.kill(runtime.pid, signum)
 
 
+def _sigterm_and_expect_a_prompt_clean_exit(runtime, sid: int) -> None:
+    """SIGTERM to the supervisor: it exits 0 within PROMPT_EXIT, and its session empties."""
+    _signal_supervisor(runtime)
+    started = time.monotonic()
+    exited = wait_until(lambda: runtime.returncode is not None, PROMPT_EXIT, 0.05)
+    waited = time.monotonic() - started
+    assert exited, f"supervisor still running {waited:.1f} s after SIGTERM:\n{runtime.output()[-2000:]}"
+    assert runtime.returncode == 0
+    assert wait_until(lambda: not session_procs(sid), 10), session_procs(sid)
+
+
 def _expected_restarts(kinds: list[str], every: int) -> int:
     """Replacements when a worker is recycled after ``every`` invocations it survived and
     replaced whenever it dies, hangs or breaks the protocol (its count starting afresh)."""
@@ -394,15 +405,7 @@ def test_sigterm_while_a_replacement_worker_hangs_in_init(emulator, tmp_path):
         outcome = emulator.submit({"do": "hang_next_init", "n": 1}, timeout=30).result(30)
         assert outcome.error_type == "Runtime.ExitError"
         assert wait_until(lambda: (tmp_path / "init-hangs.hanging").exists(), 30)
-        _signal_supervisor(runtime)
-        started = time.monotonic()
-        exit_code = wait_until(lambda: runtime.returncode is not None, PROMPT_EXIT, 0.05)
-        waited = time.monotonic() - started
-        assert exit_code, (
-            f"supervisor still running {waited:.1f} s after SIGTERM:\n{runtime.output()[-2000:]}"
-        )
-        assert runtime.returncode == 0
-        assert wait_until(lambda: not session_procs(sid), 10), session_procs(sid)
+        _sigterm_and_expect_a_prompt_clean_exit(runtime, sid)
 
 
 @pytest.mark.timeout(60)
@@ -417,13 +420,7 @@ def test_sigterm_while_the_first_worker_hangs_in_init(emulator, tmp_path):
     ) as runtime:
         sid = runtime.pid
         assert wait_until(lambda: (tmp_path / "init-hangs.hanging").exists(), 30)
-        _signal_supervisor(runtime)
-        started = time.monotonic()
-        exited = wait_until(lambda: runtime.returncode is not None, PROMPT_EXIT, 0.05)
-        waited = time.monotonic() - started
-        assert exited, f"supervisor still running {waited:.1f} s after SIGTERM:\n{runtime.output()[-2000:]}"
-        assert runtime.returncode == 0
-        assert wait_until(lambda: not session_procs(sid), 10), session_procs(sid)
+        _sigterm_and_expect_a_prompt_clean_exit(runtime, sid)
 
 
 @pytest.mark.timeout(90)
@@ -437,13 +434,7 @@ def test_sigterm_while_a_post_is_retried_against_a_vanished_api(emulator, tmp_pa
         assert invocation.handed_out.wait(30)
         emulator.stop()
         assert runtime.wait_for_json(lambda r: r.get("message") == "runtime API post failed, retrying", 30)
-        _signal_supervisor(runtime)
-        started = time.monotonic()
-        exited = wait_until(lambda: runtime.returncode is not None, PROMPT_EXIT, 0.05)
-        waited = time.monotonic() - started
-        assert exited, f"supervisor still running {waited:.1f} s after SIGTERM"
-        assert runtime.returncode == 0
-        assert wait_until(lambda: not session_procs(sid), 10), session_procs(sid)
+        _sigterm_and_expect_a_prompt_clean_exit(runtime, sid)
 
 
 @pytest.mark.timeout(60)

@@ -425,26 +425,8 @@ def test_a_content_type_that_cannot_be_a_header_is_a_protocol_error(emulator, tm
 
 
 def _forging_module(frame: bytes) -> str:
-    """A handler module that writes ``frame`` on the worker's reply pipe as it is imported."""
-    return f"""
-import fcntl, os
-
-def _reply_pipe():
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        try:
-            target = os.readlink(f"/proc/self/fd/{{fd}}")
-            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        except OSError:
-            continue
-        if fd > 2 and target.startswith("pipe:") and flags & os.O_ACCMODE == os.O_WRONLY:
-            return fd
-
-os.write(_reply_pipe(), bytes.fromhex({frame.hex()!r}))
-
-def handler(event, context):
-    return event.get("n")
-"""
+    """The chaos app, writing ``frame`` on the worker's reply pipe as it is imported."""
+    return CHAOS_APP + f"\nos.write(reply_pipe(), bytes.fromhex({frame.hex()!r}))\n"
 
 
 @pytest.mark.timeout(60)
@@ -457,10 +439,10 @@ def test_a_ready_report_forged_at_import_is_survived(emulator, tmp_path, meta):
     real report then arrives where the first reply is due and is refused, and each event
     gets one WorkerProtocolError while the runtime goes on."""
     app = _forging_module(_frame(b"R", meta, b""))
-    with running_runtime(emulator, tmp_path, {"app.py": app}, "app.handler") as runtime:
-        first = _only_answer(emulator, emulator.submit({"n": 1}, timeout=30))
+    with running_runtime(emulator, tmp_path, {"app.py": app}, HANDLER) as runtime:
+        first = _only_answer(emulator, emulator.submit({"do": "ok", "n": 1}, timeout=30))
         # The replacement imports the module, and forges, again: so it goes every time.
-        second = _only_answer(emulator, emulator.submit({"n": 2}, timeout=30))
+        second = _only_answer(emulator, emulator.submit({"do": "ok", "n": 2}, timeout=30))
         assert runtime.running
     for outcome in (first, second):
         assert outcome.kind == "error" and outcome.error_type == "Runtime.WorkerProtocolError", outcome
@@ -476,7 +458,7 @@ def test_an_init_error_forged_at_import_is_reported_and_the_runtime_exits_cleanl
     /init/error as it is, and the supervisor exits with its init-failure status, not a
     traceback."""
     app = _forging_module(_frame(b"I", b'{"error_type": "Forged"}', body))
-    with running_runtime(emulator, tmp_path, {"app.py": app}, "app.handler", wait_ready=False) as runtime:
+    with running_runtime(emulator, tmp_path, {"app.py": app}, HANDLER, wait_ready=False) as runtime:
         assert wait_until(lambda: not runtime.running, 20), "the runtime should exit after an init error"
         output = runtime.output()
     assert len(emulator.init_errors) == 1
