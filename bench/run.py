@@ -426,13 +426,25 @@ class Bench:
         self.results["ceiling"] = out
 
     def cold(self) -> None:
-        """Process spawn to the first ``GET /next``, and to the first response, no-op handler."""
-        pairs = self.n(30, 10)
+        """Process spawn to the first ``GET /next``, and to the first response, no-op handler.
+
+        Then the same for a function whose init imports boto3 and makes a client (``sdk``):
+        what most Python functions do at init, and where this runtime's supervisor imports
+        run alongside the worker's init instead of before it. That is measured on every CPU
+        and on one, since a Lambda function under 1,769 MB has less than one vCPU.
+        """
+        self._cold_phase("cold", "noop", self.n(30, 10), timeout=30)
+        self._cold_phase("cold-sdk", "sdk", self.n(10, 4), timeout=60)
+        self._cold_phase("cold-sdk-1cpu", "sdk", self.n(10, 4), timeout=60, cpus=self.one_cpu)
+
+    def _cold_phase(
+        self, phase: str, module: str, pairs: int, *, timeout: float, cpus: set[int] | None = None
+    ) -> None:
         runs: dict[str, list[dict[str, float]]] = {OURS: [], AWS: []}
         for _, ours_first in alternate(pairs):
             order = (self.ours, self.aws) if ours_first else (self.aws, self.ours)
             for runtime in order:
-                run = run_trial(self.stand_in, runtime, "noop", 1, timeout=30)
+                run = run_trial(self.stand_in, runtime, "noop", 1, module=module, timeout=timeout, cpus=cpus)
                 runs[runtime.name].append(
                     {
                         "first_next_ms": run.to_first_next_ms,
@@ -440,33 +452,11 @@ class Bench:
                         "cpu_s": run.cpu_s,
                     }
                 )
-        self.results["runs"]["cold"] = runs
+        self.results["runs"][phase] = runs
         self.say(
-            f"cold start to first /next: ours {_med(runs[OURS], 'first_next_ms'):.1f} ms, "
+            f"{phase} to first /next: ours {_med(runs[OURS], 'first_next_ms'):.1f} ms, "
             f"awslambdaric {_med(runs[AWS], 'first_next_ms'):.1f} ms (medians of {pairs})"
         )
-        self.cold_with_sdk()
-
-    def cold_with_sdk(self) -> None:
-        """The same, for a function whose init imports boto3 and makes a client (``sdk``):
-        what most Python functions do at init, and where this runtime's supervisor imports
-        run alongside the worker's init instead of before it. Measured on every CPU and
-        on one, since a Lambda function under 1,769 MB has less than one vCPU."""
-        for phase, cpus in (("cold-sdk", None), ("cold-sdk-1cpu", self.one_cpu)):
-            pairs = self.n(10, 4)
-            runs: dict[str, list[dict[str, float]]] = {OURS: [], AWS: []}
-            for _, ours_first in alternate(pairs):
-                order = (self.ours, self.aws) if ours_first else (self.aws, self.ours)
-                for runtime in order:
-                    run = run_trial(self.stand_in, runtime, "noop", 1, module="sdk", timeout=60, cpus=cpus)
-                    runs[runtime.name].append(
-                        {"first_next_ms": run.to_first_next_ms, "first_response_ms": run.to_first_response_ms}
-                    )
-            self.results["runs"][phase] = runs
-            self.say(
-                f"{phase} to first /next: ours {_med(runs[OURS], 'first_next_ms'):.1f} ms, "
-                f"awslambdaric {_med(runs[AWS], 'first_next_ms'):.1f} ms (medians of {pairs})"
-            )
 
     def warm(self) -> None:
         """Back-to-back invocations for each payload; PSS of the idle tree afterwards.
