@@ -1,0 +1,109 @@
+"""The pipe's framing, over real pipes: what one side writes the other reads, and every
+malformed or oversized frame is refused before its body is read."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from supervisor import protocol
+
+pytestmark = pytest.mark.timeout(10)
+
+
+@pytest.fixture
+def pipe():
+    read_fd, write_fd = os.pipe()
+    yield read_fd, write_fd
+    for fd in (read_fd, write_fd):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("size", [0, 1, 64 << 10, (64 << 10) + 1, 300_000])
+def test_a_frame_round_trips_whatever_its_body_size(pipe, size):
+    """Bodies on both sides of the size read together with the metadata."""
+    read_fd, write_fd = pipe
+    body = os.urandom(size)
+    os.set_blocking(write_fd, False)
+    reader_pid = os.fork()
+    if reader_pid == 0:  # pragma: no cover - the child only reads and checks
+        os.close(write_fd)
+        frame = protocol.read_frame(read_fd, max_body=1 << 20)
+        os._exit(0 if (frame.kind, frame.meta, bytes(frame.body)) == (protocol.RESULT, {"a": 1}, body) else 1)
+    os.close(read_fd)
+    protocol.write_frame(write_fd, protocol.RESULT, {"a": 1}, body, deadline=time.monotonic() + 5)
+    os.close(write_fd)
+    _, status = os.waitpid(reader_pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_body_over_the_limit_is_refused_from_the_header_alone(pipe):
+    read_fd, write_fd = pipe
+    os.write(write_fd, protocol.HEADER.pack(protocol.RESULT, 2, 10_000_000) + b"{}")
+    with pytest.raises(protocol.BodyTooLarge) as refused:
+        protocol.read_frame(read_fd, max_body=1000)
+    assert refused.value.size == 10_000_000
+
+
+def test_an_unexpected_kind_is_a_protocol_error(pipe):
+    read_fd, write_fd = pipe
+    os.write(write_fd, protocol.HEADER.pack(b"Z", 0, 0))
+    with pytest.raises(protocol.ProtocolError, match="unexpected frame kind"):
+        protocol.read_frame(read_fd, max_body=10, allowed=frozenset((protocol.RESULT,)))
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [(b"not json", "not JSON"), (b"[1, 2]", "not a JSON object"), (b"[" * 60_000, "nested too deep")],
+)
+def test_metadata_that_is_not_a_json_object_is_a_protocol_error(pipe, meta, message):
+    read_fd, write_fd = pipe
+    os.set_blocking(write_fd, False)
+    os.write(write_fd, protocol.HEADER.pack(protocol.RESULT, len(meta), 0) + meta)
+    with pytest.raises(protocol.ProtocolError, match=message):
+        protocol.read_frame(read_fd, max_body=10)
+
+
+def test_a_writer_gone_mid_frame_is_peer_closed(pipe):
+    read_fd, write_fd = pipe
+    os.write(write_fd, protocol.HEADER.pack(protocol.RESULT, 2, 100) + b"{}abc")
+    os.close(write_fd)
+    with pytest.raises(protocol.PeerClosed):
+        protocol.read_frame(read_fd, max_body=1000)
+
+
+def test_a_frame_that_does_not_come_ends_at_the_deadline(pipe):
+    read_fd, _ = pipe
+    started = time.monotonic()
+    with pytest.raises(protocol.DeadlineExceeded):
+        protocol.read_frame(read_fd, max_body=10, deadline=started + 0.05)
+    assert time.monotonic() - started < 1.0
+
+
+def test_the_interrupt_descriptor_ends_the_wait_only_before_the_frame_begins(pipe):
+    read_fd, write_fd = pipe
+    interrupt_read, interrupt_write = os.pipe()
+    try:
+        os.write(interrupt_write, b"x")
+        with pytest.raises(protocol.Interrupted):
+            protocol.read_frame(read_fd, max_body=10, interrupt=interrupt_read, deadline=time.monotonic() + 5)
+        # Once a frame has begun, the same wakeup no longer abandons it.
+        os.write(write_fd, protocol.HEADER.pack(protocol.RESULT, 2, 3) + b"{}ab")
+        reader_pid = os.fork()
+        if reader_pid == 0:  # pragma: no cover
+            time.sleep(0.1)
+            os.write(write_fd, b"c")
+            os._exit(0)
+        frame = protocol.read_frame(
+            read_fd, max_body=10, interrupt=interrupt_read, deadline=time.monotonic() + 5
+        )
+        os.waitpid(reader_pid, 0)
+        assert frame.body == b"abc"
+    finally:
+        os.close(interrupt_read)
+        os.close(interrupt_write)
