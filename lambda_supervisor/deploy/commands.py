@@ -155,6 +155,11 @@ def _add_package_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--no-bytecode", action="store_true", help="ship source only, no .pyc files")
     group.add_argument(
+        "--allow-outside-links",
+        action="store_true",
+        help="follow symbolic links that lead out of SOURCE (never into /proc, /dev or /sys)",
+    )
+    group.add_argument(
         "--bytecode-python", metavar="EXE", help="interpreter of the target version to compile bytecode with"
     )
 
@@ -173,6 +178,7 @@ def _package_request(args: argparse.Namespace, output: Path, image: bool) -> Pac
         pip_source=PipSource(tuple(args.find_links), args.no_index),
         bytecode=not args.no_bytecode,
         bytecode_python=args.bytecode_python,
+        allow_outside_links=args.allow_outside_links,
     )
 
 
