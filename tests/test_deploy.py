@@ -167,6 +167,160 @@ def test_iam_refuses_an_existing_role_lambda_cannot_assume(moto_server: MotoServ
     assert f"Role {role_name} exists but does not let lambda.amazonaws.com assume it" in result.stderr
 
 
+ALLOW_EVERYTHING = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+ANYONE_MAY_ASSUME = {
+    "Version": "2012-10-17",
+    "Statement": [
+        *LAMBDA_TRUST["Statement"],
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"},
+    ],
+}
+ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def broader_role(moto_server: MotoServer, prefix: str, excess: str) -> str:
+    """A role that Lambda may assume, with the logging policy, and one ``excess``."""
+    iam = client(moto_server, "iam")
+    name = unique(prefix)
+    trust = ANYONE_MAY_ASSUME if excess == "trust" else LAMBDA_TRUST
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.attach_role_policy(RoleName=name, PolicyArn=BASIC_POLICY)
+    if excess == "inline":
+        iam.put_role_policy(
+            RoleName=name, PolicyName="everything", PolicyDocument=json.dumps(ALLOW_EVERYTHING)
+        )
+    if excess == "attached":
+        iam.attach_role_policy(RoleName=name, PolicyArn=ADMIN_POLICY)
+    return name
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("excess", "reason"),
+    [
+        ("trust", "it trusts AWS: *"),
+        ("inline", "it has inline policy everything"),
+        ("attached", f"it has policy {ADMIN_POLICY}"),
+    ],
+)
+def test_iam_refuses_an_existing_role_broader_than_least_privilege(
+    moto_server: MotoServer, tmp_path: Path, excess: str, reason: str
+) -> None:
+    """A role of the expected name that anyone may assume, or with an inline ``*:*``
+    policy, was reused silently (an extra attached policy only drew a warning) and handed
+    out as the least-privilege role. Now ``iam`` refuses it, names the excess, changes
+    nothing and remembers nothing."""
+    name = broader_role(moto_server, f"broad-{excess}", excess)
+    state = tmp_path / "state.json"
+    result = run_cli(
+        ["iam", "--role-name", name, *aws_args(moto_server, state)],
+        env=fake_credentials_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: Role {name} is broader than a least-privilege execution role: {reason}. Choose another "
+        "--role-name, narrow the role in IAM, or pass --accept-broader-role to use it as it is"
+    ]
+    assert result.stdout == ""
+    assert not state.exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_broader_role_is_used_only_when_accepted_and_then_named(
+    moto_server: MotoServer, tmp_path: Path, built: Any
+) -> None:
+    """With --accept-broader-role, ``iam`` and ``deploy --role-name`` use such a role, warn
+    with every excess, and leave it as it was (plus the logging policy if missing)."""
+    iam = client(moto_server, "iam")
+    name = unique("broad-all")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(ANYONE_MAY_ASSUME))
+    iam.put_role_policy(RoleName=name, PolicyName="everything", PolicyDocument=json.dumps(ALLOW_EVERYTHING))
+    iam.attach_role_policy(RoleName=name, PolicyArn=ADMIN_POLICY)
+    env = fake_credentials_env(tmp_path)
+    state = tmp_path / "state.json"
+    excess = f"trusts AWS: *; has inline policy everything; has policy {ADMIN_POLICY}"
+
+    refused = run_cli(["iam", "--role-name", name, *aws_args(moto_server, state)], env=env, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert (
+        f"it trusts AWS: *; it has inline policy everything; it has policy {ADMIN_POLICY}." in refused.stderr
+    )
+    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]] == [
+        ADMIN_POLICY
+    ]
+
+    accepted = run_cli(
+        ["iam", "--role-name", name, "--accept-broader-role", *aws_args(moto_server, state)],
+        env=env,
+        cwd=tmp_path,
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.strip() == f"arn:aws:iam::123456789012:role/{name}"
+    assert f"Warning: role {name} {excess}; used as it is (--accept-broader-role)\n" in accepted.stderr
+    attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
+    assert attached == {ADMIN_POLICY, BASIC_POLICY}
+    assert iam.list_role_policies(RoleName=name)["PolicyNames"] == ["everything"]
+    assert iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"] == ANYONE_MAY_ASSUME
+
+    function = unique("fn")
+    deploy = ["deploy", "-n", function, "--zip", str(built.zip_path), "--role-name", name]
+    refused_by_deploy = run_cli([*deploy, *aws_args(moto_server, state)], env=env, cwd=tmp_path)
+    assert refused_by_deploy.returncode == 2
+    assert f"error: Role {name} is broader than a least-privilege execution role" in refused_by_deploy.stderr
+    accepted_by_deploy = run_cli(
+        [*deploy, "--accept-broader-role", *aws_args(moto_server, state)], env=env, cwd=tmp_path
+    )
+    assert accepted_by_deploy.returncode == 0, accepted_by_deploy.stderr
+    assert f"Warning: role {name} {excess}; used as it is" in accepted_by_deploy.stderr
+    role = client(moto_server, "lambda").get_function_configuration(FunctionName=function)["Role"]
+    assert role == f"arn:aws:iam::123456789012:role/{name}"
+
+
+@pytest.mark.timeout(60)
+def test_iam_reads_a_trust_policy_whose_statement_is_one_object(
+    moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """IAM accepts ``"Statement": {...}`` (one object, not a list); ``iam`` crashed on it
+    with AttributeError. Now such a role is read like any other: reused when it trusts only
+    Lambda, refused when the one statement also trusts ``AWS: *``."""
+    iam = client(moto_server, "iam")
+    env = fake_credentials_env(tmp_path)
+    single = {"Version": "2012-10-17", "Statement": LAMBDA_TRUST["Statement"][0]}
+    lambda_only = unique("single")
+    iam.create_role(RoleName=lambda_only, AssumeRolePolicyDocument=json.dumps(single))
+    reused = run_cli(
+        ["iam", "--role-name", lambda_only, *aws_args(moto_server, tmp_path / "a.json")],
+        env=env,
+        cwd=tmp_path,
+    )
+    assert reused.returncode == 0, reused.stderr
+    assert reused.stdout.strip() == f"arn:aws:iam::123456789012:role/{lambda_only}"
+    assert f"Attaching AWSLambdaBasicExecutionRole to existing role {lambda_only}" in reused.stderr
+
+    wide = {
+        "Version": "2012-10-17",
+        "Statement": {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com", "AWS": "*"},
+            "Action": "sts:AssumeRole",
+        },
+    }
+    anyone = unique("single-wide")
+    iam.create_role(RoleName=anyone, AssumeRolePolicyDocument=json.dumps(wide))
+    refused = run_cli(
+        ["iam", "--role-name", anyone, *aws_args(moto_server, tmp_path / "b.json")], env=env, cwd=tmp_path
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        f"error: Role {anyone} is broader than a least-privilege execution role: "
+    )
+    assert "it trusts AWS: *." in refused.stderr
+
+
 # ------------------------------------------------------------------------------ deploy
 
 

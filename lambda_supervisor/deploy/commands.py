@@ -103,6 +103,17 @@ def _add_state_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_accept_broader_role_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accept-broader-role",
+        action="store_true",
+        help=(
+            "reuse an existing role even if it trusts more than lambda.amazonaws.com or has more "
+            "than the logging policy (each excess is reported, none is changed)"
+        ),
+    )
+
+
 def _add_package_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source",
@@ -207,7 +218,7 @@ def run_iam(args: argparse.Namespace) -> int:
             outcome = remember_given_role(connection, state, args.role)
             echo(f"Using the given role {outcome.arn}; no IAM changes made")
         else:
-            outcome = ensure_execution_role(connection, state, args.role_name, echo)
+            outcome = ensure_execution_role(connection, state, args.role_name, echo, args.accept_broader_role)
     print(outcome.arn)
     return 0
 
@@ -263,7 +274,9 @@ def run_deploy(args: argparse.Namespace) -> int:
         if args.role:
             role_arn = validate_role_arn(args.role)
         else:
-            role_arn = role_for_deploy(connection, DeployState(args.state_file), args.role_name, echo)
+            role_arn = role_for_deploy(
+                connection, DeployState(args.state_file), args.role_name, echo, args.accept_broader_role
+            )
         spec = FunctionSpec(
             name=args.function_name,
             role_arn=role_arn,
@@ -334,6 +347,7 @@ def register(subparsers: Any) -> None:
         help=f"role to get or create (default: {DEFAULT_ROLE_NAME})",
     )
     iam.add_argument("--role", metavar="ARN", help="use this existing role instead; no IAM changes")
+    _add_accept_broader_role_option(iam)
     _add_state_option(iam)
     _add_aws_options(iam)
     iam.set_defaults(func=run_iam)
@@ -368,6 +382,7 @@ def register(subparsers: Any) -> None:
             f"else {DEFAULT_ROLE_NAME})"
         ),
     )
+    _add_accept_broader_role_option(deploy)
     settings = deploy.add_argument_group(
         "function settings (left out: Lambda's default, or unchanged on update)"
     )
