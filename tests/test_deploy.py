@@ -473,6 +473,115 @@ def test_deploy_refuses_reserved_environment_variables(tmp_path: Path, built: An
     assert "AWS_REGION is reserved by Lambda" in result.stderr
 
 
+PEM_BODY = ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7", "kX0c9rQ2b8sLm+4vT7yZ1/pW3nH6jF5dA==")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        (
+            ["MODE=staging", "TLS_KEY=-----BEGIN PRIVATE KEY-----", *PEM_BODY, "-----END PRIVATE KEY-----"],
+            "{path}:3: not a KEY=VALUE line (its text is not shown: it may be a secret); if it continues "
+            "TLS_KEY from line 2, multi-line values are not read: put it on one line, with \\n for each "
+            "newline inside double quotes",
+        ),
+        (
+            ["# keys", 'TLS_KEY="-----BEGIN PRIVATE KEY-----', *PEM_BODY, '-----END PRIVATE KEY-----"'],
+            "{path}:2: the value of TLS_KEY opens a quote that does not close on that line; multi-line "
+            "values are not read: put it on one line, with \\n for each newline inside double quotes",
+        ),
+        (
+            [PEM_BODY[1]],
+            "{path}:1: not a KEY=VALUE line (its text is not shown: it may be a secret)",
+        ),
+    ],
+    ids=["unquoted-pem", "quoted-pem", "bare-base64"],
+)
+def test_env_file_errors_name_the_line_never_the_value(
+    tmp_path: Path, built: Any, lines: list[str], error: str
+) -> None:
+    """A multi-line PEM value in --env-file was echoed in the error (``got 'MIIEv…'``), so
+    the secret landed in the terminal and in CI logs. Now the error names the file, the
+    line and at most the key; nothing of the value appears."""
+    env_file = tmp_path / "function.env"
+    env_file.write_text("\n".join(lines) + "\n")
+    result = run_cli(
+        ["deploy", "-n", "fn", "--zip", str(built.zip_path), "--env-file", str(env_file)],
+        env=fake_credentials_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {error.format(path=env_file)}"]
+    assert [part for part in (*PEM_BODY, "BEGIN", "staging") if part in result.stderr] == []
+
+
+@pytest.mark.timeout(60)
+def test_env_option_without_a_name_is_not_echoed(tmp_path: Path, built: Any) -> None:
+    """``--env "$TOKEN"`` (the name forgotten) was echoed back whole in the error."""
+    result = run_cli(
+        ["deploy", "-n", "fn", "--zip", str(built.zip_path), "--env", "ghp_0123456789abcdef"],
+        env=fake_credentials_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --env must be KEY=VALUE, not an argument without a name and '=' (not shown: it may be a secret)"
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_env_file_quoted_values_reach_lambda_as_written(
+    moto_server: MotoServer, tmp_path: Path, built: Any
+) -> None:
+    """Quotes are read to their closing quote: a comment after a quoted value is dropped
+    (it used to keep the quotes and all), escapes in double quotes are decoded once."""
+    role_name = unique("env-role")
+    arn = client(moto_server, "iam").create_role(
+        RoleName=role_name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+    )["Role"]["Arn"]
+    env_file = tmp_path / "function.env"
+    env_file.write_text(
+        'A="two\\nlines" # note\n'
+        "B='single # not a comment'\n"
+        'C="say \\"hi\\" \\\\n"\n'
+        "D=bare value # comment\n"
+        "E=has#hash\n"
+    )
+    name = unique("fn")
+    result = run_cli(
+        ["deploy", "-n", name, "--zip", str(built.zip_path), "--role", arn, "--env-file", str(env_file)]
+        + aws_args(moto_server, tmp_path / "state.json"),
+        env=fake_credentials_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    variables = client(moto_server, "lambda").get_function_configuration(FunctionName=name)["Environment"][
+        "Variables"
+    ]
+    assert variables == {
+        "A": "two\nlines",
+        "B": "single # not a comment",
+        "C": 'say "hi" \\n',
+        "D": "bare value",
+        "E": "has#hash",
+        **WRAPPER,
+    }
+
+
+@pytest.mark.timeout(60)
+def test_deploy_of_a_directory_as_zip_is_one_line(tmp_path: Path) -> None:
+    """``--zip`` naming a directory raised IsADirectoryError with a traceback; a file that
+    cannot be read or written is now reported like any other user error."""
+    folder = tmp_path / "dist"
+    folder.mkdir()
+    result = run_cli(
+        ["deploy", "-n", "fn", "--zip", str(folder)], env=fake_credentials_env(tmp_path), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: Is a directory: {folder}"]
+
+
 @pytest.mark.timeout(60)
 def test_deploy_of_a_file_that_is_not_a_package_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "other.zip"

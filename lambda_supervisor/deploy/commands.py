@@ -58,6 +58,10 @@ def reports_errors(command: Command) -> Command:
         except DeployError as exc:
             echo(f"error: {exc}")
             return exc.exit_code
+        except OSError as exc:  # a file that cannot be read or written: the user's to fix
+            where = f": {exc.filename}" if exc.filename else ""
+            echo(f"error: {exc.strerror or exc}{where}")
+            return 2
         except KeyboardInterrupt:
             echo("interrupted")
             return 130
