@@ -167,6 +167,160 @@ def test_iam_refuses_an_existing_role_lambda_cannot_assume(moto_server: MotoServ
     assert f"Role {role_name} exists but does not let lambda.amazonaws.com assume it" in result.stderr
 
 
+ALLOW_EVERYTHING = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+ANYONE_MAY_ASSUME = {
+    "Version": "2012-10-17",
+    "Statement": [
+        *LAMBDA_TRUST["Statement"],
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"},
+    ],
+}
+ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def broader_role(moto_server: MotoServer, prefix: str, excess: str) -> str:
+    """A role that Lambda may assume, with the logging policy, and one ``excess``."""
+    iam = client(moto_server, "iam")
+    name = unique(prefix)
+    trust = ANYONE_MAY_ASSUME if excess == "trust" else LAMBDA_TRUST
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.attach_role_policy(RoleName=name, PolicyArn=BASIC_POLICY)
+    if excess == "inline":
+        iam.put_role_policy(
+            RoleName=name, PolicyName="everything", PolicyDocument=json.dumps(ALLOW_EVERYTHING)
+        )
+    if excess == "attached":
+        iam.attach_role_policy(RoleName=name, PolicyArn=ADMIN_POLICY)
+    return name
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("excess", "reason"),
+    [
+        ("trust", "it trusts AWS: *"),
+        ("inline", "it has inline policy everything"),
+        ("attached", f"it has policy {ADMIN_POLICY}"),
+    ],
+)
+def test_iam_refuses_an_existing_role_broader_than_least_privilege(
+    moto_server: MotoServer, tmp_path: Path, excess: str, reason: str
+) -> None:
+    """A role of the expected name that anyone may assume, or with an inline ``*:*``
+    policy, was reused silently (an extra attached policy only drew a warning) and handed
+    out as the least-privilege role. Now ``iam`` refuses it, names the excess, changes
+    nothing and remembers nothing."""
+    name = broader_role(moto_server, f"broad-{excess}", excess)
+    state = tmp_path / "state.json"
+    result = run_cli(
+        ["iam", "--role-name", name, *aws_args(moto_server, state)],
+        env=fake_credentials_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: Role {name} is broader than a least-privilege execution role: {reason}. Choose another "
+        "--role-name, narrow the role in IAM, or pass --accept-broader-role to use it as it is"
+    ]
+    assert result.stdout == ""
+    assert not state.exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_broader_role_is_used_only_when_accepted_and_then_named(
+    moto_server: MotoServer, tmp_path: Path, built: Any
+) -> None:
+    """With --accept-broader-role, ``iam`` and ``deploy --role-name`` use such a role, warn
+    with every excess, and leave it as it was (plus the logging policy if missing)."""
+    iam = client(moto_server, "iam")
+    name = unique("broad-all")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(ANYONE_MAY_ASSUME))
+    iam.put_role_policy(RoleName=name, PolicyName="everything", PolicyDocument=json.dumps(ALLOW_EVERYTHING))
+    iam.attach_role_policy(RoleName=name, PolicyArn=ADMIN_POLICY)
+    env = fake_credentials_env(tmp_path)
+    state = tmp_path / "state.json"
+    excess = f"trusts AWS: *; has inline policy everything; has policy {ADMIN_POLICY}"
+
+    refused = run_cli(["iam", "--role-name", name, *aws_args(moto_server, state)], env=env, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert (
+        f"it trusts AWS: *; it has inline policy everything; it has policy {ADMIN_POLICY}." in refused.stderr
+    )
+    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]] == [
+        ADMIN_POLICY
+    ]
+
+    accepted = run_cli(
+        ["iam", "--role-name", name, "--accept-broader-role", *aws_args(moto_server, state)],
+        env=env,
+        cwd=tmp_path,
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.strip() == f"arn:aws:iam::123456789012:role/{name}"
+    assert f"Warning: role {name} {excess}; used as it is (--accept-broader-role)\n" in accepted.stderr
+    attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
+    assert attached == {ADMIN_POLICY, BASIC_POLICY}
+    assert iam.list_role_policies(RoleName=name)["PolicyNames"] == ["everything"]
+    assert iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"] == ANYONE_MAY_ASSUME
+
+    function = unique("fn")
+    deploy = ["deploy", "-n", function, "--zip", str(built.zip_path), "--role-name", name]
+    refused_by_deploy = run_cli([*deploy, *aws_args(moto_server, state)], env=env, cwd=tmp_path)
+    assert refused_by_deploy.returncode == 2
+    assert f"error: Role {name} is broader than a least-privilege execution role" in refused_by_deploy.stderr
+    accepted_by_deploy = run_cli(
+        [*deploy, "--accept-broader-role", *aws_args(moto_server, state)], env=env, cwd=tmp_path
+    )
+    assert accepted_by_deploy.returncode == 0, accepted_by_deploy.stderr
+    assert f"Warning: role {name} {excess}; used as it is" in accepted_by_deploy.stderr
+    role = client(moto_server, "lambda").get_function_configuration(FunctionName=function)["Role"]
+    assert role == f"arn:aws:iam::123456789012:role/{name}"
+
+
+@pytest.mark.timeout(60)
+def test_iam_reads_a_trust_policy_whose_statement_is_one_object(
+    moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """IAM accepts ``"Statement": {...}`` (one object, not a list); ``iam`` crashed on it
+    with AttributeError. Now such a role is read like any other: reused when it trusts only
+    Lambda, refused when the one statement also trusts ``AWS: *``."""
+    iam = client(moto_server, "iam")
+    env = fake_credentials_env(tmp_path)
+    single = {"Version": "2012-10-17", "Statement": LAMBDA_TRUST["Statement"][0]}
+    lambda_only = unique("single")
+    iam.create_role(RoleName=lambda_only, AssumeRolePolicyDocument=json.dumps(single))
+    reused = run_cli(
+        ["iam", "--role-name", lambda_only, *aws_args(moto_server, tmp_path / "a.json")],
+        env=env,
+        cwd=tmp_path,
+    )
+    assert reused.returncode == 0, reused.stderr
+    assert reused.stdout.strip() == f"arn:aws:iam::123456789012:role/{lambda_only}"
+    assert f"Attaching AWSLambdaBasicExecutionRole to existing role {lambda_only}" in reused.stderr
+
+    wide = {
+        "Version": "2012-10-17",
+        "Statement": {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com", "AWS": "*"},
+            "Action": "sts:AssumeRole",
+        },
+    }
+    anyone = unique("single-wide")
+    iam.create_role(RoleName=anyone, AssumeRolePolicyDocument=json.dumps(wide))
+    refused = run_cli(
+        ["iam", "--role-name", anyone, *aws_args(moto_server, tmp_path / "b.json")], env=env, cwd=tmp_path
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        f"error: Role {anyone} is broader than a least-privilege execution role: "
+    )
+    assert "it trusts AWS: *." in refused.stderr
+
+
 # ------------------------------------------------------------------------------ deploy
 
 
@@ -317,6 +471,115 @@ def test_deploy_refuses_reserved_environment_variables(tmp_path: Path, built: An
     )
     assert result.returncode == 2
     assert "AWS_REGION is reserved by Lambda" in result.stderr
+
+
+PEM_BODY = ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7", "kX0c9rQ2b8sLm+4vT7yZ1/pW3nH6jF5dA==")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        (
+            ["MODE=staging", "TLS_KEY=-----BEGIN PRIVATE KEY-----", *PEM_BODY, "-----END PRIVATE KEY-----"],
+            "{path}:3: not a KEY=VALUE line (its text is not shown: it may be a secret); if it continues "
+            "TLS_KEY from line 2, multi-line values are not read: put it on one line, with \\n for each "
+            "newline inside double quotes",
+        ),
+        (
+            ["# keys", 'TLS_KEY="-----BEGIN PRIVATE KEY-----', *PEM_BODY, '-----END PRIVATE KEY-----"'],
+            "{path}:2: the value of TLS_KEY opens a quote that does not close on that line; multi-line "
+            "values are not read: put it on one line, with \\n for each newline inside double quotes",
+        ),
+        (
+            [PEM_BODY[1]],
+            "{path}:1: not a KEY=VALUE line (its text is not shown: it may be a secret)",
+        ),
+    ],
+    ids=["unquoted-pem", "quoted-pem", "bare-base64"],
+)
+def test_env_file_errors_name_the_line_never_the_value(
+    tmp_path: Path, built: Any, lines: list[str], error: str
+) -> None:
+    """A multi-line PEM value in --env-file was echoed in the error (``got 'MIIEv…'``), so
+    the secret landed in the terminal and in CI logs. Now the error names the file, the
+    line and at most the key; nothing of the value appears."""
+    env_file = tmp_path / "function.env"
+    env_file.write_text("\n".join(lines) + "\n")
+    result = run_cli(
+        ["deploy", "-n", "fn", "--zip", str(built.zip_path), "--env-file", str(env_file)],
+        env=fake_credentials_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {error.format(path=env_file)}"]
+    assert [part for part in (*PEM_BODY, "BEGIN", "staging") if part in result.stderr] == []
+
+
+@pytest.mark.timeout(60)
+def test_env_option_without_a_name_is_not_echoed(tmp_path: Path, built: Any) -> None:
+    """``--env "$TOKEN"`` (the name forgotten) was echoed back whole in the error."""
+    result = run_cli(
+        ["deploy", "-n", "fn", "--zip", str(built.zip_path), "--env", "ghp_0123456789abcdef"],
+        env=fake_credentials_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --env must be KEY=VALUE, not an argument without a name and '=' (not shown: it may be a secret)"
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_env_file_quoted_values_reach_lambda_as_written(
+    moto_server: MotoServer, tmp_path: Path, built: Any
+) -> None:
+    """Quotes are read to their closing quote: a comment after a quoted value is dropped
+    (it used to keep the quotes and all), escapes in double quotes are decoded once."""
+    role_name = unique("env-role")
+    arn = client(moto_server, "iam").create_role(
+        RoleName=role_name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+    )["Role"]["Arn"]
+    env_file = tmp_path / "function.env"
+    env_file.write_text(
+        'A="two\\nlines" # note\n'
+        "B='single # not a comment'\n"
+        'C="say \\"hi\\" \\\\n"\n'
+        "D=bare value # comment\n"
+        "E=has#hash\n"
+    )
+    name = unique("fn")
+    result = run_cli(
+        ["deploy", "-n", name, "--zip", str(built.zip_path), "--role", arn, "--env-file", str(env_file)]
+        + aws_args(moto_server, tmp_path / "state.json"),
+        env=fake_credentials_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    variables = client(moto_server, "lambda").get_function_configuration(FunctionName=name)["Environment"][
+        "Variables"
+    ]
+    assert variables == {
+        "A": "two\nlines",
+        "B": "single # not a comment",
+        "C": 'say "hi" \\n',
+        "D": "bare value",
+        "E": "has#hash",
+        **WRAPPER,
+    }
+
+
+@pytest.mark.timeout(60)
+def test_deploy_of_a_directory_as_zip_is_one_line(tmp_path: Path) -> None:
+    """``--zip`` naming a directory raised IsADirectoryError with a traceback; a file that
+    cannot be read or written is now reported like any other user error."""
+    folder = tmp_path / "dist"
+    folder.mkdir()
+    result = run_cli(
+        ["deploy", "-n", "fn", "--zip", str(folder)], env=fake_credentials_env(tmp_path), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: Is a directory: {folder}"]
 
 
 @pytest.mark.timeout(60)

@@ -317,3 +317,169 @@ def test_output_inside_the_source_never_packages_itself(tmp_path: Path, wheelhou
         assert image.returncode == 0, image.stderr
     assert (source / "img" / "task" / "app.py").is_file()
     assert not (source / "img" / "task" / "img").exists()
+
+
+# Names a build machine commonly holds next to its code, each with a credential inside.
+SECRET_FILES = (
+    ".envrc",
+    ".env-prod",
+    "prod.env",
+    ".aws/credentials",
+    ".ssh/id_rsa",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    "server.pem",
+    "config/tls.key",
+    "terraform.tfstate",
+)
+
+
+def zip_names(path: Path) -> set[str]:
+    with zipfile.ZipFile(path) as archive:
+        return set(archive.namelist())
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.rglob("*.partial"))
+
+
+@pytest.mark.timeout(120)
+def test_secret_looking_files_stay_out_and_are_named(tmp_path: Path, wheelhouse: Path) -> None:
+    """Secrets of every common kind, a ``.git`` file (a worktree's pointer, not a directory)
+    and a certificate the function needs, brought back with ``!`` in .lambdaignore: only
+    the certificate ships, and one stderr line names what was left out."""
+    source = write_function(tmp_path / "function")
+    for name in SECRET_FILES:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text("secret=hunter2\n")
+    (source / "helpers" / ".git").write_text("gitdir: /home/me/repo/.git/worktrees/function\n")
+    (source / "rds-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (source / ".lambdaignore").write_text("!rds-ca.pem\n")
+    output = tmp_path / "function.zip"
+    result = package(source, output, wheelhouse, "--no-bytecode")
+    assert result.returncode == 0, result.stderr
+    names = zip_names(output)
+    shipped = [n for n in names if n.startswith((".aws", ".ssh", "config/")) or n.endswith(".git")]
+    assert shipped == []
+    assert [n for n in SECRET_FILES if n in names] == []
+    assert "rds-ca.pem" in names
+    assert (
+        "Left out secret-looking files: .aws/, .env, .env-prod, .envrc, .netrc, .npmrc, .pypirc, "
+        ".ssh/, config/tls.key, prod.env, server.pem, terraform.tfstate "
+        "(to ship one on purpose, add !PATTERN to .lambdaignore)\n"
+    ) in result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_links_out_of_the_source_are_refused(tmp_path: Path, wheelhouse: Path) -> None:
+    """A link to /proc/self/environ put the build machine's AWS_SECRET_ACCESS_KEY into the
+    zip. Now any link leading out of the source stops the build, naming it;
+    --allow-outside-links lets a link to a shared module out, never one into /proc; links
+    that stay inside are followed as before."""
+    source = write_function(tmp_path / "function")
+    (tmp_path / "shared.py").write_text("SHARED = True\n")
+    (source / "shared.py").symlink_to(tmp_path / "shared.py")
+    (source / "environ.txt").symlink_to("/proc/self/environ")
+    (source / "greeting_again.py").symlink_to(source / "helpers" / "greeting.py")
+    output = tmp_path / "function.zip"
+    env = isolated_env(tmp_path, AWS_SECRET_ACCESS_KEY="build-machine-secret")
+
+    refused = package(source, output, wheelhouse, "--no-bytecode", env=env)
+    assert refused.returncode == 2
+    error = refused.stderr.splitlines()[-1]
+    assert error.startswith(f"error: Symbolic links in {source} lead out of it: environ.txt -> /proc/")
+    assert f"environ, shared.py -> {tmp_path / 'shared.py'}. " in error
+    assert "Installing dependencies" not in refused.stderr
+    assert not output.exists()
+
+    still_refused = package(source, output, wheelhouse, "--no-bytecode", "--allow-outside-links", env=env)
+    assert still_refused.returncode == 2
+    assert "lead out of it: environ.txt -> /proc/" in still_refused.stderr
+    assert "shared.py ->" not in still_refused.stderr
+    assert not output.exists()
+
+    (source / "environ.txt").unlink()
+    allowed = package(source, output, wheelhouse, "--no-bytecode", "--allow-outside-links", env=env)
+    assert allowed.returncode == 0, allowed.stderr
+    with zipfile.ZipFile(output) as archive:
+        assert archive.read("shared.py") == b"SHARED = True\n"
+        assert archive.read("greeting_again.py") == (source / "helpers" / "greeting.py").read_bytes()
+        assert not [n for n in archive.namelist() if b"build-machine-secret" in archive.read(n)]
+
+
+@pytest.mark.timeout(120)
+def test_file_name_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path, wheelhouse: Path) -> None:
+    """A Latin-1 name (b"caf\\xe9.txt") ended the build with a UnicodeEncodeError traceback
+    from zipfile and a function.zip.partial left behind. Now: one line naming the file,
+    before any download, nothing written; excluding it with ``?`` lets the build through."""
+    source = write_function(tmp_path / "function")
+    (Path(os.fsdecode(bytes(source))) / os.fsdecode(b"caf\xe9.txt")).write_text("menu\n")
+    out = tmp_path / "out"
+    output = out / "function.zip"
+    result = package(source, output, wheelhouse, "--no-bytecode")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[1:] == [
+        f"error: File names in {source} are not UTF-8, which a zip cannot hold: caf\\xe9.txt. "
+        "Rename them, or exclude them (.lambdaignore or --exclude; ? matches one such byte)"
+    ]
+    assert not out.exists()
+
+    excluded = package(source, output, wheelhouse, "--no-bytecode", "--exclude", "caf?.txt")
+    assert excluded.returncode == 0, excluded.stderr
+    assert "app.py" in zip_names(output)
+    assert leftovers(out) == []
+
+
+@pytest.mark.timeout(60)
+def test_output_of_the_wrong_kind_is_refused_before_any_work(tmp_path: Path, wheelhouse: Path) -> None:
+    """``--output`` naming a directory ended in IsADirectoryError from os.replace with
+    ``dist.partial`` left behind; an image output that is a file, or a zip under a file,
+    raised tracebacks too. Each is now one ``error:`` line and exit status 2."""
+    source = write_function(tmp_path / "function")
+    directory = tmp_path / "dist"
+    directory.mkdir()
+    into_directory = package(source, directory, wheelhouse, "--no-bytecode")
+    assert into_directory.returncode == 2
+    assert into_directory.stderr.splitlines()[1:] == [
+        f"error: --output {directory} is a directory; name the zip file, e.g. {directory / 'function.zip'}"
+    ]
+    assert list(directory.iterdir()) == []
+
+    plain_file = tmp_path / "notes.txt"
+    plain_file.write_text("mine")
+    as_image = package(source, plain_file, wheelhouse, "--format", "image", "--no-bytecode")
+    assert as_image.returncode == 2
+    assert as_image.stderr.splitlines()[1:] == [
+        f"error: --output {plain_file} is a file; an image build context is a directory"
+    ]
+    under_file = package(source, plain_file / "function.zip", wheelhouse, "--no-bytecode")
+    assert under_file.returncode == 2
+    assert under_file.stderr.splitlines()[1:] == [
+        f"error: --output {plain_file / 'function.zip'} cannot be written: {plain_file} is a file, "
+        "not a directory"
+    ]
+    assert plain_file.read_text() == "mine"
+    for result in (into_directory, as_image, under_file):
+        assert "Traceback" not in result.stderr
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.timeout(60)
+def test_an_ignore_file_that_is_missing_or_not_utf8_is_refused(tmp_path: Path, wheelhouse: Path) -> None:
+    """A mistyped --ignore-file was skipped without a word, so its rules silently did not
+    apply; a Latin-1 .lambdaignore raised UnicodeDecodeError. Both now stop the build."""
+    source = write_function(tmp_path / "function")
+    output = tmp_path / "function.zip"
+    missing = package(source, output, wheelhouse, "--ignore-file", str(tmp_path / "prod.ignore"))
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines()[1:] == [
+        f"error: Ignore file {tmp_path / 'prod.ignore'} does not exist"
+    ]
+    (source / ".lambdaignore").write_bytes(b"caf\xe9.txt\n")
+    latin1 = package(source, output, wheelhouse)
+    assert latin1.returncode == 2
+    assert latin1.stderr.splitlines()[1:] == [
+        f"error: Ignore file {source / '.lambdaignore'} is not UTF-8 text"
+    ]
+    assert not output.exists()

@@ -86,26 +86,29 @@ def check_unzipped_size(total: int, what: str = "The package") -> None:
 
 
 def write_zip(entries: Sequence[ArchiveEntry], output: Path) -> ArchiveReport:
-    """Write ``output`` atomically; refuse (and leave nothing behind) past the quotas."""
+    """Write ``output`` atomically: past the quotas, or on any failure, nothing is left behind."""
     total = unzipped_size(entries)
     check_unzipped_size(total)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
-    with zipfile.ZipFile(partial, "w") as archive:
-        for entry in entries:
-            info = zipfile.ZipInfo(entry.name, date_time=FIXED_TIMESTAMP)
-            info.create_system = _UNIX
-            info.external_attr = (stat.S_IFREG | entry.mode) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, entry.path.read_bytes(), compresslevel=COMPRESS_LEVEL)
-    zipped = partial.stat().st_size
-    if zipped > MAX_ZIPPED_BYTES:
-        partial.unlink()
-        raise DeployError(
-            f"The package is {human_size(zipped)} zipped, over Lambda's limit of "
-            f"{human_size(MAX_ZIPPED_BYTES)} for a direct upload. Exclude files with "
-            ".lambdaignore or --exclude, move large dependencies to a layer, or use the "
-            "container image format (--format image)."
-        )
-    os.replace(partial, output)
+    try:
+        with zipfile.ZipFile(partial, "w") as archive:
+            for entry in entries:
+                info = zipfile.ZipInfo(entry.name, date_time=FIXED_TIMESTAMP)
+                info.create_system = _UNIX
+                info.external_attr = (stat.S_IFREG | entry.mode) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, entry.path.read_bytes(), compresslevel=COMPRESS_LEVEL)
+        zipped = partial.stat().st_size
+        if zipped > MAX_ZIPPED_BYTES:
+            raise DeployError(
+                f"The package is {human_size(zipped)} zipped, over Lambda's limit of "
+                f"{human_size(MAX_ZIPPED_BYTES)} for a direct upload. Exclude files with "
+                ".lambdaignore or --exclude, move large dependencies to a layer, or use the "
+                "container image format (--format image)."
+            )
+        os.replace(partial, output)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return ArchiveReport(output, len(entries), total, zipped)

@@ -58,6 +58,10 @@ def reports_errors(command: Command) -> Command:
         except DeployError as exc:
             echo(f"error: {exc}")
             return exc.exit_code
+        except OSError as exc:  # a file that cannot be read or written: the user's to fix
+            where = f": {exc.filename}" if exc.filename else ""
+            echo(f"error: {exc.strerror or exc}{where}")
+            return 2
         except KeyboardInterrupt:
             echo("interrupted")
             return 130
@@ -100,6 +104,17 @@ def _add_state_option(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=DEFAULT_STATE_FILE,
         help=f"where the execution role is remembered (default: {DEFAULT_STATE_FILE})",
+    )
+
+
+def _add_accept_broader_role_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accept-broader-role",
+        action="store_true",
+        help=(
+            "reuse an existing role even if it trusts more than lambda.amazonaws.com or has more "
+            "than the logging policy (each excess is reported, none is changed)"
+        ),
     )
 
 
@@ -155,6 +170,11 @@ def _add_package_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--no-bytecode", action="store_true", help="ship source only, no .pyc files")
     group.add_argument(
+        "--allow-outside-links",
+        action="store_true",
+        help="follow symbolic links that lead out of SOURCE (never into /proc, /dev or /sys)",
+    )
+    group.add_argument(
         "--bytecode-python", metavar="EXE", help="interpreter of the target version to compile bytecode with"
     )
 
@@ -173,6 +193,7 @@ def _package_request(args: argparse.Namespace, output: Path, image: bool) -> Pac
         pip_source=PipSource(tuple(args.find_links), args.no_index),
         bytecode=not args.no_bytecode,
         bytecode_python=args.bytecode_python,
+        allow_outside_links=args.allow_outside_links,
     )
 
 
@@ -201,7 +222,7 @@ def run_iam(args: argparse.Namespace) -> int:
             outcome = remember_given_role(connection, state, args.role)
             echo(f"Using the given role {outcome.arn}; no IAM changes made")
         else:
-            outcome = ensure_execution_role(connection, state, args.role_name, echo)
+            outcome = ensure_execution_role(connection, state, args.role_name, echo, args.accept_broader_role)
     print(outcome.arn)
     return 0
 
@@ -257,7 +278,9 @@ def run_deploy(args: argparse.Namespace) -> int:
         if args.role:
             role_arn = validate_role_arn(args.role)
         else:
-            role_arn = role_for_deploy(connection, DeployState(args.state_file), args.role_name, echo)
+            role_arn = role_for_deploy(
+                connection, DeployState(args.state_file), args.role_name, echo, args.accept_broader_role
+            )
         spec = FunctionSpec(
             name=args.function_name,
             role_arn=role_arn,
@@ -328,6 +351,7 @@ def register(subparsers: Any) -> None:
         help=f"role to get or create (default: {DEFAULT_ROLE_NAME})",
     )
     iam.add_argument("--role", metavar="ARN", help="use this existing role instead; no IAM changes")
+    _add_accept_broader_role_option(iam)
     _add_state_option(iam)
     _add_aws_options(iam)
     iam.set_defaults(func=run_iam)
@@ -362,6 +386,7 @@ def register(subparsers: Any) -> None:
             f"else {DEFAULT_ROLE_NAME})"
         ),
     )
+    _add_accept_broader_role_option(deploy)
     settings = deploy.add_argument_group(
         "function settings (left out: Lambda's default, or unchanged on update)"
     )

@@ -2,7 +2,9 @@
 
 The role trusts only ``lambda.amazonaws.com`` and carries only AWS's
 ``AWSLambdaBasicExecutionRole`` (write logs to CloudWatch). Anything more (S3, DynamoDB) is
-the user's explicit decision, made in IAM, never a side effect of deploying.
+the user's explicit decision, made in IAM, never a side effect of deploying; so an existing
+role of the same name that trusts or may do more is refused unless the user accepts it
+with ``--accept-broader-role``.
 """
 
 from __future__ import annotations
@@ -61,18 +63,51 @@ def validate_role_arn(arn: str) -> str:
     return arn
 
 
-def _trusts_lambda(document: Any) -> bool:
+def _as_list(value: Any) -> list[Any]:
+    """IAM lets any list field be a single value: ``"Action": "sts:AssumeRole"``."""
+    return value if isinstance(value, list) else [value]
+
+
+def _allow_statements(document: Any) -> list[dict[str, Any]]:
+    """The ``Allow`` statements of a policy document, JSON text or already parsed."""
     if isinstance(document, str):
         document = json.loads(document)
-    for statement in document.get("Statement", []):
+    statements = _as_list(document.get("Statement", [])) if isinstance(document, dict) else []
+    return [s for s in statements if isinstance(s, dict) and s.get("Effect") == "Allow"]
+
+
+def _trusts_lambda(document: Any) -> bool:
+    for statement in _allow_statements(document):
         principal = statement.get("Principal", {})
-        services = principal.get("Service", []) if isinstance(principal, dict) else []
-        services = [services] if isinstance(services, str) else services
-        actions = statement.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        if statement.get("Effect") == "Allow" and LAMBDA_SERVICE in services and "sts:AssumeRole" in actions:
+        services = _as_list(principal.get("Service", [])) if isinstance(principal, dict) else []
+        if LAMBDA_SERVICE in services and "sts:AssumeRole" in _as_list(statement.get("Action", [])):
             return True
     return False
+
+
+def _other_principals(document: Any) -> list[str]:
+    """Everyone but Lambda that the trust policy lets assume the role: ``AWS: *``, another
+    service, a federated identity, or anyone a ``NotPrincipal`` does not name."""
+    others = []
+    for statement in _allow_statements(document):
+        if "NotPrincipal" in statement:
+            others.append(f"NotPrincipal {json.dumps(statement['NotPrincipal'])}")
+        principal = statement.get("Principal", {})
+        if not isinstance(principal, dict):  # "Principal": "*"
+            others.append(f"Principal {json.dumps(principal)}")
+            continue
+        for kind, values in principal.items():
+            others.extend(
+                f"{kind}: {value}"
+                for value in _as_list(values)
+                if (kind, value) != ("Service", LAMBDA_SERVICE)
+            )
+    return others
+
+
+def _inline_policies(iam: Any, role_name: str) -> list[str]:
+    pages = iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
+    return [name for page in pages for name in page["PolicyNames"]]
 
 
 def _attached_policies(iam: Any, role_name: str) -> list[str]:
@@ -122,20 +157,32 @@ def _wait_until_usable(iam: Any, role_name: str, policy_arn: str) -> None:
             time.sleep(1)
 
 
-def _check_existing(iam: Any, role: dict[str, Any], policy_arn: str, echo: Echo) -> bool:
-    """Use an existing role only if Lambda can assume it; add the logging policy if it is
-    missing (returning True), and point out (without touching) any broader permissions it
-    already has."""
+def _check_existing(
+    iam: Any, role: dict[str, Any], policy_arn: str, echo: Echo, accept_broader: bool
+) -> bool:
+    """Use an existing role only if Lambda can assume it and, unless ``accept_broader``,
+    nobody else can and it may do no more than write logs: a role that merely has the
+    expected name is no least-privilege role. Add the logging policy if it is missing
+    (returning True); never remove anything."""
     name = role["RoleName"]
-    if not _trusts_lambda(role.get("AssumeRolePolicyDocument", {})):
+    trust = role.get("AssumeRolePolicyDocument", {})
+    if not _trusts_lambda(trust):
         raise DeployError(
             f"Role {name} exists but does not let {LAMBDA_SERVICE} assume it; "
             "choose another --role-name or pass --role"
         )
     attached = _attached_policies(iam, name)
-    extra = sorted(set(attached) - {policy_arn})
-    if extra:
-        echo(f"Warning: role {name} also has {', '.join(extra)}; lambda-supervisor leaves them alone")
+    excess = [f"trusts {principal}" for principal in _other_principals(trust)]
+    excess += [f"has inline policy {policy}" for policy in _inline_policies(iam, name)]
+    excess += [f"has policy {arn}" for arn in sorted(set(attached) - {policy_arn})]
+    if excess and not accept_broader:
+        raise DeployError(
+            f"Role {name} is broader than a least-privilege execution role: it {'; it '.join(excess)}. "
+            "Choose another --role-name, narrow the role in IAM, or pass --accept-broader-role "
+            "to use it as it is"
+        )
+    if excess:
+        echo(f"Warning: role {name} {'; '.join(excess)}; used as it is (--accept-broader-role)")
     if policy_arn in attached:
         return False
     echo(f"Attaching {BASIC_EXECUTION_POLICY} to existing role {name}")
@@ -148,7 +195,7 @@ def role_name_of(arn: str) -> str:
 
 
 def ensure_execution_role(
-    connection: AwsConnection, state: DeployState, role_name: str, echo: Echo
+    connection: AwsConnection, state: DeployState, role_name: str, echo: Echo, accept_broader: bool = False
 ) -> RoleOutcome:
     """Reuse the remembered or existing role, else create it; wait; remember it."""
     identity = caller_identity(connection)
@@ -164,7 +211,7 @@ def ensure_execution_role(
         role = _create_role(iam, role_name, policy_arn, echo)
         created = changed = True
     else:
-        changed = _check_existing(iam, role, policy_arn, echo)
+        changed = _check_existing(iam, role, policy_arn, echo, accept_broader)
         how = "remembered" if remembered == role["Arn"] else "existing"
         echo(f"Reusing {how} IAM role {role['Arn']}")
     if changed:
@@ -181,19 +228,26 @@ def remember_given_role(connection: AwsConnection, state: DeployState, arn: str)
     return RoleOutcome(arn, role_name_of(arn), created=False)
 
 
-def role_for_deploy(connection: AwsConnection, state: DeployState, role_name: str | None, echo: Echo) -> str:
+def role_for_deploy(
+    connection: AwsConnection,
+    state: DeployState,
+    role_name: str | None,
+    echo: Echo,
+    accept_broader: bool = False,
+) -> str:
     """For ``deploy`` without ``--role``: an explicit ``--role-name`` is got or created;
-    otherwise the role ``iam`` remembered for this account is used if it still exists
-    (and trusted as is when IAM may not be read), else the default role is got or created.
+    otherwise the role ``iam`` remembered for this account (checked when it was remembered)
+    is used if it still exists (and trusted as is when IAM may not be read), else the
+    default role is got or created.
     """
     if role_name:
-        return ensure_execution_role(connection, state, role_name, echo).arn
+        return ensure_execution_role(connection, state, role_name, echo, accept_broader).arn
     import botocore.exceptions
 
     identity = caller_identity(connection)
     remembered = state.remembered_role(identity.account)
     if not remembered:
-        return ensure_execution_role(connection, state, DEFAULT_ROLE_NAME, echo).arn
+        return ensure_execution_role(connection, state, DEFAULT_ROLE_NAME, echo, accept_broader).arn
     try:
         exists = _get_role(connection.client("iam"), role_name_of(remembered)) is not None
     except botocore.exceptions.ClientError as exc:
@@ -202,6 +256,6 @@ def role_for_deploy(connection: AwsConnection, state: DeployState, role_name: st
         echo(f"Using remembered IAM role {remembered} (not allowed to check it)")
         return remembered
     if not exists:
-        return ensure_execution_role(connection, state, role_name_of(remembered), echo).arn
+        return ensure_execution_role(connection, state, role_name_of(remembered), echo, accept_broader).arn
     echo(f"Using remembered IAM role {remembered}")
     return remembered

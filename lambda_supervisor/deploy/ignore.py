@@ -1,9 +1,10 @@
 """Which files of a function's source tree stay out of the package.
 
 A deployment package should hold what runs and nothing else: version-control data, local
-secrets (``.env``), caches compiled for another Python, virtualenvs and tests only make it
-bigger, slower to cold-start, and sometimes leak. The rules are a small, documented subset
-of ``.gitignore`` syntax so users can read them without learning a new language.
+secrets (``.env``, keys, cloud credentials), caches compiled for another Python, virtualenvs
+and tests only make it bigger, slower to cold-start, and sometimes leak. The rules are a
+small, documented subset of ``.gitignore`` syntax so users can read them without learning a
+new language.
 """
 
 from __future__ import annotations
@@ -13,18 +14,48 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import DeployError
+
 IGNORE_FILE_NAME = ".lambdaignore"
 
-# Documented in docs/deploy.md; keep the two lists identical.
-DEFAULT_IGNORE_PATTERNS: tuple[str, ...] = (
-    ".git/",
+# Documented in docs/deploy.md; keep the lists identical. Secret-looking files are
+# reported when left out, so a user who needs one knows to bring it back with ``!``.
+SECRET_PATTERNS: tuple[str, ...] = (
+    ".env",
+    ".env.*",
+    ".env-*",
+    "*.env",
+    ".envrc",
+    ".aws/",
+    ".ssh/",
+    ".gnupg/",
+    ".docker/",
+    ".kube/",
+    ".netrc",
+    "_netrc",
+    ".npmrc",
+    ".pypirc",
+    ".pgpass",
+    ".git-credentials",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.tfstate",
+    "*.tfstate.*",
+    "*.tfvars",
+)
+CLUTTER_PATTERNS: tuple[str, ...] = (
+    ".git",
     ".hg/",
     ".svn/",
     "__pycache__/",
     "*.pyc",
     "*.pyo",
-    ".env",
-    ".env.*",
     ".venv/",
     "venv/",
     ".tox/",
@@ -46,20 +77,23 @@ DEFAULT_IGNORE_PATTERNS: tuple[str, ...] = (
     ".idea/",
     ".vscode/",
 )
+DEFAULT_IGNORE_PATTERNS: tuple[str, ...] = CLUTTER_PATTERNS + SECRET_PATTERNS
 
 
 @dataclass(frozen=True)
 class IgnoreRule:
     """One pattern line: ``*.log``, ``docs/`` (directories only), ``/notes.txt`` (anchored),
-    ``!keep.log`` (re-include)."""
+    ``!keep.log`` (re-include). ``secret`` marks the default rules for secret-looking
+    files, whose matches are reported."""
 
     pattern: str
     negated: bool
     directory_only: bool
     anchored: bool
+    secret: bool = False
 
     @classmethod
-    def parse(cls, line: str) -> IgnoreRule | None:
+    def parse(cls, line: str, secret: bool = False) -> IgnoreRule | None:
         text = line.strip()
         if not text or text.startswith("#"):
             return None
@@ -72,7 +106,7 @@ class IgnoreRule:
         text = text.lstrip("/")
         if not text:
             return None
-        return cls(text, negated, directory_only, anchored)
+        return cls(text, negated, directory_only, anchored, secret)
 
     def matches(self, relative_path: str, is_dir: bool) -> bool:
         if self.directory_only and not is_dir:
@@ -105,12 +139,19 @@ class IgnoreRules:
         extra_patterns: Sequence[str] = (),
     ) -> IgnoreRules:
         """Defaults, then the project's ignore file, then command-line ``--exclude`` patterns."""
-        patterns = list(DEFAULT_IGNORE_PATTERNS)
+        patterns = list(CLUTTER_PATTERNS)
+        if ignore_file is not None and not ignore_file.is_file():
+            raise DeployError(f"Ignore file {ignore_file} does not exist")
         path = ignore_file if ignore_file is not None else source / IGNORE_FILE_NAME
         if path.is_file():
-            patterns.extend(path.read_text(encoding="utf-8").splitlines())
+            try:
+                patterns.extend(path.read_text(encoding="utf-8").splitlines())
+            except UnicodeDecodeError as exc:
+                raise DeployError(f"Ignore file {path} is not UTF-8 text") from exc
         patterns.extend(extra_patterns)
-        return cls.from_patterns(patterns)
+        secrets = (IgnoreRule.parse(p, secret=True) for p in SECRET_PATTERNS)
+        own = (IgnoreRule.parse(p) for p in patterns)
+        return cls(rule for rule in (*secrets, *own) if rule is not None)
 
     def match(self, relative_path: str, is_dir: bool) -> IgnoreRule | None:
         """The rule that decides ``relative_path``'s fate, if any rule matches."""

@@ -39,7 +39,7 @@ from .runtime_files import (
     runtime_files,
     runtime_requirements,
 )
-from .sources import HandlerSpec, SourceFile, collect_source_files, require_handler_file
+from .sources import HandlerSpec, SourceFile, brief_list, require_handler_file, select_source_files
 from .targets import MAX_UNZIPPED_BYTES, MAX_ZIPPED_BYTES, Target
 
 FORMATS = ("zip", "image")
@@ -66,6 +66,7 @@ class PackageRequest:
     pip_source: PipSource = PipSource()
     bytecode: bool = True
     bytecode_python: str | None = None
+    allow_outside_links: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,29 @@ def _refuse_runtime_clashes(files: Sequence[SourceFile], what: str) -> None:
         )
 
 
+def _check_output(request: PackageRequest) -> None:
+    """Refuse an output of the wrong kind before any work, rather than fail at the end."""
+    output = request.output
+    if not request.image and output.is_dir():
+        raise DeployError(
+            f"--output {output} is a directory; name the zip file, e.g. {output / 'function.zip'}"
+        )
+    if request.image and output.exists() and not output.is_dir():
+        raise DeployError(f"--output {output} is a file; an image build context is a directory")
+    nearest = next(parent for parent in output.absolute().parents if parent.exists())
+    if not nearest.is_dir():
+        raise DeployError(f"--output {output} cannot be written: {nearest} is a file, not a directory")
+
+
+def _report_withheld(withheld: Sequence[str], echo: Echo) -> None:
+    """Name the secret-looking files left out, so one needed on purpose can be brought back."""
+    if withheld:
+        echo(
+            f"Left out secret-looking files: {brief_list(withheld, 20)} "
+            "(to ship one on purpose, add !PATTERN to .lambdaignore)"
+        )
+
+
 def _copy_into(staging: Path, files: Sequence[SourceFile]) -> None:
     for item in files:
         destination = staging / item.relative
@@ -129,8 +153,11 @@ def _stage(request: PackageRequest, staging: Path, echo: Echo) -> BytecodeOutcom
     source = request.source
     if not source.is_dir():
         raise DeployError(f"Source directory {source} does not exist")
+    _check_output(request)
     rules = IgnoreRules.for_source(source, request.ignore_file, request.excludes)
-    sources = collect_source_files(source, rules, skip=[request.output])
+    selection = select_source_files(source, rules, [request.output], request.allow_outside_links)
+    _report_withheld(selection.withheld, echo)
+    sources = selection.files
     require_handler_file(request.handler, source, sources)
     _refuse_runtime_clashes(sources, f"The function's code in {source}")
     if not request.image:
