@@ -186,6 +186,8 @@ class LocalRunner:
     can print START/END/REPORT and collect each invocation's log lines for the
     ``X-Amz-Log-Type: Tail`` answer. With ``restart=True`` (``serve``) a runtime that
     dies is replaced; the calls it was running are answered with ``Runtime.ExitError``.
+    Callers use ``address`` (the Invoke API); the Runtime API has a listener of its own
+    that only the runtime process may use.
     """
 
     def __init__(
@@ -206,8 +208,14 @@ class LocalRunner:
         self.log_stream = log_stream
         self.restart = restart
         self.emulator = RuntimeAPIEmulator(
-            host, port, function_timeout=timeout, function_name=function_name, memory_mb=memory_mb
+            host,
+            port,
+            function_timeout=timeout,
+            function_name=function_name,
+            memory_mb=memory_mb,
+            separate_runtime_api=True,
         )
+        self.emulator.runtime_pids = self._runtime_pids
         self.emulator.listener = self
         # A long ``serve`` session must not keep every event and log line forever.
         self.emulator.retain_finished = RETAINED_INVOCATIONS
@@ -253,7 +261,12 @@ class LocalRunner:
 
     @property
     def address(self) -> str:
-        return self.emulator.address
+        """Where callers reach the Invoke API, ``host:port``."""
+        return self.emulator.invoke_address
+
+    def _runtime_pids(self) -> list[int]:
+        pid = self.process.pid if self.process is not None else None
+        return [] if pid is None else [pid]
 
     def _start_process(self) -> None:
         env: dict[str, str | None] = {"PYTHONUNBUFFERED": "1"}
@@ -261,6 +274,7 @@ class LocalRunner:
         self.emulator.init_errors.clear()
         self.emulator.first_poll_at = None
         self._init_reported = False
+        # Known before it starts, so that its first connection is let in.
         self.process = RuntimeProcess(
             self.handler.handler,
             runtime_api=self.emulator.address,
@@ -269,7 +283,8 @@ class LocalRunner:
             function_name=self.emulator.function_name,
             memory_mb=self.emulator.memory_mb,
             on_line=self._on_line,
-        ).start()
+        )
+        self.process.start()
 
     def _watch(self) -> None:
         """Answer the calls of a runtime that died; restart it when serving."""
