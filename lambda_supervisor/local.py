@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.util import find_spec
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lambda_supervisor.emulator import Invocation, Outcome, RuntimeAPIEmulator
-from lambda_supervisor.process import RuntimeProcess, parse_json_object
+from lambda_supervisor.process import AWS_CREDENTIALS, PASSED_THROUGH, RuntimeProcess, parse_json_object
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_PORT = 9000
@@ -187,7 +187,8 @@ class LocalRunner:
     ``X-Amz-Log-Type: Tail`` answer. With ``restart=True`` (``serve``) a runtime that
     dies is replaced; the calls it was running are answered with ``Runtime.ExitError``.
     Callers use ``address`` (the Invoke API); the Runtime API has a listener of its own
-    that only the runtime process may use.
+    that only the runtime process may use. The runtime sees ``env`` and, of our own
+    environment, only ``process.PASSED_THROUGH`` and the names in ``inherit``.
     """
 
     def __init__(
@@ -200,11 +201,13 @@ class LocalRunner:
         memory_mb: int = DEFAULT_MEMORY_MB,
         function_name: str = "function",
         env: Mapping[str, str | None] | None = None,
+        inherit: Sequence[str] = (),
         log_stream: TextIO | None = None,
         restart: bool = False,
     ) -> None:
         self.handler = handler
         self.env = dict(env or {})
+        self.inherit = tuple(inherit)
         self.log_stream = log_stream
         self.restart = restart
         self.emulator = RuntimeAPIEmulator(
@@ -280,6 +283,7 @@ class LocalRunner:
             runtime_api=self.emulator.address,
             task_root=self.handler.task_root,
             env=env,
+            inherit=self.inherit,
             function_name=self.emulator.function_name,
             memory_mb=self.emulator.memory_mb,
             on_line=self._on_line,
@@ -470,6 +474,17 @@ def parse_env(pairs: list[str] | None) -> dict[str, str]:
     return env
 
 
+def inherited_names(args: argparse.Namespace) -> list[str]:
+    """The variables of our environment the user chose to pass on to the function."""
+    names = list(args.inherit_env or [])
+    for name in names:
+        if not name or "=" in name:
+            raise UsageError(f"bad --inherit-env {name!r}: expected a variable name (use --env to set one)")
+    if args.pass_aws_credentials:
+        names.extend(AWS_CREDENTIALS)
+    return names
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``invoke`` and ``serve`` to the ``lambda-supervisor`` command."""
     invoke = subparsers.add_parser(
@@ -516,6 +531,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env", action="append", metavar="NAME=VALUE", help="set a variable for the function"
     )
+    parser.add_argument(
+        "--inherit-env",
+        action="append",
+        metavar="NAME",
+        help="pass this variable of your environment on to the function "
+        f"(otherwise it gets only {', '.join(PASSED_THROUGH)} of it)",
+    )
+    parser.add_argument(
+        "--pass-aws-credentials",
+        action="store_true",
+        help="let the function use your AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws, ...)",
+    )
 
 
 def _positive(kind: type) -> Any:
@@ -540,7 +567,12 @@ def run_invoke(args: argparse.Namespace) -> int:
         event = read_event(args)
         env = parse_env(args.env)
         runner = LocalRunner(
-            spec, timeout=args.timeout, memory_mb=args.memory, env=env, log_stream=sys.stderr
+            spec,
+            timeout=args.timeout,
+            memory_mb=args.memory,
+            env=env,
+            inherit=inherited_names(args),
+            log_stream=sys.stderr,
         ).start()
     except UsageError as exc:
         return _usage_error(exc)
@@ -585,6 +617,7 @@ def run_serve(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             memory_mb=args.memory,
             env=env,
+            inherit=inherited_names(args),
             log_stream=sys.stderr,
             restart=True,
         ).start()

@@ -12,16 +12,20 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from runtime_harness import invoke, running_runtime
-from test_local_cli import INVOKE_PATH, ServeProcess, post
+from test_local_cli import INVOKE_PATH, REPO_ROOT, ServeProcess, post
 
 from lambda_supervisor.emulator import MAX_HAND_OUTS, UNDELIVERABLE, RuntimeAPIEmulator
+from lambda_supervisor.testing import lambda_invoke
 
 APP_SOURCE = """
 import os
@@ -47,6 +51,13 @@ def environment(event, context):
         "hasPath": bool(os.environ.get("PATH")),
     }
 """
+
+SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIADEVELOPERSOWNKEY",
+    "AWS_SECRET_ACCESS_KEY": "developers-own-secret",
+    "AWS_SESSION_TOKEN": "developers-own-session",
+    "GITHUB_TOKEN": "ghp_developers_own_token",
+}
 
 
 @pytest.fixture
@@ -321,6 +332,70 @@ def test_values_that_would_split_the_runtimes_header_lines_are_refused(serve_ech
         assert "line break" in json.loads(body)["message"], name
     assert_served_normally(serve_echo)
     assert started_invocations(serve_echo) == 1
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def run_invoke(app_path: Path, tmp_path: Path, *options: str) -> dict:
+    """``lambda-supervisor invoke`` from a shell holding the developer's secrets."""
+    credentials_file = tmp_path / "credentials"
+    credentials_file.write_text("[default]\naws_access_key_id = AKIAFROMTHEFILE\naws_secret_access_key = s\n")
+    env = {**os.environ, **SECRETS, "AWS_SHARED_CREDENTIALS_FILE": str(credentials_file)}
+    event = json.dumps({"names": [*SECRETS, "AWS_SHARED_CREDENTIALS_FILE", "GREETING"]})
+    done = subprocess.run(
+        [sys.executable, "-m", "lambda_supervisor.cli", "invoke", f"{app_path}:environment", "--event", event]
+        + list(options),
+        capture_output=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(done.stdout)
+
+
+@pytest.mark.timeout(60)
+def test_a_local_run_keeps_the_developers_secrets_from_the_handler(app_path: Path, tmp_path: Path) -> None:
+    """Tried: ``invoke`` from a shell with AWS keys, a session token, a GitHub token and a
+    credentials file. The handler sees none of them, and botocore finds no credentials
+    (not even in ~/.aws); it has PATH and what --env sets."""
+    result = run_invoke(app_path, tmp_path, "--env", "GREETING=hi")
+    assert result["seen"] == {
+        **{name: None for name in SECRETS},
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "GREETING": "hi",
+    }
+    assert result["accessKey"] is None
+    assert result["hasPath"] is True
+
+
+@pytest.mark.timeout(60)
+def test_credentials_and_other_variables_pass_only_when_asked(app_path: Path, tmp_path: Path) -> None:
+    """Tried: ``--pass-aws-credentials`` and ``--inherit-env GITHUB_TOKEN``: exactly those
+    reach the handler, and botocore uses the developer's credentials."""
+    result = run_invoke(app_path, tmp_path, "--pass-aws-credentials", "--inherit-env", "GITHUB_TOKEN")
+    assert result["seen"] == {
+        **SECRETS,
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "GREETING": None,
+    }
+    assert result["accessKey"] == SECRETS["AWS_ACCESS_KEY_ID"]
+    only_the_file = run_invoke(app_path, tmp_path, "--inherit-env", "AWS_SHARED_CREDENTIALS_FILE")
+    assert only_the_file["accessKey"] == "AKIAFROMTHEFILE"
+    assert only_the_file["seen"]["AWS_SECRET_ACCESS_KEY"] is None
+
+
+@pytest.mark.timeout(60)
+def test_lambda_invoke_passes_only_its_env_argument(app_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tried: the pytest helper in a test process holding AWS keys and a token: the handler
+    gets the variables ``env=`` names and none of the process's secrets."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    event = {"names": [*SECRETS, "STAGE"]}
+    result = lambda_invoke(f"{app_path}:environment", event, env={"STAGE": "test"})
+    assert result["seen"] == {**{name: None for name in SECRETS}, "STAGE": "test"}
+    assert result["accessKey"] is None
 
 
 @pytest.mark.timeout(10)
