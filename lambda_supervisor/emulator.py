@@ -9,6 +9,14 @@ ids) that matter most, so this module serves real HTTP/1.1 from a background thr
 The invoke side (``POST /2015-03-31/functions/{name}/invocations``) shares the same
 queue: a caller's event waits until a runtime asks for it, and the caller's HTTP request
 is answered with whatever the runtime posts back, as AWS's own emulator does.
+
+Tests talk to both APIs on one address. A local server (``serve``) faces callers it does
+not know, so with ``separate_runtime_api`` the Runtime API moves to a listener of its own
+on loopback, which only the runtime's process may use: whoever can reach the Invoke API
+must not be able to take a caller's event and answer in the function's name. Every
+listener answers only requests addressed to it by a local name (no DNS rebinding, no
+cross-origin browser requests), refuses malformed framing with a 400, and never writes a
+header line a caller could split.
 """
 
 from __future__ import annotations
@@ -16,13 +24,16 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import ipaddress
 import json
+import os
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Protocol
 from urllib.parse import unquote_to_bytes
@@ -38,6 +49,25 @@ MAX_DRAIN_BYTES = 1024 * 1024 * 1024
 _DRAIN_CHUNK = 64 * 1024
 ROUTES = ("next", "response", "error", "init_error", "extension_register")
 FAULT_ACTIONS = ("drop", "status", "delay")
+# Every Runtime API route (ROUTES are those that take faults); "invoke" is the Invoke API's one.
+RUNTIME_ROUTES = frozenset((*ROUTES, "extension_next"))
+LOOPBACK = "127.0.0.1"
+# An event whose hand-out fails this many times (the runtime never receives it) is
+# answered with UNDELIVERABLE instead of being put back in line once more.
+MAX_HAND_OUTS = 3
+UNDELIVERABLE = "Runtime.EventNotDelivered"
+# After refusing a request, how long (and how much) its unread rest is read and dropped,
+# so that closing the socket does not reset it before the peer has read the refusal.
+_LINGER_SECONDS = 1.0
+_LINGER_BYTES = 8 * 1024 * 1024
+_MAX_TRAILER_LINES = 100
+_MAX_LINE = 65536
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# What would end a header line early: CR and LF, and NUL, where C parsers stop reading.
+# Other control bytes are invalid in a field value but stay inside their line; tests send
+# them on purpose, to check that the runtime copes.
+_LINE_BREAKING = re.compile(r"[\r\n\x00]")
+_PROC_TCP = "/proc/net/tcp"
 
 _INVOCATION_POST = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
 _INVOKE_PATH = re.compile(r"^(?:/2015-03-31)?/functions/([^/]+)/invocations$")
@@ -133,6 +163,7 @@ class Invocation:
         self.submitted_at = time.monotonic()
         self.handed_out_at: float | None = None
         self.handed_out = threading.Event()
+        self.hand_outs = 0
         self.accepted: list[Outcome] = []
         self.rejected: list[Outcome] = []
         self._done = threading.Event()
@@ -149,6 +180,16 @@ class Invocation:
 
     def _deadline_passed(self) -> bool:
         return self.deadline_ms is not None and _now_ms() > self.deadline_ms
+
+    def next_headers(self) -> dict[str, str]:
+        """The headers of the ``/next`` answer that hands this event out (raw lines aside)."""
+        return {
+            "Lambda-Runtime-Aws-Request-Id": self.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(self.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": self.invoked_function_arn,
+            "Lambda-Runtime-Invocation-Id": self.invocation_id or "",
+            **self.extra_headers,
+        }
 
     def __repr__(self) -> str:
         handed_out = self.handed_out.is_set()
@@ -173,6 +214,14 @@ class _Fault:
         self.remaining = count
 
 
+class UnsendableHeader(ValueError):
+    """A header name or value that cannot go on the wire as one header line."""
+
+
+class _BadRequest(Exception):
+    """The request's framing is malformed or ambiguous: answered 400, then the connection closes."""
+
+
 class _PayloadTooLarge(Exception):
     """The request body exceeded the limit; it has been drained (or the socket must close)."""
 
@@ -185,6 +234,21 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _header_line(name: str, value: str) -> bytes:
+    """``name: value`` as one header line (UTF-8, CRLF), or ``UnsendableHeader``.
+
+    Every header the emulator sends goes through here. Values come from callers (a trace
+    id, a client context, a function name from the path), and one holding CR or LF would
+    end the line early and let them write headers of their own into the runtime's
+    ``/next`` answer. Non-ASCII text is sent as UTF-8, as the platform's Go server does.
+    """
+    if not _TOKEN.fullmatch(name):
+        raise UnsendableHeader(f"{name!r} is not a header name")
+    if _LINE_BREAKING.search(value):
+        raise UnsendableHeader(f"the {name} value {value[:60]!r} holds a line break or NUL")
+    return f"{name}: {value}\r\n".encode("utf-8", errors="surrogateescape")
+
+
 def _encode_body(body: bytes | str | object) -> bytes:
     if isinstance(body, bytes):
         return body
@@ -194,7 +258,14 @@ def _encode_body(body: bytes | str | object) -> bytes:
 
 
 class RuntimeAPIEmulator:
-    """The Lambda Runtime API (and Invoke API) served on loopback from a background thread."""
+    """The Lambda Runtime API (and Invoke API) served on loopback from a background thread.
+
+    By default both APIs share ``host:port`` (``address``), which is what tests want. With
+    ``separate_runtime_api`` that address serves the Invoke API alone, and the Runtime API
+    listens on 127.0.0.1 at a port of its own (``address``, the value for the runtime's
+    ``AWS_LAMBDA_RUNTIME_API``; ``invoke_address`` is the callers'). When ``runtime_pids``
+    is set, that listener lets in only connections made by those processes.
+    """
 
     def __init__(
         self,
@@ -207,9 +278,16 @@ class RuntimeAPIEmulator:
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         region: str = DEFAULT_REGION,
         invoke_grace: float = 2.0,
+        separate_runtime_api: bool = False,
     ) -> None:
         self.host = host
         self.port = port
+        self.separate_runtime_api = separate_runtime_api
+        # The Runtime API listener's port when it is separate (0 until started).
+        self.runtime_port = 0
+        # The processes whose connections the separate Runtime API listener accepts (read
+        # at each connection, so a restarted runtime is let in); None accepts any.
+        self.runtime_pids: Callable[[], Iterable[int]] | None = None
         self.function_timeout = function_timeout
         self.function_name = function_name
         self.memory_mb = memory_mb
@@ -234,25 +312,44 @@ class RuntimeAPIEmulator:
         self._pollers = 0
         self._stopping = False
         self._connections: set[socket.socket] = set()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._servers: list[_Server] = []
+        self._threads: list[threading.Thread] = []
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> RuntimeAPIEmulator:
-        """Bind the socket (raises ``OSError`` when the port is taken) and serve in a thread."""
+        """Bind the sockets (raises ``OSError`` when a port is taken) and serve in threads."""
         handler = type("BoundHandler", (_Handler,), {"emulator": self})
-        server = _Server((self.host, self.port), handler)
-        server.daemon_threads = True
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"runtime-api-emulator:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        servers: list[_Server] = []
+        try:
+            if self.separate_runtime_api:
+                runtime = _Server(
+                    (LOOPBACK, self.runtime_port),
+                    handler,
+                    RUNTIME_ROUTES,
+                    private_to=self._runtime_peer_allowed,
+                )
+                servers.append(runtime)
+                self.runtime_port = runtime.server_address[1]
+                servers.append(_Server((self.host, self.port), handler, frozenset(("invoke",))))
+            else:
+                servers.append(_Server((self.host, self.port), handler, RUNTIME_ROUTES | {"invoke"}))
+        except OSError:
+            for server in servers:
+                server.server_close()
+            raise
+        self.port = servers[-1].server_address[1]
+        self._servers = servers
+        self._threads = []
+        for server in servers:
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"runtime-api-emulator:{server.server_address[1]}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def stop(self) -> None:
@@ -263,16 +360,16 @@ class RuntimeAPIEmulator:
             self._stopping = True
             self._lock.notify_all()
             connections = list(self._connections)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
         for conn in connections:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def restart(self, downtime: float = 0.0) -> None:
         """Stop serving, stay down ``downtime`` seconds, then serve again on the same port.
@@ -296,8 +393,19 @@ class RuntimeAPIEmulator:
 
     @property
     def address(self) -> str:
-        """``host:port``, the value for ``AWS_LAMBDA_RUNTIME_API``."""
+        """Where the Runtime API listens, ``host:port``: the value for ``AWS_LAMBDA_RUNTIME_API``."""
+        if self.separate_runtime_api:
+            return f"{LOOPBACK}:{self.runtime_port}"
+        return self.invoke_address
+
+    @property
+    def invoke_address(self) -> str:
+        """Where the Invoke API listens, ``host:port``."""
         return f"{self.host}:{self.port}"
+
+    def _runtime_peer_allowed(self, conn: socket.socket) -> bool:
+        pids = self.runtime_pids
+        return pids is None or _peer_is_held_by(conn, pids())
 
     @property
     def stopped(self) -> bool:
@@ -328,6 +436,7 @@ class RuntimeAPIEmulator:
         ``headers`` are added to the ``/next`` answer and replace a standard header of the
         same name (``Lambda-Runtime-Deadline-Ms``, say); ``raw_header_lines`` are written
         verbatim (CRLF appended), so a test can send what no well-behaved server would.
+        Any other value that cannot be one header line raises ``UnsendableHeader``.
         """
         extra = {
             "Lambda-Runtime-Client-Context": client_context,
@@ -344,6 +453,11 @@ class RuntimeAPIEmulator:
             function_arn=invoked_function_arn or self.function_arn(),
         )
         invocation.raw_header_lines = tuple(raw_header_lines)
+        # Refused here, before it is queued, rather than at hand-out: the submitter (a
+        # caller of the Invoke API) learns why, and the runtime never meets the event.
+        _header_line("Content-Type", invocation.content_type)
+        for name, value in invocation.next_headers().items():
+            _header_line(name, value)
         with self._lock:
             if invocation.request_id in self._invocations:
                 raise ValueError(f"request id {invocation.request_id!r} was already submitted")
@@ -525,6 +639,7 @@ class RuntimeAPIEmulator:
                 invocation = self._queue.popleft()
             finally:
                 self._pollers -= 1
+            invocation.hand_outs += 1
             invocation.invocation_id = str(uuid.uuid4())
             invocation.handed_out_at = time.monotonic()
             invocation.deadline_ms = _now_ms() + int(invocation.timeout * 1000)
@@ -535,17 +650,30 @@ class RuntimeAPIEmulator:
             listener.invocation_started(invocation)
         return invocation
 
-    def _requeue(self, invocation: Invocation) -> None:
-        """Put back an event whose hand-out could not be delivered, first in line."""
+    def _requeue(self, invocation: Invocation, error: Exception) -> None:
+        """Put back an event whose hand-out could not be delivered, first in line.
+
+        The runtime that asked may have died while it was being answered; the next one
+        should get the event. But an event that fails to reach any runtime (one it refuses
+        to read) would stand first in line for ever, so after ``MAX_HAND_OUTS`` tries it is
+        answered with ``UNDELIVERABLE`` instead.
+        """
         with self._lock:
             if invocation.done or invocation.accepted or invocation.rejected:
                 return
-            invocation.handed_out.clear()
-            invocation.handed_out_at = None
-            invocation.deadline_ms = None
-            invocation.invocation_id = None
-            self._queue.appendleft(invocation)
-            self._lock.notify_all()
+            if invocation.hand_outs < MAX_HAND_OUTS:
+                invocation.handed_out.clear()
+                invocation.handed_out_at = None
+                invocation.deadline_ms = None
+                invocation.invocation_id = None
+                self._queue.appendleft(invocation)
+                self._lock.notify_all()
+                return
+        self._undeliverable(invocation, f"{invocation.hand_outs} hand-outs failed, the last with {error!r}")
+
+    def _undeliverable(self, invocation: Invocation, reason: str) -> None:
+        message = f"The event could not be handed to the runtime: {reason}"
+        self.fail_invocation(invocation, UNDELIVERABLE, message)
 
     def _accept_post(self, request_id: str, outcome: Outcome) -> tuple[int, dict[str, str]]:
         """Decide the status of a ``/response`` or ``/error`` post, recording it."""
@@ -596,10 +724,143 @@ class RuntimeAPIEmulator:
 
 
 class _Server(ThreadingHTTPServer):
-    """Daemon request threads and a deep accept backlog, so bursts of callers queue."""
+    """One listener: the routes it serves, the Host names it answers to, who may connect.
+
+    Daemon request threads and a deep accept backlog, so bursts of callers queue.
+    """
 
     daemon_threads = True
     request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        routes: frozenset[str],
+        *,
+        private_to: Callable[[socket.socket], bool] | None = None,
+    ) -> None:
+        """``private_to`` makes this a listener for one client (the runtime): it lets in
+        only the connections that function accepts, addressed to its one address."""
+        super().__init__(address, handler)
+        self.routes = routes
+        self.private_to = private_to
+        private = private_to is not None
+        self.names = _local_names(address[0], exact=private)
+        self.any_address = not private and address[0] in _WILDCARDS
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Close a connection from a process that may not use this listener, unanswered."""
+        return self.private_to is None or self.private_to(request)
+
+    def refusal(self, headers: Any) -> str | None:
+        """Why a request must be refused (403), or None: it must name this server, locally.
+
+        A browser can be made to send requests here by any web page: a cross-origin one
+        carries an ``Origin`` (or ``Sec-Fetch-Site``) header, and one through DNS
+        rebinding names the attacker's domain in ``Host``. Clients that are not browsers
+        (curl, boto3, the AWS CLI) send neither, and a local address as ``Host``.
+        """
+        hosts = headers.get_all("Host") or []
+        if len(hosts) != 1 or not self._is_local(hosts[0]):
+            shown = ", ".join(hosts) or "none"
+            return f"the Host header ({shown[:100]}) is not this server's local address"
+        origins = headers.get_all("Origin") or []
+        if origins and (
+            len(origins) != 1 or not origins[0].startswith("http://") or not self._is_local(origins[0][7:])
+        ):
+            return f"cross-origin requests are refused (Origin: {', '.join(origins)[:100]})"
+        fetch_site = (headers.get("Sec-Fetch-Site") or "none").strip().lower()
+        if fetch_site not in ("none", "same-origin"):
+            return f"cross-site requests are refused (Sec-Fetch-Site: {fetch_site[:40]})"
+        return None
+
+    def _is_local(self, authority: str) -> bool:
+        parsed = _split_authority(authority)
+        if parsed is None:
+            return False
+        host, port = parsed
+        if port != self.server_address[1]:
+            return False
+        # An address in numbers cannot be rebound to someone else's server; a name can.
+        return host in self.names or (self.any_address and _is_ip_address(host))
+
+
+_WILDCARDS = frozenset(("", "0.0.0.0", "::"))
+
+
+def _local_names(bound: str, *, exact: bool) -> frozenset[str]:
+    """The host names (lower case, IPv6 without brackets) a listener on ``bound`` answers to."""
+    names = {bound.lower().strip("[]")}
+    if not exact:
+        names |= {"localhost", "127.0.0.1", "::1"}
+        if bound in _WILDCARDS:
+            names.add(socket.gethostname().lower())
+    return frozenset(names - {""})
+
+
+def _split_authority(authority: str) -> tuple[str, int] | None:
+    """``host[:port]`` or ``[v6][:port]`` as (lower-case host, port), port 80 when absent."""
+    text = authority.strip().lower()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:] if rest else "80"
+    else:
+        host, colon, port = text.partition(":")
+        port = port if colon else "80"
+    if not host or not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    return host, int(port)
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _peer_is_held_by(conn: socket.socket, pids: Iterable[int]) -> bool:
+    """Whether the other end of the loopback connection ``conn`` is a socket one of ``pids`` holds.
+
+    Linux says so through /proc: the peer's socket is the /proc/net/tcp entry with our two
+    addresses swapped, and a process holds it when one of its fds links to its inode.
+    Where there is no /proc nothing can be told, and the connection is let in.
+    """
+    try:
+        with open(_PROC_TCP, encoding="ascii") as table:
+            entries = [line.split() for line in table.readlines()[1:]]
+    except OSError:
+        return True
+    try:
+        wanted = [_proc_address(conn.getpeername()), _proc_address(conn.getsockname())]
+    except OSError:
+        return False
+    inode = next((fields[9] for fields in entries if fields[1:3] == wanted), "0")
+    if inode == "0":
+        return False
+    target = f"socket:[{inode}]"
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def _proc_address(address: tuple[str, int]) -> str:
+    """An IPv4 address as /proc/net/tcp prints it: the address word in host order, then the port."""
+    word = struct.unpack("=I", socket.inet_aton(address[0]))[0]
+    return f"{word:08X}:{address[1]:04X}"
 
 
 def _error_json(error_type: str, message: str) -> dict[str, str]:
@@ -642,6 +903,8 @@ def _json_problem(payload: bytes) -> str | None:
         json.loads(payload)
     except ValueError as exc:
         return str(exc)
+    except RecursionError:
+        return "nested too deeply"
     return None
 
 
@@ -653,17 +916,18 @@ class _Handler(BaseHTTPRequestHandler):
     # peer's delayed ACK (about 40 ms on loopback) and every exchange crawls.
     disable_nagle_algorithm = True
     emulator: RuntimeAPIEmulator  # set on the bound subclass
+    server: _Server
 
     def version_string(self) -> str:
         return "lambda-supervisor-emulator"
 
     def send_header(self, keyword: str, value: str) -> None:
-        """Header lines as UTF-8 bytes, written as given, as the platform's Go server does.
+        """Header lines through ``_header_line``: UTF-8, and never one a value could split.
 
         The stdlib encodes latin-1 and raises on anything else, which would lose an event
         whose request id is not latin-1 text.
         """
-        line = f"{keyword}: {value}\r\n".encode("utf-8", errors="surrogateescape")
+        line = _header_line(keyword, value)
         if not hasattr(self, "_headers_buffer"):
             self._headers_buffer = []
         self._headers_buffer.append(line)
@@ -700,6 +964,10 @@ class _Handler(BaseHTTPRequestHandler):
         headers: Mapping[str, str] | None = None,
         raw_header_lines: Sequence[bytes] = (),
     ) -> None:
+        """Answer; ``UnsendableHeader`` leaves nothing written when a header cannot be sent."""
+        for name, value in (headers or {}).items():
+            _header_line(name, value)
+        _header_line("Content-Type", content_type)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -725,14 +993,40 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _read_body(self, limit: int) -> tuple[bytes, dict[str, str]]:
-        """Read the request body (sized or chunked), keeping at most ``limit`` bytes."""
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+        """Read the request body (sized or chunked), keeping at most ``limit`` bytes.
+
+        ``_PayloadTooLarge`` past the limit; ``_BadRequest`` when the framing cannot be
+        trusted, since reading on would take the rest of the stream as the body (a
+        negative ``Content-Length`` reads to the end, past any limit).
+        """
+        length = self._declared_length()
+        if length is None:
             return self._read_chunked(limit)
-        length = int(self.headers.get("Content-Length") or 0)
         if length > limit:
             self._drain(length)
             raise _PayloadTooLarge(drained=not self.close_connection)
-        return self.rfile.read(length), {}
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise ConnectionError("connection closed inside the body")
+        return body, {}
+
+    def _declared_length(self) -> int | None:
+        """The ``Content-Length`` (0 when absent), or None for a chunked body."""
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if encodings:
+            if lengths:
+                raise _BadRequest("both Transfer-Encoding and Content-Length are set")
+            if [encoding.strip().lower() for encoding in encodings] != ["chunked"]:
+                raise _BadRequest(f"unsupported Transfer-Encoding {', '.join(encodings)[:60]!r}")
+            return None
+        values = {value.strip() for value in lengths}
+        if not values:
+            return 0
+        value = values.pop()
+        if values or not (value.isascii() and value.isdigit()):
+            raise _BadRequest(f"bad Content-Length {', '.join(lengths)[:60]!r}")
+        return int(value)
 
     def _drain(self, length: int) -> None:
         """Discard ``length`` bytes so the connection stays usable, or close if absurd."""
@@ -751,10 +1045,7 @@ class _Handler(BaseHTTPRequestHandler):
         kept = 0
         too_large = False
         while True:
-            size_line = self.rfile.readline(1024)
-            if not size_line:
-                raise ConnectionError("connection closed inside a chunked body")
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            size = self._chunk_size()
             if size == 0:
                 break
             remaining = size
@@ -763,27 +1054,46 @@ class _Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     raise ConnectionError("connection closed inside a chunk")
                 remaining -= len(chunk)
-                if not too_large:
-                    kept += len(chunk)
-                    if kept > limit:
-                        too_large = True
-                        parts.clear()
-                    else:
-                        parts.append(chunk)
-            self.rfile.readline(1024)  # the CRLF after each chunk
+                kept += len(chunk)
+                if kept > MAX_DRAIN_BYTES:
+                    self.close_connection = True
+                    raise _PayloadTooLarge(drained=False)
+                if kept > limit:
+                    too_large = True
+                    parts.clear()
+                elif not too_large:
+                    parts.append(chunk)
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _BadRequest("a chunk is not followed by CRLF")
         trailers = self._read_trailers()
         if too_large:
             raise _PayloadTooLarge(drained=True)
         return b"".join(parts), trailers
 
+    def _chunk_size(self) -> int:
+        line = self.rfile.readline(1024)
+        if not line:
+            raise ConnectionError("connection closed inside a chunked body")
+        if not line.endswith(b"\n"):
+            raise _BadRequest("a chunk size line is too long")
+        field = line.split(b";", 1)[0].strip()
+        if not field or len(field) > 16 or field.strip(b"0123456789abcdefABCDEF"):
+            raise _BadRequest(f"bad chunk size {field[:20]!r}")
+        return int(field, 16)
+
     def _read_trailers(self) -> dict[str, str]:
         trailers: dict[str, str] = {}
-        while True:
-            line = self.rfile.readline(65537)
-            if line in (b"\r\n", b"\n", b""):
+        for _ in range(_MAX_TRAILER_LINES):
+            line = self.rfile.readline(_MAX_LINE + 1)
+            if line in (b"\r\n", b"\n"):
                 return trailers
-            name, _, value = line.decode("latin-1").partition(":")
+            if not line:
+                raise ConnectionError("connection closed inside the trailers")
+            name, colon, value = line.decode("latin-1").partition(":")
+            if not colon or len(line) > _MAX_LINE or not _TOKEN.fullmatch(name.strip()):
+                raise _BadRequest(f"bad trailer line {line[:60]!r}")
             trailers[name.strip()] = value.strip()
+        raise _BadRequest(f"more than {_MAX_TRAILER_LINES} trailer lines")
 
     def _discard_body(self) -> None:
         try:
@@ -831,10 +1141,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         route, argument = self._route()
+        if route not in self.server.routes:
+            route = None  # the other API's route, on a listener that does not serve it
         self.emulator._record_request(self.command, self.path, route)
-        if route in ROUTES and self._apply_fault(route):
-            return
         try:
+            refusal = self.server.refusal(self.headers)
+            if refusal is not None:
+                self._refuse(route, 403, "AccessDeniedException", f"Request refused: {refusal}.")
+                return
+            if route in ROUTES and self._apply_fault(route):
+                return
             if route == "next":
                 self._handle_next()
             elif route in ("response", "error"):
@@ -850,29 +1166,84 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 if self.command in ("POST", "PUT", "PATCH"):
                     self._discard_body()
-                self._send_json(404, _error_json("NotFound", f"No route for {self.command} {self._path()}"))
+                message = f"No route for {self.command} {self._path()}"
+                if self._speaks_invoke(route):
+                    _InvokeSide(self).answer_error(404, "UnknownOperationException", message)
+                else:
+                    self._send_json(404, _error_json("NotFound", message))
+        except _BadRequest as exc:
+            self._refuse(route, 400, "InvalidRequestContentException", f"Malformed request: {exc}.")
+        except UnsendableHeader as exc:
+            # The runtime posted a header that cannot be passed on (an obs-folded one).
+            self._refuse(route, 502, "InvalidRuntimeResponseException", f"The answer cannot be sent: {exc}.")
         except (ConnectionError, BrokenPipeError):
             self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch  # noqa: N815
 
-    def _handle_next(self) -> None:
-        invocation = self.emulator._next_invocation(self._client_connected)
-        if invocation is None:
-            self._drop()
-            return
-        headers = {
-            "Lambda-Runtime-Aws-Request-Id": invocation.request_id,
-            "Lambda-Runtime-Deadline-Ms": str(invocation.deadline_ms),
-            "Lambda-Runtime-Invoked-Function-Arn": invocation.invoked_function_arn,
-            "Lambda-Runtime-Invocation-Id": invocation.invocation_id or "",
-            **invocation.extra_headers,
-        }
+    def _refuse(self, route: str | None, status: int, error_type: str, message: str) -> None:
+        """Answer ``status`` in the shape of the API asked (or the listener's), then close.
+
+        The request's body is not read, so the connection cannot carry another request.
+        """
+        self.close_connection = True
         try:
-            self._send(200, invocation.body, invocation.content_type, headers, invocation.raw_header_lines)
+            if self._speaks_invoke(route):
+                _InvokeSide(self).answer_error(status, error_type, message)
+            else:
+                self._send_json(status, _error_json(error_type, message))
         except OSError:
-            self.emulator._requeue(invocation)
-            raise
+            return
+        self._linger()
+
+    def _speaks_invoke(self, route: str | None) -> bool:
+        """Whether an error about this request takes the Invoke API's shape."""
+        return route == "invoke" or (route is None and "invoke" in self.server.routes)
+
+    def _linger(self) -> None:
+        """Stop sending and drop what the peer still sends for a moment, then let it close.
+
+        Closing a socket with unread input resets the connection, and a reset can destroy
+        the answer before the peer reads it.
+        """
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            dropped = 0
+            while dropped < _LINGER_BYTES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.connection.settimeout(remaining)
+                chunk = self.connection.recv(_DRAIN_CHUNK)
+                if not chunk:
+                    return
+                dropped += len(chunk)
+        except OSError:
+            return
+
+    def _handle_next(self) -> None:
+        while True:
+            invocation = self.emulator._next_invocation(self._client_connected)
+            if invocation is None:
+                self._drop()
+                return
+            try:
+                self._send(
+                    200,
+                    invocation.body,
+                    invocation.content_type,
+                    invocation.next_headers(),
+                    invocation.raw_header_lines,
+                )
+            except UnsendableHeader as exc:
+                # Nothing was written: answer its caller, and this poll with the next event.
+                self.emulator._undeliverable(invocation, str(exc))
+                continue
+            except OSError as exc:
+                self.emulator._requeue(invocation, exc)
+                raise
+            return
 
     def _client_connected(self) -> bool:
         """False once the peer has closed or reset the connection (a non-blocking peek)."""
@@ -952,7 +1323,7 @@ class _InvokeSide:
         try:
             event, _ = handler._read_body(self.emulator.max_payload)
         except _PayloadTooLarge:
-            self._answer_error(
+            self.answer_error(
                 413,
                 "RequestEntityTooLargeException",
                 f"Request must be smaller than {self.emulator.max_payload} bytes "
@@ -962,13 +1333,13 @@ class _InvokeSide:
         problem = _json_problem(event)
         if problem is not None:
             # The real Invoke API refuses a payload that is not JSON before running anything.
-            self._answer_error(
+            self.answer_error(
                 400, "InvalidRequestContentException", f"Could not parse request body into json: {problem}"
             )
             return
         client_context = self._client_context()
         if client_context is False:
-            self._answer_error(
+            self.answer_error(
                 400,
                 "InvalidRequestContentException",
                 "Client context must be a valid Base64-encoded JSON object.",
@@ -979,12 +1350,20 @@ class _InvokeSide:
             handler._send(204, b"")
             return
         name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
-        invocation = self.emulator.submit(
-            event or b"{}",
-            client_context=client_context or None,
-            trace_id=handler.headers.get("X-Amzn-Trace-Id"),
-            invoked_function_arn=self.emulator.function_arn(name),
-        )
+        try:
+            invocation = self.emulator.submit(
+                event or b"{}",
+                client_context=client_context or None,
+                trace_id=handler.headers.get("X-Amzn-Trace-Id"),
+                invoked_function_arn=self.emulator.function_arn(name),
+            )
+        except UnsendableHeader as exc:
+            # A line break in the function name, the trace id or the client context (an
+            # obs-folded header keeps its CRLF) would write headers into the runtime's /next.
+            self.answer_error(
+                400, "InvalidRequestContentException", f"The request cannot be passed to the function: {exc}."
+            )
+            return
         if invocation_type == "Event":
             handler._send(202, b"", headers={"X-Amzn-Requestid": invocation.request_id})
             return
@@ -1002,7 +1381,7 @@ class _InvokeSide:
         try:
             decoded = base64.b64decode(raw, validate=True).decode("utf-8")
             json.loads(decoded)
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError, RecursionError):
             return False
         return decoded
 
@@ -1025,7 +1404,8 @@ class _InvokeSide:
         tail = text.encode("utf-8")[-4096:].decode("utf-8", errors="ignore").encode("utf-8")
         return base64.b64encode(tail).decode("ascii")
 
-    def _answer_error(self, status: int, error_type: str, message: str) -> None:
+    def answer_error(self, status: int, error_type: str, message: str) -> None:
+        """An error in the Invoke API's shape: ``X-Amzn-Errortype`` names it, as boto3 reads it."""
         self.handler._send_json(
             status,
             {"Type": "User", "message": message},

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.util import find_spec
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lambda_supervisor.emulator import Invocation, Outcome, RuntimeAPIEmulator
-from lambda_supervisor.process import RuntimeProcess, parse_json_object
+from lambda_supervisor.process import AWS_CREDENTIALS, PASSED_THROUGH, RuntimeProcess, parse_json_object
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_PORT = 9000
@@ -186,6 +186,9 @@ class LocalRunner:
     can print START/END/REPORT and collect each invocation's log lines for the
     ``X-Amz-Log-Type: Tail`` answer. With ``restart=True`` (``serve``) a runtime that
     dies is replaced; the calls it was running are answered with ``Runtime.ExitError``.
+    Callers use ``address`` (the Invoke API); the Runtime API has a listener of its own
+    that only the runtime process may use. The runtime sees ``env`` and, of our own
+    environment, only ``process.PASSED_THROUGH`` and the names in ``inherit``.
     """
 
     def __init__(
@@ -198,16 +201,24 @@ class LocalRunner:
         memory_mb: int = DEFAULT_MEMORY_MB,
         function_name: str = "function",
         env: Mapping[str, str | None] | None = None,
+        inherit: Sequence[str] = (),
         log_stream: TextIO | None = None,
         restart: bool = False,
     ) -> None:
         self.handler = handler
         self.env = dict(env or {})
+        self.inherit = tuple(inherit)
         self.log_stream = log_stream
         self.restart = restart
         self.emulator = RuntimeAPIEmulator(
-            host, port, function_timeout=timeout, function_name=function_name, memory_mb=memory_mb
+            host,
+            port,
+            function_timeout=timeout,
+            function_name=function_name,
+            memory_mb=memory_mb,
+            separate_runtime_api=True,
         )
+        self.emulator.runtime_pids = self._runtime_pids
         self.emulator.listener = self
         # A long ``serve`` session must not keep every event and log line forever.
         self.emulator.retain_finished = RETAINED_INVOCATIONS
@@ -253,7 +264,12 @@ class LocalRunner:
 
     @property
     def address(self) -> str:
-        return self.emulator.address
+        """Where callers reach the Invoke API, ``host:port``."""
+        return self.emulator.invoke_address
+
+    def _runtime_pids(self) -> list[int]:
+        pid = self.process.pid if self.process is not None else None
+        return [] if pid is None else [pid]
 
     def _start_process(self) -> None:
         env: dict[str, str | None] = {"PYTHONUNBUFFERED": "1"}
@@ -261,15 +277,18 @@ class LocalRunner:
         self.emulator.init_errors.clear()
         self.emulator.first_poll_at = None
         self._init_reported = False
+        # Known before it starts, so that its first connection is let in.
         self.process = RuntimeProcess(
             self.handler.handler,
             runtime_api=self.emulator.address,
             task_root=self.handler.task_root,
             env=env,
+            inherit=self.inherit,
             function_name=self.emulator.function_name,
             memory_mb=self.emulator.memory_mb,
             on_line=self._on_line,
-        ).start()
+        )
+        self.process.start()
 
     def _watch(self) -> None:
         """Answer the calls of a runtime that died; restart it when serving."""
@@ -455,6 +474,17 @@ def parse_env(pairs: list[str] | None) -> dict[str, str]:
     return env
 
 
+def inherited_names(args: argparse.Namespace) -> list[str]:
+    """The variables of our environment the user chose to pass on to the function."""
+    names = list(args.inherit_env or [])
+    for name in names:
+        if not name or "=" in name:
+            raise UsageError(f"bad --inherit-env {name!r}: expected a variable name (use --env to set one)")
+    if args.pass_aws_credentials:
+        names.extend(AWS_CREDENTIALS)
+    return names
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``invoke`` and ``serve`` to the ``lambda-supervisor`` command."""
     invoke = subparsers.add_parser(
@@ -501,6 +531,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--env", action="append", metavar="NAME=VALUE", help="set a variable for the function"
     )
+    parser.add_argument(
+        "--inherit-env",
+        action="append",
+        metavar="NAME",
+        help="pass this variable of your environment on to the function "
+        f"(otherwise it gets only {', '.join(PASSED_THROUGH)} of it)",
+    )
+    parser.add_argument(
+        "--pass-aws-credentials",
+        action="store_true",
+        help="let the function use your AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws, ...)",
+    )
 
 
 def _positive(kind: type) -> Any:
@@ -525,7 +567,12 @@ def run_invoke(args: argparse.Namespace) -> int:
         event = read_event(args)
         env = parse_env(args.env)
         runner = LocalRunner(
-            spec, timeout=args.timeout, memory_mb=args.memory, env=env, log_stream=sys.stderr
+            spec,
+            timeout=args.timeout,
+            memory_mb=args.memory,
+            env=env,
+            inherit=inherited_names(args),
+            log_stream=sys.stderr,
         ).start()
     except UsageError as exc:
         return _usage_error(exc)
@@ -570,6 +617,7 @@ def run_serve(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             memory_mb=args.memory,
             env=env,
+            inherit=inherited_names(args),
             log_stream=sys.stderr,
             restart=True,
         ).start()

@@ -20,12 +20,43 @@ import termios
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = REPO_ROOT / "bin" / "bootstrap"
+# What the runtime takes from our environment: the variables Lambda itself provides to
+# every function that make sense on this machine. Anything else (AWS keys, tokens, the
+# rest of a developer's shell) reaches the handler only when named: ``inherit`` or ``env``.
+PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH", "PYTHONPATH", "TMPDIR")
+# The variables through which an AWS SDK finds credentials; ``--pass-aws-credentials``.
+AWS_CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+)
+# Unless one of those is asked for, the SDK must not find the developer's credentials by
+# itself either: in ~/.aws (found through the password database even without HOME) or
+# from the metadata service of the machine it runs on.
+_NO_AMBIENT_CREDENTIALS = {
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 def runtime_command() -> list[str]:
@@ -78,8 +109,11 @@ class RuntimeProcess:
         memory_mb: int = 3008,
         echo: TextIO | None = None,
         on_line: Callable[[str], None] | None = None,
+        inherit: Collection[str] = (),
     ) -> None:
         self.handler = handler
+        # Variables taken from our environment besides PASSED_THROUGH.
+        self.inherit = tuple(inherit)
         self.runtime_api = runtime_api
         self.task_root = task_root
         self.env_overrides = dict(env or {})
@@ -100,8 +134,11 @@ class RuntimeProcess:
     # ----------------------------------------------------------------- lifecycle
 
     def environment(self) -> dict[str, str]:
-        """The child's full environment: ours, then the platform's, then the overrides."""
-        env = dict(os.environ)
+        """The child's full environment: the part of ours it may see, the platform's, the overrides."""
+        inherited = (*PASSED_THROUGH, *self.inherit)
+        env = {name: os.environ[name] for name in inherited if name in os.environ}
+        if not set(self.inherit) & set(AWS_CREDENTIALS):
+            env.update(_NO_AMBIENT_CREDENTIALS)
         env.update(
             platform_environment(
                 runtime_api=self.runtime_api,

@@ -103,7 +103,9 @@ def lambda_invoke(
     ``handler`` is ``path/to/file.py:function`` or ``module:function`` (looked up from
     ``cwd``, default the current directory). ``event`` is sent as JSON (``None`` as
     ``{}``); ``bytes`` are sent as they are. The result is decoded from JSON (bytes when
-    it is not JSON). A function error raises ``FunctionError``.
+    it is not JSON). A function error raises ``FunctionError``. The function sees
+    ``env`` and, of the test process's environment, only what Lambda would provide
+    (``lambda_supervisor.process.PASSED_THROUGH``): no credentials unless ``env`` has them.
     """
     runner = _start_runner(handler, timeout=timeout, env=env, cwd=cwd)
     try:

@@ -545,8 +545,9 @@ def test_raw_utf8_bytes_in_the_path_are_decoded(emulator) -> None:
     invocation = emulator.submit({}, request_id=request_id)
     host, port = emulator.address.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"GET {NEXT_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.sendall(f"GET {NEXT_PATH} HTTP/1.1\r\nHost: {emulator.address}\r\n\r\n".encode())
         assert invocation.handed_out.wait(10)
         path = result_path(request_id).encode("utf-8")
-        sock.sendall(b"POST " + path + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n"ok"')
+        host_line = f"Host: {emulator.address}\r\n".encode()
+        sock.sendall(b"POST " + path + b" HTTP/1.1\r\n" + host_line + b'Content-Length: 4\r\n\r\n"ok"')
         assert invocation.result(5).json() == "ok"

@@ -91,9 +91,13 @@ def test_odd_request_ids_are_answered_under_their_own_id(emulator, runtime, kind
 def test_a_bare_crlf_in_a_request_id_splits_the_header_and_is_survived(emulator, runtime):
     """Tried: an API that sends a request id containing a bare CR/LF, so that the id ends
     early and a forged header ('Lambda-Runtime-Deadline-Ms: 1', a deadline in 1970) follows.
-    The runtime can only answer the id it was given; it must do so once and serve on."""
+    The runtime can only answer the id it was given; it must do so once and serve on.
+    (The emulator never splits a header line itself: the forged line is sent raw.)"""
     evil = emulator.submit(
-        {"do": "ok", "n": 1}, timeout=30, request_id="evil\r\nLambda-Runtime-Deadline-Ms: 1"
+        {"do": "ok", "n": 1},
+        timeout=30,
+        request_id="evil",
+        raw_header_lines=[b"Lambda-Runtime-Deadline-Ms: 1"],
     )
     assert evil.handed_out.wait(30)
     _serving(emulator)

@@ -265,6 +265,13 @@ def test_bad_env_option_is_a_clear_error(app_path: Path) -> None:
     assert_clear_error(done, "bad --env")
 
 
+@pytest.mark.timeout(30)
+def test_bad_inherit_env_option_is_a_clear_error(app_path: Path) -> None:
+    """Tried: --inherit-env with NAME=VALUE, which belongs to --env."""
+    done = run_cli("invoke", f"{app_path}:echo", "--inherit-env", "GREETING=hi")
+    assert_clear_error(done, "bad --inherit-env 'GREETING=hi'")
+
+
 @pytest.fixture
 def busy_port() -> Iterator[int]:
     """A loopback port held by a listening socket for the duration of the test."""
