@@ -1,4 +1,4 @@
-"""Turn the raw figures of ``run.py`` into ``results.md`` and ``chart.png``.
+"""Turn the raw figures of ``run.py`` into the tables of ``results.md``.
 
 Every comparison row shows both medians, the ratio of the medians (what the targets are
 judged on) and the min/median/max of the per-pair ratios: each pair is one run of ours and
@@ -11,11 +11,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-OURS = "ours"
-AWS = "awslambdaric"
+from runtimes import AWS, OURS
+
 SCENARIOS = ("noop", "echo-100KB", "echo-5MB")
 RECOVERY_BUDGET_MS = 30.0
 
@@ -45,7 +44,7 @@ class Row:
 
     @property
     def pair_ratios(self) -> list[float]:
-        return [a / b for a, b in zip(self.ours, self.aws)]
+        return [a / b for a, b in zip(self.ours, self.aws, strict=True)]
 
     @property
     def met(self) -> bool | None:
@@ -190,7 +189,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         for label, key in spans:
             a = [r[key] for r in plain]
             b = [r[key] for r in compiled]
-            pairs = [y / x for x, y in zip(a, b)]
+            pairs = [y / x for x, y in zip(a, b, strict=True)]
             lines.append(
                 f"| cold start {label} | {_fmt(statistics.median(a), 'ms')} | "
                 f"{_fmt(statistics.median(b), 'ms')} | "
@@ -232,69 +231,3 @@ def render_markdown(results: dict[str, Any]) -> str:
             )
     lines.append("")
     return "\n".join(lines)
-
-
-def render_chart(results: dict[str, Any], path: Path) -> None:
-    """Ratios with their pair spread, left; every cold-start run as a dot, right."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = comparison_rows(results)
-    if not rows:
-        return  # nothing side by side yet (a run of --only ceiling into a new folder)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, max(5.0, 0.42 * len(rows) + 1.5)))
-    labels = [row.label for row in rows][::-1]
-    for y, row in enumerate(rows[::-1]):
-        pairs = row.pair_ratios
-        colour = "#888888" if row.met is None else ("#2a9d3f" if row.met else "#d1495b")
-        # Bars grow from 1.0 (parity) towards the ratio, left or right, on a log scale.
-        left.barh(y, row.ratio - 1.0, left=1.0, color=colour, alpha=0.75)
-        left.plot([min(pairs), max(pairs)], [y, y], color="black", linewidth=1.2)
-        left.plot([statistics.median(pairs)], [y], marker="|", color="black", markersize=10)
-        if row.target is not None:
-            left.plot([row.target], [y], marker="D", color="black", markersize=4)
-    left.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
-    left.set_yticks(range(len(labels)), labels, fontsize=8)
-    left.set_xscale("log")
-    ratios = [r for row in rows for r in (*row.pair_ratios, row.ratio, row.target or 1.0)]
-    ticks = [
-        t
-        for t in (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0)
-        if min(ratios) / 1.5 <= t <= max(ratios) * 1.5
-    ]
-    left.set_xticks(ticks, [f"{t:g}×" for t in ticks])
-    left.minorticks_off()
-    left.set_xlabel("ours / awslambdaric (bar: ratio of medians; line: pair min–max; ◆ target)")
-    left.set_title("Ratios (green: target met, red: missed, grey: no target)")
-
-    series: list[tuple[str, list[float]]] = []
-    cold = results.get("runs", {}).get("cold")
-    if cold:
-        series += [
-            ("ours", [r["first_next_ms"] for r in cold[OURS]]),
-            ("awslambdaric", [r["first_next_ms"] for r in cold[AWS]]),
-        ]
-    bytecode = results.get("runs", {}).get("bytecode")
-    if bytecode:
-        series += [
-            ("ours, package\nsource only", [r["first_next_ms"] for r in bytecode["source only"]]),
-            ("ours, package\nwith .pyc", [r["first_next_ms"] for r in bytecode["with .pyc"]]),
-        ]
-    for x, (_, values) in enumerate(series):
-        jitter = [x + (i % 7 - 3) * 0.03 for i in range(len(values))]
-        right.scatter(jitter, values, s=14, alpha=0.7)
-        right.plot([x - 0.25, x + 0.25], [statistics.median(values)] * 2, color="black")
-    right.set_xticks(range(len(series)), [name for name, _ in series], fontsize=8)
-    right.set_ylabel("ms from spawn to first GET /next")
-    right.set_title("Cold start, every run (line: median)")
-    right.set_ylim(bottom=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_results(results: dict[str, Any], out: Path) -> None:
-    (out / "results.md").write_text(render_markdown(results))
-    render_chart(results, out / "chart.png")
