@@ -1,7 +1,8 @@
 """Where the bench keeps things, in one place so that every module agrees.
 
 ``work/`` and the venv are git-ignored: they hold what a run builds (the C client, the
-deployment-like copies of the runtime, the last trial's log); ``results/`` is committed.
+deployment-like copies of the runtime, the last trial's log) and the figures of quick runs,
+which must never replace the committed figures of a full run in ``results/``.
 """
 
 from __future__ import annotations
@@ -13,5 +14,6 @@ REPO = BENCH.parent
 VENV = BENCH / ".venv"
 WORK = BENCH / "work"
 RESULTS = BENCH / "results"
+QUICK_RESULTS = WORK / "quick"
 HANDLERS = BENCH / "handlers"
 REQUIREMENTS = BENCH / "requirements.txt"

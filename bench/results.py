@@ -1,8 +1,10 @@
 """Where a run's figures go, and what is kept from the last run.
 
-Results go to ``--out`` (``bench/results/`` unless told otherwise), which is committed: it
-is the record the targets are judged on. ``--only`` re-runs some phases and keeps the
-others' figures from the ``results.json`` already in the folder it writes to.
+A full run writes ``bench/results/``, which is committed: it is the record the targets are
+judged on. A quick run has too few repeats to judge anything, so unless ``--out`` says
+otherwise it writes ``bench/work/quick/`` (git-ignored) and never replaces a full run's
+figures. ``--only`` re-runs some phases and keeps the others' figures from the
+``results.json`` already in the folder it writes to.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from chart import render_chart
+from paths import QUICK_RESULTS, RESULTS
 from report import render_markdown
+
+
+def out_dir(out: str | None, quick: bool) -> Path:
+    """``--out`` if given, else the folder for a full or a quick run."""
+    if out is not None:
+        return Path(out)
+    return QUICK_RESULTS if quick else RESULTS
 
 
 def write(fresh: dict[str, Any], out: Path, *, merge: bool) -> None:

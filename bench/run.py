@@ -5,8 +5,9 @@
 
 The first run creates ``bench/.venv`` from ``bench/requirements.txt`` and re-executes
 itself there, so both runtimes run on the same interpreter with the same libraries.
-Results go to ``bench/results/`` (``results.md``, ``chart.png``, ``results.json``).
-See ``bench/README.md`` for what each figure means.
+A full run's results go to ``bench/results/`` (``results.md``, ``chart.png``,
+``results.json``), a quick run's to ``bench/work/quick/``. See ``bench/README.md`` for what
+each figure means.
 
 Every comparison alternates the two runtimes (ABBA order, so neither always runs first
 on a machine that warms up or gets busier) and reports medians, and the ratio of each
@@ -34,7 +35,7 @@ import cold
 import recovery
 import results
 import warm
-from paths import REPO, RESULTS, WORK
+from paths import REPO, WORK
 from runtimes import compile_runtime
 from session import Session
 from venvs import reexec_in_bench_venv
@@ -52,7 +53,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and events (under a minute)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repeats and events (under a minute); results go to bench/work/quick/",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -65,7 +70,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="checkout whose bin/bootstrap, supervisor/ and worker/ are measured (default: this one)",
     )
     parser.add_argument(
-        "--out", default=str(RESULTS), help="directory for results.md, chart.png and results.json"
+        "--out",
+        help="directory for results.md, chart.png and results.json "
+        "(default: bench/results/, or bench/work/quick/ with --quick)",
     )
     return parser.parse_args(argv)
 
@@ -75,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reexec_in_bench_venv(Path(__file__).resolve())
 
     WORK.mkdir(exist_ok=True)
-    out = Path(args.out)
+    out = results.out_dir(args.out, args.quick)
     out.mkdir(parents=True, exist_ok=True)
     compile_runtime(sys.executable, Path(args.runtime_root))
     # A SIGTERM (a CI timeout, a kill) unwinds like Ctrl-C, so no runtime is left behind.
