@@ -10,7 +10,7 @@ do, on every CPU and on one.
 
 from __future__ import annotations
 
-from runtimes import AWS, OURS
+from runtimes import AWS, OURS, Runtime
 from session import Session
 from trial import alternate, median_of, run_trial
 
@@ -36,9 +36,11 @@ def compare(
     *,
     timeout: float,
     cpus: set[int] | None = None,
+    runtimes: tuple[Runtime, Runtime] | None = None,
 ) -> None:
-    """``pairs`` ABBA pairs of one-event cold starts of the two runtimes, handler ``module``."""
-    ours, aws = session.ours, session.aws
+    """``pairs`` ABBA pairs of one-event cold starts with the handler ``module``, of the
+    session's two runtimes or of ``runtimes`` (ours, awslambdaric) on another Python."""
+    ours, aws = runtimes or (session.ours, session.aws)
     runs: dict[str, list[dict[str, float]]] = {OURS: [], AWS: []}
     for _, ours_first in alternate(pairs):
         order = (ours, aws) if ours_first else (aws, ours)

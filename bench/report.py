@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pythons import phase_prefix
 from runtimes import AWS, OURS
+
+# label, phase, key of the figure, unit, higher is better, target on the ratio ours/awslambdaric
+Spec = tuple[str, str, str, str, bool, float | None]
 
 SCENARIOS = ("noop", "echo-100KB", "echo-5MB")
 RECOVERY_BUDGET_MS = 30.0
@@ -60,8 +64,8 @@ class Row:
 
 
 def comparison_rows(results: dict[str, Any]) -> list[Row]:
-    runs = results.get("runs", {})
-    specs: list[tuple[str, str, str, str, bool, float | None]] = [
+    """The main rows: both runtimes on the bench's own interpreter."""
+    specs: list[Spec] = [
         ("cold start → first GET /next", "cold", "first_next_ms", "ms", False, 1.0),
         ("cold start → first response posted", "cold", "first_response_ms", "ms", False, None),
         ("cold start, boto3 init → first GET /next", "cold-sdk", "first_next_ms", "ms", False, 1.0),
@@ -82,6 +86,30 @@ def comparison_rows(results: dict[str, Any]) -> list[Row]:
             (f"warm {scenario}, 1 CPU: invocations/s", phase, "ips", "/s", True, None),
             (f"warm {scenario}, 1 CPU: p50 latency", phase, "p50_ms", "ms", False, None),
         ]
+    return _rows(results.get("runs", {}), specs, "cold")
+
+
+def python_rows(results: dict[str, Any]) -> list[Row]:
+    """Both runtimes on each other Python measured; none for a Python that was absent."""
+    rows = []
+    for minor, found in results.get("pythons", {}).items():
+        if "absent" in found:
+            continue
+        prefix, label = phase_prefix(minor), f"Python {minor}"
+        specs: list[Spec] = [
+            (f"{label}: cold start → first GET /next", f"{prefix}cold", "first_next_ms", "ms", False, None),
+            (f"{label}, warm noop: invocations/s", f"{prefix}warm:noop", "ips", "/s", True, None),
+            (f"{label}, warm noop: p50 latency", f"{prefix}warm:noop", "p50_ms", "ms", False, None),
+            (f"{label}, warm noop: p99 latency", f"{prefix}warm:noop", "p99_ms", "ms", False, None),
+            (f"{label}: PSS of the tree after noop", f"{prefix}warm:noop", "pss_mb", "MB", False, None),
+        ]
+        rows += _rows(results.get("runs", {}), specs, f"{prefix}cold")
+    return rows
+
+
+def _rows(runs: dict[str, Any], specs: list[Spec], cold: str) -> list[Row]:
+    """A row for each spec whose phase ran, and after each invocations/s row its CPU per
+    invocation (which needs the cold start of the same runtimes, phase ``cold``)."""
     rows = []
     for label, phase, key, unit, higher, target in specs:
         if phase not in runs:
@@ -89,18 +117,18 @@ def comparison_rows(results: dict[str, Any]) -> list[Row]:
         ours = [row[key] for row in runs[phase][OURS]]
         aws = [row[key] for row in runs[phase][AWS]]
         rows.append(Row(label, phase, key, unit, higher, target, ours, aws))
-        if key == "ips" and "cold" in runs and "cpu_s" in runs[phase][OURS][0]:
-            cpu = [cpu_per_invocation(runs, phase, name) for name in (OURS, AWS)]
+        if key == "ips" and cold in runs and "cpu_s" in runs[phase][OURS][0]:
+            cpu = [cpu_per_invocation(runs, phase, name, cold) for name in (OURS, AWS)]
             rows.append(
-                Row(f"{label.split(':')[0]}: CPU per invocation", phase, "cpu", "us", False, None, *cpu)
+                Row(f"{label.rpartition(':')[0]}: CPU per invocation", phase, "cpu", "us", False, None, *cpu)
             )
     return rows
 
 
-def cpu_per_invocation(runs: dict[str, Any], phase: str, name: str) -> list[float]:
+def cpu_per_invocation(runs: dict[str, Any], phase: str, name: str, cold: str = "cold") -> list[float]:
     """CPU µs per invocation: the tree's CPU after the warm run, less what a cold start with
     one event cost (the median of the cold phase), over the number of events."""
-    start = statistics.median(row["cpu_s"] for row in runs["cold"][name])
+    start = statistics.median(row["cpu_s"] for row in runs[cold][name])
     return [max(0.0, row["cpu_s"] - start) / row["events"] * 1e6 for row in runs[phase][name]]
 
 
@@ -125,6 +153,21 @@ def _met(flag: bool | None) -> str:
     return "-" if flag is None else ("yes" if flag else "**no**")
 
 
+def _table(rows: list[Row]) -> list[str]:
+    lines = [
+        "| metric | ours (median) | awslambdaric (median) | ratio of medians | pairs min / med / max "
+        "| runs | target | met? |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.label} | {_fmt(row.ours_median, row.unit)} | {_fmt(row.aws_median, row.unit)} | "
+            f"{row.ratio:.2f}× | {_spread(row.pair_ratios)} | {len(row.ours)} | {row.target_text} | "
+            f"{_met(row.met)} |"
+        )
+    return lines
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     runs = results.get("runs", {})
     lines = [
@@ -138,16 +181,27 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "## Side by side",
         "",
-        "| metric | ours (median) | awslambdaric (median) | ratio of medians | pairs min / med / max "
-        "| runs | target | met? |",
-        "|---|---|---|---|---|---|---|---|",
+        *_table(comparison_rows(results)),
     ]
-    for row in comparison_rows(results):
-        lines.append(
-            f"| {row.label} | {_fmt(row.ours_median, row.unit)} | {_fmt(row.aws_median, row.unit)} | "
-            f"{row.ratio:.2f}× | {_spread(row.pair_ratios)} | {len(row.ours)} | {row.target_text} | "
-            f"{_met(row.met)} |"
-        )
+    pythons = results.get("pythons")
+    if pythons:
+        lines += [
+            "",
+            "## On Lambda's other Pythons",
+            "",
+            "Each row compares both runtimes on that Python, in a venv of its own "
+            "(`bench/.venv-X.Y`): the no-op cold start and warm no-op invocations. They have no "
+            "target: the targets are judged on the rows above.",
+            "",
+        ]
+        for minor, found in pythons.items():
+            if "absent" in found:
+                lines.append(f"- Python {minor}: not measured, {found['absent']}.")
+            else:
+                lines.append(f"- Python {minor}: {found['version']} (`{found['interpreter']}`).")
+        rows = python_rows(results)
+        if rows:
+            lines += ["", *_table(rows)]
     recovery = runs.get("recovery")
     if recovery:
         init = statistics.median(recovery["init_ms"]) if recovery["init_ms"] else 0.0

@@ -61,8 +61,9 @@ def merge_previous(path: Path, fresh: dict[str, Any]) -> dict[str, Any]:
     except (OSError, ValueError):
         return fresh
     previous.setdefault("runs", {}).update(fresh["runs"])
-    if "ceiling" in fresh:
-        previous["ceiling"] = fresh["ceiling"]
+    for key in ("ceiling", "pythons"):  # figures kept beside the runs, whole
+        if key in fresh:
+            previous[key] = fresh[key]
     previous["mode"] = fresh["mode"]
     previous["runtime_revision"] = fresh.get("runtime_revision")
     return previous

@@ -1,11 +1,12 @@
 """Benchmark this runtime against AWS's ``awslambdaric``, side by side, in one command.
 
     python3 bench/run.py            # full run, 2-3 minutes
-    python3 bench/run.py --quick    # under a minute, fewer repeats
+    python3 bench/run.py --quick    # about a minute, fewer repeats
 
 The first run creates ``bench/.venv`` from ``bench/requirements.txt`` and re-executes
-itself there, so both runtimes run on the same interpreter with the same libraries.
-A full run's results go to ``bench/results/`` (``results.md``, ``chart.png``,
+itself there, so both runtimes run on the same interpreter with the same libraries; the
+rows for Python 3.12 and 3.13 get ``bench/.venv-3.12`` and ``bench/.venv-3.13`` the same
+way. A full run's results go to ``bench/results/`` (``results.md``, ``chart.png``,
 ``results.json``), a quick run's to ``bench/work/quick/``. See ``bench/README.md`` for what
 each figure means.
 
@@ -14,7 +15,7 @@ on a machine that warms up or gets busier) and reports medians, and the ratio of
 pair of runs, because a shared two-core machine is noisy and a single run proves little.
 
 This module is the command line: each phase lives in a module of its own (``ceiling``,
-``cold``, ``warm``, ``recovery``, ``bytecode``), a function of the
+``cold``, ``warm``, ``recovery``, ``bytecode``, ``pythons``), a function of the
 ``Session`` they share.
 """
 
@@ -32,6 +33,7 @@ from typing import Any
 import bytecode
 import ceiling
 import cold
+import pythons
 import recovery
 import results
 import warm
@@ -46,6 +48,7 @@ PHASES: dict[str, Callable[[Session], None]] = {
     "warm": warm.run,
     "recovery": recovery.run,
     "bytecode": bytecode.run,
+    "pythons": pythons.run,
 }
 
 
@@ -56,7 +59,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer repeats and events (under a minute); results go to bench/work/quick/",
+        help="fewer repeats and events (about a minute); results go to bench/work/quick/",
     )
     parser.add_argument(
         "--only",

@@ -3,7 +3,9 @@
 This runtime starts through its real entry point, ``bin/bootstrap`` (a ``/bin/sh`` script
 that execs Python); awslambdaric as AWS's container images start it. Both get the same
 environment, what Lambda sets and nothing from the calling shell, and both import compiled
-bytecode with bytecode writing off, as on Lambda's read-only code directory.
+bytecode with bytecode writing off, as on Lambda's read-only code directory. A pair of
+runtimes always shares one interpreter, so that a row compares the runtimes and not two
+Pythons.
 """
 
 from __future__ import annotations
@@ -30,16 +32,18 @@ class Runtime:
     needs_module_arg: bool = False  # awslambdaric takes ``module.function`` as its argument
 
 
-def our_runtime(root: Path, name: str = OURS, extra_env: dict[str, str] | None = None) -> Runtime:
+def our_runtime(
+    root: Path, name: str = OURS, extra_env: dict[str, str] | None = None, python: str = sys.executable
+) -> Runtime:
     """This project through its real entry point, ``bin/bootstrap`` (a /bin/sh exec)."""
-    env = {"LAMBDA_SUPERVISOR_PYTHON": sys.executable}
+    env = {"LAMBDA_SUPERVISOR_PYTHON": python}
     env.update(extra_env or {})
     return Runtime(name, [str(root / "bin" / "bootstrap")], env)
 
 
-def aws_runtime() -> Runtime:
+def aws_runtime(python: str = sys.executable) -> Runtime:
     """``python -m awslambdaric module.function``, as AWS's container images start it."""
-    return Runtime(AWS, [sys.executable, "-m", "awslambdaric"], needs_module_arg=True)
+    return Runtime(AWS, [python, "-m", "awslambdaric"], needs_module_arg=True)
 
 
 def base_env(api: str, module: str) -> dict[str, str]:

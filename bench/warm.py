@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cpus import stand_in_pinned
-from runtimes import AWS, OURS
+from runtimes import AWS, OURS, Runtime
 from session import Session
 from trial import SIZES, Run, alternate, median_of, run_trial
 
@@ -45,11 +45,15 @@ def compare(
     scenario: str,
     events: int,
     cpus: set[int] | None = None,
+    *,
+    pairs: int | None = None,
+    runtimes: tuple[Runtime, Runtime] | None = None,
 ) -> None:
-    """ABBA pairs of warm runs of ``scenario`` of the two runtimes (7 pairs, or 3 quick)."""
-    ours, aws = session.ours, session.aws
+    """``pairs`` ABBA pairs of warm runs of ``scenario`` (default: 7, or 3 quick) of the
+    session's two runtimes, or of ``runtimes`` (ours, awslambdaric) on another Python."""
+    ours, aws = runtimes or (session.ours, session.aws)
     runs: dict[str, list[dict[str, float]]] = {OURS: [], AWS: []}
-    for _, ours_first in alternate(session.n(7, 3)):
+    for _, ours_first in alternate(pairs or session.n(7, 3)):
         order = (ours, aws) if ours_first else (aws, ours)
         for runtime in order:
             run = run_trial(session.stand_in, runtime, scenario, events, cpus=cpus)
