@@ -31,7 +31,7 @@ def run(session: Session) -> None:
     client = build_minimal_client()
     out: dict[str, Any] = {"client": "c" if client else "python"}
     counts = {"noop": (20000, 5000), "echo-100KB": (4000, 1000), "echo-5MB": (200, 50)}
-    runs = [(scenario, None) for scenario in counts]
+    runs: list[tuple[str, set[int] | None]] = [(scenario, None) for scenario in counts]
     if client:  # the 1 CPU rows' ceiling: the stand-in and the client pinned together
         runs += [("noop", session.cpus.one), ("echo-100KB", session.cpus.one)]
     for scenario, cpus in runs:

@@ -239,8 +239,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             "pairs min / med / max |",
             "|---|---|---|---|---|",
         ]
-        spans = (("to first GET /next", "first_next_ms"), ("to first response", "first_response_ms"))
-        for label, key in spans:
+        cold_spans = (("to first GET /next", "first_next_ms"), ("to first response", "first_response_ms"))
+        for label, key in cold_spans:
             a = [r[key] for r in plain]
             b = [r[key] for r in compiled]
             pairs = [y / x for x, y in zip(a, b, strict=True)]
