@@ -1,4 +1,4 @@
-"""Turn the raw figures of ``run.py`` into ``results.md`` and ``chart.png``.
+"""Turn the raw figures of ``run.py`` into the tables of ``results.md``.
 
 Every comparison row shows both medians, the ratio of the medians (what the targets are
 judged on) and the min/median/max of the per-pair ratios: each pair is one run of ours and
@@ -11,11 +11,14 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-OURS = "ours"
-AWS = "awslambdaric"
+from pythons import phase_prefix
+from runtimes import AWS, OURS
+
+# label, phase, key of the figure, unit, higher is better, target on the ratio ours/awslambdaric
+Spec = tuple[str, str, str, str, bool, float | None]
+
 SCENARIOS = ("noop", "echo-100KB", "echo-5MB")
 RECOVERY_BUDGET_MS = 30.0
 
@@ -45,7 +48,7 @@ class Row:
 
     @property
     def pair_ratios(self) -> list[float]:
-        return [a / b for a, b in zip(self.ours, self.aws)]
+        return [a / b for a, b in zip(self.ours, self.aws, strict=True)]
 
     @property
     def met(self) -> bool | None:
@@ -61,8 +64,8 @@ class Row:
 
 
 def comparison_rows(results: dict[str, Any]) -> list[Row]:
-    runs = results.get("runs", {})
-    specs: list[tuple[str, str, str, str, bool, float | None]] = [
+    """The main rows: both runtimes on the bench's own interpreter."""
+    specs: list[Spec] = [
         ("cold start → first GET /next", "cold", "first_next_ms", "ms", False, 1.0),
         ("cold start → first response posted", "cold", "first_response_ms", "ms", False, None),
         ("cold start, boto3 init → first GET /next", "cold-sdk", "first_next_ms", "ms", False, 1.0),
@@ -83,6 +86,30 @@ def comparison_rows(results: dict[str, Any]) -> list[Row]:
             (f"warm {scenario}, 1 CPU: invocations/s", phase, "ips", "/s", True, None),
             (f"warm {scenario}, 1 CPU: p50 latency", phase, "p50_ms", "ms", False, None),
         ]
+    return _rows(results.get("runs", {}), specs, "cold")
+
+
+def python_rows(results: dict[str, Any]) -> list[Row]:
+    """Both runtimes on each other Python measured; none for a Python that was absent."""
+    rows = []
+    for minor, found in results.get("pythons", {}).items():
+        if "absent" in found:
+            continue
+        prefix, label = phase_prefix(minor), f"Python {minor}"
+        specs: list[Spec] = [
+            (f"{label}: cold start → first GET /next", f"{prefix}cold", "first_next_ms", "ms", False, None),
+            (f"{label}, warm noop: invocations/s", f"{prefix}warm:noop", "ips", "/s", True, None),
+            (f"{label}, warm noop: p50 latency", f"{prefix}warm:noop", "p50_ms", "ms", False, None),
+            (f"{label}, warm noop: p99 latency", f"{prefix}warm:noop", "p99_ms", "ms", False, None),
+            (f"{label}: PSS of the tree after noop", f"{prefix}warm:noop", "pss_mb", "MB", False, None),
+        ]
+        rows += _rows(results.get("runs", {}), specs, f"{prefix}cold")
+    return rows
+
+
+def _rows(runs: dict[str, Any], specs: list[Spec], cold: str) -> list[Row]:
+    """A row for each spec whose phase ran, and after each invocations/s row its CPU per
+    invocation (which needs the cold start of the same runtimes, phase ``cold``)."""
     rows = []
     for label, phase, key, unit, higher, target in specs:
         if phase not in runs:
@@ -90,18 +117,18 @@ def comparison_rows(results: dict[str, Any]) -> list[Row]:
         ours = [row[key] for row in runs[phase][OURS]]
         aws = [row[key] for row in runs[phase][AWS]]
         rows.append(Row(label, phase, key, unit, higher, target, ours, aws))
-        if key == "ips" and "cold" in runs and "cpu_s" in runs[phase][OURS][0]:
-            cpu = [cpu_per_invocation(runs, phase, name) for name in (OURS, AWS)]
+        if key == "ips" and cold in runs and "cpu_s" in runs[phase][OURS][0]:
+            cpu = [cpu_per_invocation(runs, phase, name, cold) for name in (OURS, AWS)]
             rows.append(
-                Row(f"{label.split(':')[0]}: CPU per invocation", phase, "cpu", "us", False, None, *cpu)
+                Row(f"{label.rpartition(':')[0]}: CPU per invocation", phase, "cpu", "us", False, None, *cpu)
             )
     return rows
 
 
-def cpu_per_invocation(runs: dict[str, Any], phase: str, name: str) -> list[float]:
+def cpu_per_invocation(runs: dict[str, Any], phase: str, name: str, cold: str = "cold") -> list[float]:
     """CPU µs per invocation: the tree's CPU after the warm run, less what a cold start with
     one event cost (the median of the cold phase), over the number of events."""
-    start = statistics.median(row["cpu_s"] for row in runs["cold"][name])
+    start = statistics.median(row["cpu_s"] for row in runs[cold][name])
     return [max(0.0, row["cpu_s"] - start) / row["events"] * 1e6 for row in runs[phase][name]]
 
 
@@ -126,6 +153,21 @@ def _met(flag: bool | None) -> str:
     return "-" if flag is None else ("yes" if flag else "**no**")
 
 
+def _table(rows: list[Row]) -> list[str]:
+    lines = [
+        "| metric | ours (median) | awslambdaric (median) | ratio of medians | pairs min / med / max "
+        "| runs | target | met? |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.label} | {_fmt(row.ours_median, row.unit)} | {_fmt(row.aws_median, row.unit)} | "
+            f"{row.ratio:.2f}× | {_spread(row.pair_ratios)} | {len(row.ours)} | {row.target_text} | "
+            f"{_met(row.met)} |"
+        )
+    return lines
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     runs = results.get("runs", {})
     lines = [
@@ -139,16 +181,27 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "## Side by side",
         "",
-        "| metric | ours (median) | awslambdaric (median) | ratio of medians | pairs min / med / max "
-        "| runs | target | met? |",
-        "|---|---|---|---|---|---|---|---|",
+        *_table(comparison_rows(results)),
     ]
-    for row in comparison_rows(results):
-        lines.append(
-            f"| {row.label} | {_fmt(row.ours_median, row.unit)} | {_fmt(row.aws_median, row.unit)} | "
-            f"{row.ratio:.2f}× | {_spread(row.pair_ratios)} | {len(row.ours)} | {row.target_text} | "
-            f"{_met(row.met)} |"
-        )
+    pythons = results.get("pythons")
+    if pythons:
+        lines += [
+            "",
+            "## On Lambda's other Pythons",
+            "",
+            "Each row compares both runtimes on that Python, in a venv of its own "
+            "(`bench/.venv-X.Y`): the no-op cold start and warm no-op invocations. They have no "
+            "target: the targets are judged on the rows above.",
+            "",
+        ]
+        for minor, found in pythons.items():
+            if "absent" in found:
+                lines.append(f"- Python {minor}: not measured, {found['absent']}.")
+            else:
+                lines.append(f"- Python {minor}: {found['version']} (`{found['interpreter']}`).")
+        rows = python_rows(results)
+        if rows:
+            lines += ["", *_table(rows)]
     recovery = runs.get("recovery")
     if recovery:
         init = statistics.median(recovery["init_ms"]) if recovery["init_ms"] else 0.0
@@ -186,11 +239,11 @@ def render_markdown(results: dict[str, Any]) -> str:
             "pairs min / med / max |",
             "|---|---|---|---|---|",
         ]
-        spans = (("to first GET /next", "first_next_ms"), ("to first response", "first_response_ms"))
-        for label, key in spans:
+        cold_spans = (("to first GET /next", "first_next_ms"), ("to first response", "first_response_ms"))
+        for label, key in cold_spans:
             a = [r[key] for r in plain]
             b = [r[key] for r in compiled]
-            pairs = [y / x for x, y in zip(a, b)]
+            pairs = [y / x for x, y in zip(a, b, strict=True)]
             lines.append(
                 f"| cold start {label} | {_fmt(statistics.median(a), 'ms')} | "
                 f"{_fmt(statistics.median(b), 'ms')} | "
@@ -232,69 +285,3 @@ def render_markdown(results: dict[str, Any]) -> str:
             )
     lines.append("")
     return "\n".join(lines)
-
-
-def render_chart(results: dict[str, Any], path: Path) -> None:
-    """Ratios with their pair spread, left; every cold-start run as a dot, right."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = comparison_rows(results)
-    if not rows:
-        return  # nothing side by side yet (a run of --only ceiling into a new folder)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, max(5.0, 0.42 * len(rows) + 1.5)))
-    labels = [row.label for row in rows][::-1]
-    for y, row in enumerate(rows[::-1]):
-        pairs = row.pair_ratios
-        colour = "#888888" if row.met is None else ("#2a9d3f" if row.met else "#d1495b")
-        # Bars grow from 1.0 (parity) towards the ratio, left or right, on a log scale.
-        left.barh(y, row.ratio - 1.0, left=1.0, color=colour, alpha=0.75)
-        left.plot([min(pairs), max(pairs)], [y, y], color="black", linewidth=1.2)
-        left.plot([statistics.median(pairs)], [y], marker="|", color="black", markersize=10)
-        if row.target is not None:
-            left.plot([row.target], [y], marker="D", color="black", markersize=4)
-    left.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
-    left.set_yticks(range(len(labels)), labels, fontsize=8)
-    left.set_xscale("log")
-    ratios = [r for row in rows for r in (*row.pair_ratios, row.ratio, row.target or 1.0)]
-    ticks = [
-        t
-        for t in (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0)
-        if min(ratios) / 1.5 <= t <= max(ratios) * 1.5
-    ]
-    left.set_xticks(ticks, [f"{t:g}×" for t in ticks])
-    left.minorticks_off()
-    left.set_xlabel("ours / awslambdaric (bar: ratio of medians; line: pair min–max; ◆ target)")
-    left.set_title("Ratios (green: target met, red: missed, grey: no target)")
-
-    series: list[tuple[str, list[float]]] = []
-    cold = results.get("runs", {}).get("cold")
-    if cold:
-        series += [
-            ("ours", [r["first_next_ms"] for r in cold[OURS]]),
-            ("awslambdaric", [r["first_next_ms"] for r in cold[AWS]]),
-        ]
-    bytecode = results.get("runs", {}).get("bytecode")
-    if bytecode:
-        series += [
-            ("ours, package\nsource only", [r["first_next_ms"] for r in bytecode["source only"]]),
-            ("ours, package\nwith .pyc", [r["first_next_ms"] for r in bytecode["with .pyc"]]),
-        ]
-    for x, (_, values) in enumerate(series):
-        jitter = [x + (i % 7 - 3) * 0.03 for i in range(len(values))]
-        right.scatter(jitter, values, s=14, alpha=0.7)
-        right.plot([x - 0.25, x + 0.25], [statistics.median(values)] * 2, color="black")
-    right.set_xticks(range(len(series)), [name for name, _ in series], fontsize=8)
-    right.set_ylabel("ms from spawn to first GET /next")
-    right.set_title("Cold start, every run (line: median)")
-    right.set_ylim(bottom=0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def write_results(results: dict[str, Any], out: Path) -> None:
-    (out / "results.md").write_text(render_markdown(results))
-    render_chart(results, out / "chart.png")
