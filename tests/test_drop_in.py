@@ -22,10 +22,15 @@ import pytest
 from deploy_support import CLI, isolated_env, package, unpack_like_lambda, write_wheel
 from runtime_harness import STARTUP_TIMEOUT, running_runtime, write_task
 
-from lambda_supervisor.emulator import RuntimeAPIEmulator
+from lambda_supervisor.emulator import Outcome, RuntimeAPIEmulator
 from lambda_supervisor.process import platform_environment
+from worker.reports import ERROR_BODY_BYTES, UNPRINTABLE, XRAY_CAUSE_BYTES
 
 pytest_plugins = ["deploy_support"]
+
+ERROR_KEYS = {"errorMessage", "errorType", "requestId", "stackTrace"}
+# An answer that takes longer than this was not given by the worker (a timeout, a retry).
+PROMPT = 10.0
 
 # --------------------------------------------------------------------------- module names
 
@@ -187,3 +192,171 @@ def started(
         except subprocess.TimeoutExpired:
             os.killpg(runtime.pid, signal.SIGKILL)
             runtime.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------- error reports
+
+ERROR_HANDLERS = """
+import os
+import tempfile
+
+INIT_ID = os.urandom(4).hex()  # changes whenever init runs again
+CALLS = 0
+
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for this one")
+
+def recurse(depth):
+    return recurse(depth + 1)
+
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    kind = event.get("raise")
+    if kind == "huge":
+        raise ValueError("x" * event["size"])
+    if kind == "recursion":
+        recurse(0)
+    if kind == "unprintable":
+        raise Unprintable()
+    if kind == "cwd_removed":
+        gone = tempfile.mkdtemp()
+        os.chdir(gone)
+        os.rmdir(gone)
+        raise KeyError("after the working directory went")
+    return {"init_id": INIT_ID, "calls": CALLS, "trace_id": os.environ.get("_X_AMZN_TRACE_ID")}
+"""
+
+
+@pytest.fixture
+def task_root(tmp_path: Path) -> Path:
+    """A code root at a long path, as deep project layouts have: every frame of a deep
+    stack carries it, in the stack trace and in the X-Ray cause."""
+    root = tmp_path / ("a_project_directory_with_a_rather_long_name_" * 3) / "src"
+    root.mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def errors_runtime(emulator: RuntimeAPIEmulator, task_root: Path) -> Iterator[None]:
+    with running_runtime(emulator, task_root, {"app.py": ERROR_HANDLERS}, "app.handler"):
+        yield
+
+
+def call(emulator: RuntimeAPIEmulator, event: dict, **submit: str) -> Outcome:
+    """One event, answered promptly: a report the worker gave, not a deadline or a retry."""
+    return emulator.submit(event, timeout=60, **submit).result(PROMPT)
+
+
+def warm_state(emulator: RuntimeAPIEmulator) -> dict:
+    outcome = call(emulator, {})
+    assert outcome.kind == "response", outcome
+    return outcome.json()
+
+
+def assert_reported(outcome: Outcome, error_type: str) -> dict:
+    """A four-key error body within the worker's budget, and an X-Ray cause that is JSON
+    and a few KiB; returns the body."""
+    assert outcome.kind == "error", outcome
+    assert outcome.error_type == error_type
+    assert len(outcome.body) <= ERROR_BODY_BYTES
+    body = outcome.json()
+    assert set(body) == ERROR_KEYS
+    assert body["errorType"] == error_type
+    cause_header = outcome.headers["Lambda-Runtime-Function-XRay-Error-Cause"]
+    assert len(cause_header) <= XRAY_CAUSE_BYTES
+    cause = json.loads(cause_header)
+    assert set(cause) == {"working_directory", "exceptions", "paths"}
+    assert cause["exceptions"][0]["type"] == error_type
+    return body
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [100_000, 2_000_000])
+def test_huge_exception_message_is_reported_by_the_same_worker(emulator, errors_runtime, size):
+    """Tried: ``raise ValueError("x" * 100_000)`` (the message alone is over a header line's
+    64 KiB, and the X-Ray cause carried it) and ``"x" * 2_000_000`` (over the 1 MiB the
+    supervisor accepts in a reply's metadata)."""
+    before = warm_state(emulator)
+    body = assert_reported(call(emulator, {"raise": "huge", "size": size}), "ValueError")
+    note = f"... [truncated, {size} characters in all]"
+    assert body["errorMessage"].endswith(note)
+    kept = body["errorMessage"][: -len(note)]
+    assert kept == "x" * len(kept) and len(kept) > ERROR_BODY_BYTES - 2048
+    assert len(body["stackTrace"]) == 1 and "in handler" in body["stackTrace"][0]
+    assert warm_state(emulator) == {**before, "calls": before["calls"] + 2}
+
+
+@pytest.mark.timeout(60)
+def test_recursion_error_at_a_long_path_is_reported_by_the_same_worker(emulator, errors_runtime, task_root):
+    """Tried: unbounded recursion in a module at a long path (a thousand frames, each naming
+    the file, went whole into the X-Ray cause header)."""
+    before = warm_state(emulator)
+    outcome = call(emulator, {"raise": "recursion"})
+    body = assert_reported(outcome, "RecursionError")
+    assert body["errorMessage"].startswith("maximum recursion depth exceeded")
+    assert "in handler" in body["stackTrace"][0] and "in recurse" in body["stackTrace"][1]
+    stack = json.loads(outcome.headers["Lambda-Runtime-Function-XRay-Error-Cause"])["exceptions"][0]["stack"]
+    call_line = ERROR_HANDLERS.splitlines().index("        recurse(0)") + 1
+    assert stack[0] == {"label": "handler", "path": str(task_root.resolve() / "app.py"), "line": call_line}
+    assert stack[-1]["label"] == "recurse" and 1 <= len(stack) <= 16
+    assert warm_state(emulator) == {**before, "calls": before["calls"] + 2}
+
+
+@pytest.mark.timeout(60)
+def test_exception_whose_str_raises_is_reported_with_its_own_type(emulator, errors_runtime):
+    """Tried: an exception class whose ``__str__`` raises (the report used to be built
+    with ``str(exc)``, which killed the worker)."""
+    before = warm_state(emulator)
+    body = assert_reported(call(emulator, {"raise": "unprintable"}), "Unprintable")
+    assert body["errorMessage"] == UNPRINTABLE
+    assert "in handler" in body["stackTrace"][-1]
+    assert warm_state(emulator) == {**before, "calls": before["calls"] + 2}
+
+
+@pytest.mark.timeout(60)
+def test_exception_after_the_working_directory_was_removed_is_reported(emulator, errors_runtime):
+    """Tried: the handler chdirs into a directory, removes it, then raises (``os.getcwd()``
+    fails while the X-Ray cause is built)."""
+    before = warm_state(emulator)
+    outcome = call(emulator, {"raise": "cwd_removed"})
+    body = assert_reported(outcome, "KeyError")
+    assert body["errorMessage"] == "'after the working directory went'"
+    cause = json.loads(outcome.headers["Lambda-Runtime-Function-XRay-Error-Cause"])
+    assert cause["working_directory"] == ""
+    assert warm_state(emulator) == {**before, "calls": before["calls"] + 2}
+
+
+INIT_FAILURES = {
+    "huge message": ("raise ValueError('y' * 2_000_000)\n", "ValueError"),
+    "unprintable": (
+        "class Unprintable(Exception):\n"
+        "    def __str__(self):\n"
+        "        raise RuntimeError('no text')\n"
+        "raise Unprintable()\n",
+        "Unprintable",
+    ),
+    "huge import error": ("raise ImportError('z' * 2_000_000)\n", "Runtime.ImportModuleError"),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", sorted(INIT_FAILURES))
+def test_init_error_that_is_huge_or_unprintable_is_reported(emulator, tmp_path, case):
+    """Tried: a module that raises at import an exception with a 2 MB message (over the
+    supervisor's 1 MiB limit for an init reply), an ImportError as large, and one whose
+    ``__str__`` raises."""
+    source, error_type = INIT_FAILURES[case]
+    with running_runtime(emulator, tmp_path, {"app.py": source}, "app.handler", wait_ready=False):
+        outcome = emulator.wait_init_error(STARTUP_TIMEOUT)
+        assert outcome is not None
+    assert outcome.error_type == error_type
+    assert len(outcome.body) <= ERROR_BODY_BYTES
+    body = outcome.json()
+    assert set(body) == ERROR_KEYS and body["errorType"] == error_type
+    if case == "unprintable":
+        assert body["errorMessage"] == UNPRINTABLE
+    else:
+        assert body["errorMessage"].endswith("characters in all]")
+    assert emulator.init_errors == [outcome]
