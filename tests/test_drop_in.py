@@ -360,3 +360,21 @@ def test_init_error_that_is_huge_or_unprintable_is_reported(emulator, tmp_path, 
     else:
         assert body["errorMessage"].endswith("characters in all]")
     assert emulator.init_errors == [outcome]
+
+
+# ------------------------------------------------------------------------------ trace ids
+
+TRACE_ID = "Root=1-65f0a1b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+@pytest.mark.timeout(60)
+def test_trace_id_with_a_nul_byte_is_dropped_not_fatal(emulator, errors_runtime):
+    """Tried: ``Lambda-Runtime-Trace-Id`` with a NUL byte in it (``os.environ`` refuses
+    one, which failed every such event), after an event with a good trace id. The header
+    line goes out verbatim: a well-behaved server would not send it, the runtime must cope."""
+    before = warm_state(emulator)
+    assert call(emulator, {}, trace_id=TRACE_ID).json()["trace_id"] == TRACE_ID
+    nul_line = f"Lambda-Runtime-Trace-Id: {TRACE_ID.replace(';Parent', chr(0) + ';Parent')}".encode()
+    outcome = emulator.submit({}, timeout=60, raw_header_lines=[nul_line]).result(PROMPT)
+    assert outcome.kind == "response", outcome
+    assert outcome.json() == {**before, "calls": before["calls"] + 2, "trace_id": None}

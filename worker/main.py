@@ -134,7 +134,16 @@ def _error_frame(body: dict[str, Any], cause: dict[str, Any] | None = None) -> t
 
 
 def _set_trace_id(trace_id: str | None) -> None:
+    """``_X_AMZN_TRACE_ID`` for this invocation, or unset.
+
+    A value the environment cannot hold (a NUL byte, from the platform or a local caller's
+    header) is dropped rather than allowed to fail every event: no trace id is what X-Ray
+    would make of it anyway.
+    """
     if trace_id:
-        os.environ["_X_AMZN_TRACE_ID"] = trace_id
-    else:
-        os.environ.pop("_X_AMZN_TRACE_ID", None)
+        try:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_id
+            return
+        except (ValueError, UnicodeError):
+            pass
+    os.environ.pop("_X_AMZN_TRACE_ID", None)
