@@ -60,10 +60,12 @@ _NO_AMBIENT_CREDENTIALS = {
 
 
 def runtime_command() -> list[str]:
-    """``bin/bootstrap`` from a source checkout, else the installed ``supervisor`` package."""
+    """``bin/bootstrap`` from a source checkout, else the copy installed with this package,
+    which runs the installed ``supervisor`` (``python -m supervisor`` would run whatever
+    ``supervisor`` the current directory holds, PyPI's supervisord say)."""
     if BOOTSTRAP.is_file():
         return [str(BOOTSTRAP)]
-    return [sys.executable, "-m", "supervisor"]
+    return [str(Path(__file__).with_name("deploy") / "bootstrap")]
 
 
 def platform_environment(

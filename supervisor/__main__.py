@@ -60,5 +60,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_RUNTIME_API_FAILED
 
 
+def _leave_the_current_directory() -> None:
+    """``python -m supervisor`` put the current directory first on sys.path, where a
+    function's ``worker.py`` would be found before the runtime's ``worker`` package. That
+    package is imported from beside this one, then the entry goes: the worker puts the
+    function's code root first itself, as AWS's runtime does."""
+    if sys.flags.isolated or getattr(sys.flags, "safe_path", False):
+        return  # -I or -P: nothing was put there
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    import worker  # noqa: F401
+
+    del sys.path[0]
+
+
 if __name__ == "__main__":
+    _leave_the_current_directory()
     sys.exit(main())

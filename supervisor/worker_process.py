@@ -343,7 +343,6 @@ def _become_worker(settings: Settings, event_read: int, reply_write: int) -> Non
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _close_inherited_fds({event_read, reply_write})
-        _forget_supervisor_libraries()
         if settings.worker_memory_mb:
             import resource
 
@@ -351,6 +350,8 @@ def _become_worker(settings: Settings, event_read: int, reply_write: int) -> Non
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
         from worker.main import run
 
+        # From here on the runtime's code runs from the module objects it already holds.
+        _forget_runtime_modules()
         run(settings.handler, event_read, reply_write, settings.max_response_bytes, settings.worker_memory_mb)
         code = 0
     except SystemExit as exc:
@@ -398,14 +399,15 @@ def _kill_own_group(*_signal_args: object) -> None:
 _SUPERVISOR_GONE = signal.SIGRTMIN
 _PR_SET_PDEATHSIG = 1
 
-# Third-party packages the supervisor loads for itself. A function may bundle its own
-# versions of them; a worker forked after the supervisor loaded them must still import the
-# function's, exactly as the first worker (forked before) does.
-SUPERVISOR_LIBRARIES = ("urllib3", "structlog")
+# The runtime's own packages, and the third-party ones the supervisor loads for itself.
+# A function may have modules of these names (a ``worker.py``, PyPI's ``supervisor``, its
+# own urllib3); every worker, whenever it was forked and whatever the supervisor had
+# imported by then, must import the function's, as it would on AWS's runtime.
+RUNTIME_MODULES = ("supervisor", "worker", "urllib3", "structlog")
 
 
-def _forget_supervisor_libraries() -> None:
-    for name in [name for name in sys.modules if name.partition(".")[0] in SUPERVISOR_LIBRARIES]:
+def _forget_runtime_modules() -> None:
+    for name in [name for name in sys.modules if name.partition(".")[0] in RUNTIME_MODULES]:
         del sys.modules[name]
 
 

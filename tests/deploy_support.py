@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import os
 import socket
+import stat
 import subprocess
 import sys
 import zipfile
@@ -265,6 +266,14 @@ def package(
     """``lambda-supervisor package`` offline, from the session's wheelhouse."""
     args = ["package", str(source), "--output", str(output), *offline_package_args(wheelhouse), *extra]
     return run_cli(args, env=env or isolated_env(output.parent), cwd=source.parent)
+
+
+def unpack_like_lambda(zip_path: Path, task_root: Path) -> None:
+    """Extract with the modes recorded in the zip, as Lambda does (zipfile alone does not)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in archive.infolist():
+            target = Path(archive.extract(info, task_root))
+            os.chmod(target, stat.S_IMODE(info.external_attr >> 16))
 
 
 @dataclass(frozen=True)

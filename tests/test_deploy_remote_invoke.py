@@ -11,16 +11,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploy_support import CLI, BuiltPackage, fake_credentials_env, isolated_env, run_cli
+from deploy_support import (
+    CLI,
+    BuiltPackage,
+    fake_credentials_env,
+    isolated_env,
+    run_cli,
+    unpack_like_lambda,
+)
 
 from lambda_supervisor.emulator import RuntimeAPIEmulator
 from lambda_supervisor.local import LocalRunner, parse_handler
@@ -120,14 +125,6 @@ def test_bad_payloads_are_refused_before_sending(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
-
-
-def unpack_like_lambda(zip_path: Path, task_root: Path) -> None:
-    """Extract with the modes recorded in the zip, as Lambda does (zipfile alone does not)."""
-    with zipfile.ZipFile(zip_path) as archive:
-        for info in archive.infolist():
-            target = Path(archive.extract(info, task_root))
-            os.chmod(target, stat.S_IMODE(info.external_attr >> 16))
 
 
 def invoke_while_watching(

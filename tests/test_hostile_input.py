@@ -389,13 +389,14 @@ def test_garbage_in_a_burst_of_events_taints_only_its_own(emulator, runtime):
 
 
 TAMPERING_APP = """
-import worker.marshal
+import sys
 
 def handler(event, context):
     if event.get("content_type"):
-        # Handler code can reach the worker's own modules; the supervisor must not trust
-        # what they produce.
-        worker.marshal.encode_result = lambda result: (b'"x"', event["content_type"])
+        # Handler code can reach the worker's own modules (through its caller's globals,
+        # as they are not importable); the supervisor must not trust what they produce.
+        marshal = sys._getframe(1).f_globals["marshal"]
+        marshal.encode_result = lambda result: (b'"x"', event["content_type"])
     return event.get("n")
 """
 

@@ -8,6 +8,7 @@ python3 first on PATH.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import structlog
 import urllib3
-from runtime_harness import STARTUP_TIMEOUT, invoke
+from runtime_harness import STARTUP_TIMEOUT, invoke, write_task
 
 from lambda_supervisor.process import RuntimeProcess
 
@@ -107,3 +108,33 @@ def test_bootstrap_alone_runs_the_installed_package(emulator, tmp_path, installe
     shutil.copy2(REPO_ROOT / "bin" / "bootstrap", image_bin / "bootstrap")
     output = _serve_once(emulator, tmp_path, [str(image_bin / "bootstrap")], installed_env)
     assert '"message":"worker started"' in output
+
+
+SHADOWING_FUNCTION = {
+    "worker.py": "import supervisor\n\ndef handler(event, context):\n    return {'supervisor': supervisor.MARKER}\n",
+    "supervisor/__init__.py": "MARKER = 'the function own'\n",
+}
+
+
+@pytest.mark.timeout(180)
+def test_installed_cli_invokes_a_worker_module_beside_a_supervisor_package(tmp_path, installed_env):
+    """Tried: ``lambda-supervisor invoke worker:handler`` from the installed package (no
+    checkout beside it), in the function's directory, which holds ``worker.py`` and a
+    ``supervisor`` package; ``python -m supervisor`` there would start the function's."""
+    function = write_task(tmp_path / "function", SHADOWING_FUNCTION)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"PYTHONPATH", "VIRTUAL_ENV", "LAMBDA_SUPERVISOR_PYTHON"}
+    }
+    env["PATH"] = f"{installed_env / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        [str(installed_env / "bin" / "python3"), "-m", "lambda_supervisor.cli", "invoke", "worker:handler"],
+        cwd=function,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"supervisor": "the function own"}

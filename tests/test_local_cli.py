@@ -403,6 +403,32 @@ def test_serve_passes_client_context_and_trace_id(serve_echo: ServeProcess) -> N
 
 
 @pytest.mark.timeout(60)
+def test_serve_caller_trace_id_with_a_nul_byte_does_not_kill_the_worker(serve_echo: ServeProcess) -> None:
+    """Tried: an ``X-Amzn-Trace-Id`` with a NUL byte in it, passed on to the runtime as its
+    trace id (``os.environ`` refuses a NUL, which killed the worker), then a good one."""
+    trace = "Root=1-65f0a1b2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+    status, headers, body = post(
+        serve_echo.host,
+        serve_echo.port,
+        INVOKE_PATH,
+        b"{}",
+        {"X-Amzn-Trace-Id": trace.replace(";", "\x00;", 1)},
+    )
+    if status == 400:
+        # A server may refuse the header outright; then the runtime never meets it.
+        assert headers["x-amzn-errortype"] == "InvalidRequestContentException"
+    else:
+        assert (status, headers.get("x-amz-function-error"), json.loads(body)["traceId"]) == (200, None, None)
+    status, headers, body = post(
+        serve_echo.host, serve_echo.port, INVOKE_PATH, b"{}", {"X-Amzn-Trace-Id": trace}
+    )
+    assert (status, json.loads(body)["traceId"]) == (200, trace)
+    returncode, stderr = serve_echo.stop()
+    assert returncode == 0
+    assert '"message":"worker died"' not in stderr
+
+
+@pytest.mark.timeout(60)
 def test_serve_rejects_client_context_that_is_not_base64_json(serve_echo: ServeProcess) -> None:
     """Tried: an X-Amz-Client-Context header that is not base64-encoded JSON."""
     status, headers, body = post(

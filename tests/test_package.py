@@ -51,9 +51,9 @@ def test_zip_holds_code_dependencies_runtime_and_bootstrap(built: BuiltPackage) 
         "tinydep.py",
         "urllib3/__init__.py",
         "structlog/__init__.py",
-        "supervisor/__init__.py",
-        "supervisor/__main__.py",
-        "worker/__init__.py",
+        "lambda-supervisor-runtime/supervisor/__init__.py",
+        "lambda-supervisor-runtime/supervisor/__main__.py",
+        "lambda-supervisor-runtime/worker/__init__.py",
         "bin/bootstrap",
         ".lambda-supervisor-package.json",
     }
@@ -93,7 +93,8 @@ def test_bytecode_is_compiled_for_the_target_and_hash_based(built: BuiltPackage)
     with zipfile.ZipFile(built.zip_path) as archive:
         names = set(archive.namelist())
         app_pyc = archive.read(f"__pycache__/app.{CACHE_TAG}.pyc")
-    for module in ("helpers/__pycache__/greeting", "supervisor/__pycache__/__init__", "tinydep"):
+    runtime_init = "lambda-supervisor-runtime/supervisor/__pycache__/__init__"
+    for module in ("helpers/__pycache__/greeting", runtime_init, "tinydep"):
         if "/" not in module:
             module = f"__pycache__/{module}"
         assert f"{module}.{CACHE_TAG}.pyc" in names
@@ -253,7 +254,7 @@ def test_image_format_writes_a_dockerfile_and_the_same_tree(tmp_path: Path, whee
     task = output / "task"
     assert stat.S_IMODE((task / "bin" / "bootstrap").stat().st_mode) == 0o755
     assert stat.S_IMODE((task / "app.py").stat().st_mode) == 0o644
-    assert (task / "supervisor" / "__main__.py").is_file()
+    assert (task / "lambda-supervisor-runtime" / "supervisor" / "__main__.py").is_file()
     assert (task / "__pycache__" / f"app.{CACHE_TAG}.pyc").is_file()
     assert not (task / ".env").exists()
     # A second run replaces the context it generated itself.

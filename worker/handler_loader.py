@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from worker.tracebacks import user_stack_trace
+from worker.reports import describe, user_stack
 
 Handler = Callable[[Any, Any], Any]
 
@@ -56,25 +56,30 @@ def load_handler(handler: str) -> Handler:
             "Runtime.BuiltInModuleConflict",
             f"Cannot use built-in module {module_name} as a handler module",
         )
+    # The exception's text comes from user code: taken through ``describe``, which cannot fail.
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise InitError(
-            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}"
+            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {describe(exc)[1]}"
         ) from None
     except SyntaxError as exc:
         trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {(exc.text or "").strip()}']
         raise InitError(
-            "Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}", trace
+            "Runtime.UserCodeSyntaxError",
+            f"Syntax error in module '{module_name}': {describe(exc)[1]}",
+            trace,
         ) from None
     except Exception as exc:
-        raise InitError(type(exc).__name__, str(exc), user_stack_trace(exc.__traceback__)) from None
+        raise InitError(*describe(exc), user_stack(exc)[1]) from None
     try:
         function = getattr(module, function_name)
     except AttributeError:
         raise InitError(
             "Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'"
         ) from None
+    except Exception as exc:  # a module-level __getattr__ that fails otherwise
+        raise InitError(*describe(exc), user_stack(exc)[1]) from None
     if not callable(function):
         raise InitError(
             "Runtime.HandlerNotFound",

@@ -8,7 +8,6 @@ a signal, ``sys.exit``) ends the process, and the supervisor reports it.
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ from supervisor.logs import LambdaLogHandler, RequestIdHolder, configure_handler
 from worker import marshal
 from worker.context import ContextUnmarshalError, LambdaContext
 from worker.handler_loader import Handler, InitError, load_handler
-from worker.tracebacks import format_frames, user_frames, xray_cause
+from worker.reports import bounded_body, encode_body, exception_report
 
 # Largest event the supervisor will ever send; anything bigger is a framing error.
 MAX_EVENT_BYTES = 64 << 20
@@ -61,8 +60,9 @@ def run(
     try:
         handler = load_handler(handler_name)
     except InitError as exc:
-        body = errors.error_body(exc.message, exc.error_type, "", exc.stack_trace)
-        protocol.write_frame(to_supervisor, protocol.INIT_ERROR, {"error_type": exc.error_type}, _dump(body))
+        report = bounded_body(errors.error_body(exc.message, exc.error_type, "", exc.stack_trace))
+        meta = {"error_type": report["errorType"]}
+        protocol.write_frame(to_supervisor, protocol.INIT_ERROR, meta, encode_body(report))
         return
     init_ms = (time.monotonic() - started) * 1000
     protocol.write_frame(to_supervisor, protocol.READY, {"init_ms": round(init_ms, 3)})
@@ -106,19 +106,16 @@ def invoke(
         return _error_frame(errors.error_body(str(exc), "Runtime.MarshalError", request_id))
     except MemoryError as exc:
         # The heap is suspect after this: answer, then ask to be replaced.
-        frames = user_frames(exc.__traceback__)
         if memory_limit_mb:
             message = f"The handler exceeded the worker memory limit of {memory_limit_mb:g} MB"
-            body_ = errors.error_body(message, errors.OUT_OF_MEMORY, request_id, format_frames(frames))
+            body_, _ = exception_report(exc, request_id, errors.OUT_OF_MEMORY, message)
         else:
-            body_ = errors.error_body(str(exc), "MemoryError", request_id, format_frames(frames))
+            body_, _ = exception_report(exc, request_id)
         kind, meta_, payload_ = _error_frame(body_)
         meta_["retire"] = True
         return kind, meta_, payload_
     except Exception as exc:
-        frames = user_frames(exc.__traceback__)
-        body_ = errors.error_body(str(exc), type(exc).__name__, request_id, format_frames(frames))
-        return _error_frame(body_, xray_cause(exc, frames))
+        return _error_frame(*exception_report(exc, request_id))
     finally:
         RequestIdHolder.current = None
     if len(payload) > max_response:
@@ -127,20 +124,26 @@ def invoke(
 
 
 def _error_frame(body: dict[str, Any], cause: dict[str, Any] | None = None) -> tuple[bytes, dict, bytes]:
+    body = bounded_body(body)
     if _log_handler is not None:
         _log_handler.emit_error(body)
     meta: dict[str, Any] = {"error_type": body["errorType"]}
     if cause is not None:
         meta["xray_cause"] = cause
-    return protocol.ERROR, meta, _dump(body)
-
-
-def _dump(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+    return protocol.ERROR, meta, encode_body(body)
 
 
 def _set_trace_id(trace_id: str | None) -> None:
+    """``_X_AMZN_TRACE_ID`` for this invocation, or unset.
+
+    A value the environment cannot hold (a NUL byte, from the platform or a local caller's
+    header) is dropped rather than allowed to fail every event: no trace id is what X-Ray
+    would make of it anyway.
+    """
     if trace_id:
-        os.environ["_X_AMZN_TRACE_ID"] = trace_id
-    else:
-        os.environ.pop("_X_AMZN_TRACE_ID", None)
+        try:
+            os.environ["_X_AMZN_TRACE_ID"] = trace_id
+            return
+        except (ValueError, UnicodeError):
+            pass
+    os.environ.pop("_X_AMZN_TRACE_ID", None)

@@ -29,17 +29,3 @@ def format_frames(frames: traceback.StackSummary) -> list[str]:
     """``traceback.format_list`` entries without the column carets newer Pythons add, so the
     strings are the ones AWS's runtime posts."""
     return traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
-
-
-def user_stack_trace(tb: TracebackType | None) -> list[str]:
-    return format_frames(user_frames(tb))
-
-
-def xray_cause(exc: BaseException, frames: traceback.StackSummary) -> dict:
-    """The X-Ray error cause document Lambda attaches to a failed invocation."""
-    stack = [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames]
-    return {
-        "working_directory": os.getcwd(),
-        "exceptions": [{"message": str(exc), "type": type(exc).__name__, "stack": stack}],
-        "paths": sorted({f.filename for f in frames}),
-    }

@@ -35,7 +35,7 @@ from .ignore import IgnoreRules
 from .manifest import PackageManifest
 from .runtime_files import (
     BOOTSTRAP_PATH,
-    RUNTIME_PACKAGES,
+    RUNTIME_DIR,
     runtime_files,
     runtime_requirements,
 )
@@ -96,20 +96,15 @@ def _requirement_files(request: PackageRequest) -> list[Path]:
 
 
 def _refuse_runtime_clashes(files: Sequence[SourceFile], what: str) -> None:
-    """The runtime's own names must not be shadowed, or the supervisor would import the
-    user's ``worker`` module (or PyPI's ``supervisor``) instead of its own."""
-    reserved = tuple(f"{name}/" for name in RUNTIME_PACKAGES)
+    """The runtime's own paths must not be overwritten. Its packages live apart in
+    ``RUNTIME_DIR``, so a ``worker.py`` or a dependency called ``supervisor`` is fine."""
     clashes = sorted(
-        f.relative
-        for f in files
-        if f.relative.startswith(reserved)
-        or f.relative in {f"{n}.py" for n in RUNTIME_PACKAGES}
-        or f.relative == BOOTSTRAP_PATH
+        f.relative for f in files if f.relative.startswith(f"{RUNTIME_DIR}/") or f.relative == BOOTSTRAP_PATH
     )
     if clashes:
         raise DeployError(
-            f"{what} uses names lambda-supervisor needs ({', '.join(RUNTIME_PACKAGES)}, "
-            f"{BOOTSTRAP_PATH}): {', '.join(clashes[:5])}"
+            f"{what} uses paths lambda-supervisor needs ({RUNTIME_DIR}/, {BOOTSTRAP_PATH}): "
+            f"{', '.join(clashes[:5])}"
         )
 
 

@@ -16,6 +16,11 @@ from .ignore import IgnoreRules
 from .sources import SourceFile, collect_source_files
 
 RUNTIME_PACKAGES = ("supervisor", "worker")
+# Where a package keeps them: a directory of their own, which ``bin/bootstrap`` puts on
+# sys.path only while it imports them, so that neither shadows a module of the function's
+# (a ``worker.py``, a dependency called ``supervisor``) at the package's root. Not a valid
+# module name, so the function cannot import it or collide with it either.
+RUNTIME_DIR = "lambda-supervisor-runtime"
 # Distributions the runtime imports; pinned to the build machine's versions.
 RUNTIME_DISTRIBUTIONS = ("urllib3", "structlog")
 BOOTSTRAP_PATH = "bin/bootstrap"
@@ -51,12 +56,13 @@ def find_bootstrap() -> Path:
 
 
 def runtime_files() -> list[SourceFile]:
-    """``supervisor/``, ``worker/`` and ``bin/bootstrap`` (always executable)."""
+    """``supervisor/`` and ``worker/`` under ``RUNTIME_DIR``, and ``bin/bootstrap`` (always
+    executable)."""
     files: list[SourceFile] = []
     for name in RUNTIME_PACKAGES:
         root = runtime_package_dir(name)
         for item in collect_source_files(root, _PACKAGE_RULES):
-            files.append(SourceFile(f"{name}/{item.relative}", item.path, item.executable))
+            files.append(SourceFile(f"{RUNTIME_DIR}/{name}/{item.relative}", item.path, item.executable))
     files.append(SourceFile(BOOTSTRAP_PATH, find_bootstrap(), executable=True))
     return files
 
