@@ -60,6 +60,8 @@ _CAUSE_MESSAGE = 1024
 _CAUSE_TEXT = 256
 # An event whose head arrived but whose body did not (the connection broke mid-body).
 INCOMPLETE_EVENT = "Runtime.IncompleteEvent"
+# A runtime refusing its own configuration, reported to /init/error.
+INVALID_CONFIGURATION = "Runtime.InvalidConfiguration"
 
 
 class LongPollAborted(Exception):
@@ -632,3 +634,16 @@ def _list(value: object) -> list[Any]:
 def _text(value: object, limit: int) -> str:
     text = value if isinstance(value, str) else ""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def report_config_error(address: str, message: str, log: Any = None) -> None:
+    """Post a configuration the runtime refuses to /init/error, so that Lambda reports it
+    as the failed init it is (the runtime then exits). With no usable address, only the
+    line on stderr tells of it."""
+    try:
+        client = RuntimeAPIClient(address, log=log)
+    except RuntimeAPIError:
+        return
+    body = errors.error_body(message, INVALID_CONFIGURATION)
+    client.post_init_error(json.dumps(body).encode(), INVALID_CONFIGURATION)
+    client.close()

@@ -1,5 +1,5 @@
-"""A broken or hostile Runtime API: the supervisor survives, and every event it takes gets
-exactly one answer.
+"""A broken or hostile Runtime API, and bad configuration: the supervisor survives, and every
+event it takes gets exactly one answer.
 
 Faults no well-behaved HTTP server produces (an answer cut short after its head, repeated
 or undecodable request-id headers, a post read and never answered, a strict proxy refusing
@@ -19,6 +19,8 @@ import pytest
 from chaos_support import CHAOS_APP, HANDLER, catches_signal, wait_until, worker_replacements
 from fake_runtime_api import ACCEPTED, DROP, HOLD, FakeRuntimeAPI, Reply, answer, event
 from runtime_harness import invoke, log_records, running_runtime
+
+from lambda_supervisor.process import RuntimeProcess
 
 ENV = {"LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS": "100"}
 XRAY_HEADER = "lambda-runtime-function-xray-error-cause"
@@ -455,3 +457,70 @@ def test_an_error_post_refused_for_its_xray_header_is_sent_again_without_it(tmp_
     assert first.route == second.route == "error"
     assert first.header(XRAY_HEADER) is not None and second.header(XRAY_HEADER) is None
     assert second.body == first.body and second.json()["errorType"] == "ValueError"
+
+
+# ----------------------------------------------------------------------- configuration
+
+NUMERIC_SETTINGS = [
+    "LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS",
+    "LAMBDA_SUPERVISOR_INIT_TIMEOUT",
+    "LAMBDA_SUPERVISOR_API_RETRY_SECONDS",
+    "LAMBDA_SUPERVISOR_MAX_INVOCATIONS",
+    "LAMBDA_SUPERVISOR_MAX_WORKER_RSS_MB",
+    "LAMBDA_SUPERVISOR_WORKER_MEMORY_MB",
+]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e308"])
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+def test_a_numeric_setting_out_of_range_is_refused_at_start_and_reported(emulator, tmp_path, name, value):
+    """Tried: each LAMBDA_SUPERVISOR_* number set to nan, inf, -1 and 1e308. The runtime
+    refuses it at start with one line naming the variable, reports it to /init/error as
+    Runtime.InvalidConfiguration, and exits 2 without polling for an event."""
+    (tmp_path / "app.py").write_text(APP)
+    runtime = RuntimeProcess(HANDLER, runtime_api=emulator.address, task_root=tmp_path, env={name: value})
+    with runtime:
+        assert runtime.wait(15) == 2
+        output = runtime.output()
+    [line] = [line for line in output.splitlines() if line.startswith("lambda-supervisor:")]
+    assert line.startswith(f"lambda-supervisor: {name}={value!r}"), output
+    [report] = emulator.init_errors
+    assert report.error_type == "Runtime.InvalidConfiguration"
+    body = report.json()
+    assert body["errorType"] == "Runtime.InvalidConfiguration"
+    assert body["errorMessage"] == line.removeprefix("lambda-supervisor: ")
+    assert not [route for _, _, _, route in emulator.requests if route == "next"]
+
+
+@pytest.mark.timeout(60)
+def test_numeric_settings_at_the_edges_of_their_range_are_accepted(emulator, tmp_path):
+    """Tried: a 0 ms deadline margin, a one-day init timeout, a half-second retry window,
+    1e3 invocations, a 1 TiB RSS limit and an empty worker memory limit (the default): all
+    accepted, and the runtime serves an event."""
+    env = {
+        "LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS": "0",
+        "LAMBDA_SUPERVISOR_INIT_TIMEOUT": "86400",
+        "LAMBDA_SUPERVISOR_API_RETRY_SECONDS": "0.5",
+        "LAMBDA_SUPERVISOR_MAX_INVOCATIONS": "1e3",
+        "LAMBDA_SUPERVISOR_MAX_WORKER_RSS_MB": "1048576",
+        "LAMBDA_SUPERVISOR_WORKER_MEMORY_MB": "",
+    }
+    with running_runtime(emulator, tmp_path, {"app.py": APP}, HANDLER, env=env) as runtime:
+        assert invoke(emulator, {"do": "ok", "n": 1}).json()["n"] == 1
+        assert runtime.running
+    assert emulator.init_errors == []
+
+
+@pytest.mark.timeout(30)
+def test_a_count_that_is_not_whole_is_refused(emulator, tmp_path):
+    """Tried: LAMBDA_SUPERVISOR_MAX_INVOCATIONS=2.5 (used to be cut to 2 without a word)."""
+    (tmp_path / "app.py").write_text(APP)
+    env = {"LAMBDA_SUPERVISOR_MAX_INVOCATIONS": "2.5"}
+    with RuntimeProcess(HANDLER, runtime_api=emulator.address, task_root=tmp_path, env=env) as runtime:
+        assert runtime.wait(15) == 2
+        assert (
+            "lambda-supervisor: LAMBDA_SUPERVISOR_MAX_INVOCATIONS='2.5' is not a whole number"
+            in runtime.output()
+        )
+    assert [report.error_type for report in emulator.init_errors] == ["Runtime.InvalidConfiguration"]
