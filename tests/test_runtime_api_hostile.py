@@ -82,7 +82,7 @@ def _served(api: FakeRuntimeAPI, request_id: str, n: int, timeout: float = 30) -
     """Hand out one ordinary event on the fake API and check its single response."""
     api.queue(event(request_id, _ok(n)))
     assert api.wait_for(
-        lambda requests: any(r.route == "response" for r in _posts_for(requests, request_id)), 30
+        lambda requests: any(r.route == "response" for r in _posts_for(requests, request_id)), timeout
     )
     [post] = _posts_for(api.requests, request_id)
     assert post.route == "response" and post.json()["n"] == n
@@ -171,19 +171,19 @@ def test_next_answers_without_a_request_id_are_backed_off_and_logged_once(tmp_pa
     for 1.5 s, then a proper event. Such an event cannot be answered; the runtime backs off
     as for a 5xx (not thousands of polls a second), logs the episode once, and serves the
     proper event when it comes."""
-    bad_until: list[float] = []
+    polls: list[float] = []
 
     def script(request):
         if request.route == "next":
-            bad_until.append(bad_until[0] if bad_until else time.monotonic() + 1.5)
-            if time.monotonic() < bad_until[0]:
+            polls.append(time.monotonic())
+            if polls[-1] < polls[0] + 1.5:
                 return Reply(answer(200, _ok(1)))
         return None
 
     with FakeRuntimeAPI(script) as api, _fake_runtime(api, tmp_path) as runtime:
-        polls_in_bad_phase = len(bad_until) - 1  # the one that found the queue empty
+        bad_polls = len(polls) - 1  # the last one is waiting for the proper event
         _served(api, "good-1", 2)
-        assert 3 <= polls_in_bad_phase <= 12, polls_in_bad_phase
+        assert 3 <= bad_polls <= 12, bad_polls
         records = log_records(
             runtime, "event without Lambda-Runtime-Aws-Request-Id cannot be answered; skipped"
         )
