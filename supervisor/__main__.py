@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(os.environ, sys.argv[1:] if argv is None else argv)
     except ConfigError as exc:
         print(f"lambda-supervisor: {exc}", file=sys.stderr)
+        if exc.runtime_api:
+            from supervisor.logs import SupervisorLogger
+            from supervisor.runtime_api import report_config_error
+
+            report_config_error(exc.runtime_api, str(exc), SupervisorLogger("supervisor"))
         return 2
 
     # What the worker runs is loaded before the first fork: the worker needs all of it and

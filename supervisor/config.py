@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -11,7 +12,15 @@ MAX_SYNC_PAYLOAD = 6_291_556
 
 
 class ConfigError(Exception):
-    """The runtime cannot start at all (there is no Runtime API to report to)."""
+    """The runtime cannot start with this environment.
+
+    ``runtime_api`` is the Runtime API's address when the environment has one, for the
+    error to be reported there as the failed init it is.
+    """
+
+    def __init__(self, message: str, runtime_api: str | None = None) -> None:
+        super().__init__(message)
+        self.runtime_api = runtime_api
 
 
 class Settings(NamedTuple):
@@ -46,37 +55,58 @@ def resolve_handler(environ: Mapping[str, str], argv: Sequence[str]) -> str:
     return ""
 
 
-def _float(environ: Mapping[str, str], name: str, default: float | None) -> float | None:
+# The largest value each number may take. NaN and infinity are refused everywhere, and so
+# is anything past these: where the arithmetic stops being exact (a poll timeout of 1e308
+# seconds, a memory limit that is no integer), or past any sense for a Lambda environment.
+# Lambda's longest timeout: a larger margin would kill every handler before it started.
+_MAX_MARGIN_MS = 900_000.0
+# A day: longer than any phase of an environment's life, so as good as no limit.
+_MAX_SECONDS = 86_400.0
+_MAX_INVOCATIONS = 1_000_000_000.0
+# A TiB, far past the largest Lambda memory size.
+_MAX_MB = 1_048_576.0
+
+
+def _number(environ: Mapping[str, str], name: str, default: float | None, highest: float) -> float | None:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise ConfigError(f"{name}={raw!r} must not be negative")
+        value = math.nan
+    if not 0 <= value <= highest:  # false for NaN too
+        raise ConfigError(f"{name}={raw!r} is not a number from 0 to {highest:.0f}")
     return value
+
+
+def _count(environ: Mapping[str, str], name: str, highest: float) -> int | None:
+    value = _number(environ, name, None, highest)
+    if value is not None and not value.is_integer():
+        raise ConfigError(f"{name}={environ[name]!r} is not a whole number")
+    return int(value) if value else None
 
 
 def load_settings(environ: Mapping[str, str] = os.environ, argv: Sequence[str] = ()) -> Settings:
     runtime_api = environ.get("AWS_LAMBDA_RUNTIME_API", "").strip()
     if not runtime_api:
         raise ConfigError("AWS_LAMBDA_RUNTIME_API is not set: there is no Runtime API to serve")
-    margin_ms = _float(environ, "LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS", 50.0)
-    assert margin_ms is not None
-    retry_window = _float(environ, "LAMBDA_SUPERVISOR_API_RETRY_SECONDS", 30.0)
-    assert retry_window is not None
-    max_invocations = _float(environ, "LAMBDA_SUPERVISOR_MAX_INVOCATIONS", None)
-    return Settings(
-        runtime_api=runtime_api,
-        handler=resolve_handler(environ, argv),
-        deadline_margin=margin_ms / 1000,
-        init_timeout=_float(environ, "LAMBDA_SUPERVISOR_INIT_TIMEOUT", None),
-        api_retry_window=retry_window,
-        max_invocations=int(max_invocations) if max_invocations else None,
-        max_worker_rss_mb=_float(environ, "LAMBDA_SUPERVISOR_MAX_WORKER_RSS_MB", None) or None,
-        worker_memory_mb=_float(environ, "LAMBDA_SUPERVISOR_WORKER_MEMORY_MB", None) or None,
-        register_extension=environ.get("LAMBDA_SUPERVISOR_REGISTER_EXTENSION", "").lower()
-        in ("1", "true", "yes"),
-    )
+    try:
+        margin_ms = _number(environ, "LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS", 50.0, _MAX_MARGIN_MS)
+        retry_window = _number(environ, "LAMBDA_SUPERVISOR_API_RETRY_SECONDS", 30.0, _MAX_SECONDS)
+        assert margin_ms is not None and retry_window is not None
+        return Settings(
+            runtime_api=runtime_api,
+            handler=resolve_handler(environ, argv),
+            deadline_margin=margin_ms / 1000,
+            init_timeout=_number(environ, "LAMBDA_SUPERVISOR_INIT_TIMEOUT", None, _MAX_SECONDS),
+            api_retry_window=retry_window,
+            max_invocations=_count(environ, "LAMBDA_SUPERVISOR_MAX_INVOCATIONS", _MAX_INVOCATIONS),
+            max_worker_rss_mb=_number(environ, "LAMBDA_SUPERVISOR_MAX_WORKER_RSS_MB", None, _MAX_MB) or None,
+            worker_memory_mb=_number(environ, "LAMBDA_SUPERVISOR_WORKER_MEMORY_MB", None, _MAX_MB) or None,
+            register_extension=environ.get("LAMBDA_SUPERVISOR_REGISTER_EXTENSION", "").lower()
+            in ("1", "true", "yes"),
+        )
+    except ConfigError as exc:
+        exc.runtime_api = runtime_api
+        raise

@@ -109,7 +109,7 @@ class Supervisor:
 
     def _on_terminate(self, signum: int, _frame: FrameType | None) -> None:
         self.shutdown_requested = True
-        self.api.stopping = True
+        self.api.stop()
         if self.waiting_for_event:
             self.api.abort_long_poll()
 
@@ -156,12 +156,19 @@ class Supervisor:
     def serve(self, invocation: Invocation) -> None:
         """Give one event exactly one answer, whatever the worker does with it."""
         kill_at = self._kill_at(invocation)
+        if time.monotonic() >= kill_at:
+            # Expired on arrival: answered as the timeout it is, and the worker never sees it.
+            self._post_error(
+                invocation, errors.timeout_error(invocation.timeout_seconds, invocation.request_id)
+            )
+            return
         served_by = self.worker
         if not self.worker.send(invocation, kill_at):
-            # The worker died between events, before it saw this one: nothing was run yet.
-            self._replace_worker("worker gone before the event was handed over")
-            if not self.worker.send(invocation, kill_at):
-                self._answer(invocation, Died(self.worker.kill()))
+            if time.monotonic() < kill_at:
+                # The worker died between events, before it saw this one: nothing was run yet.
+                self._replace_worker("worker gone before the event was handed over")
+            if time.monotonic() >= kill_at or not self.worker.send(invocation, kill_at):
+                self._answer(invocation, self._not_handed_over(kill_at))
                 return
         self._answer(invocation, self._wait_reply(kill_at, invocation.reply_token))
         if self.reaps_orphans:
@@ -169,6 +176,13 @@ class Supervisor:
         if self.worker is served_by and served_by.wait_status is None:
             served_by.invocations += 1
             self._recycle_if_due()
+
+    def _not_handed_over(self, kill_at: float) -> InvokeReply:
+        """Why the worker never got the whole event: the deadline passed while it was taking
+        it (a timeout; the worker holds part of an event, so it is replaced), or it died."""
+        if time.monotonic() >= kill_at:
+            return TimedOut()
+        return Died(self.worker.kill())
 
     def _reap_orphans(self) -> None:
         """Reap processes a handler left behind once they are re-parented to us.

@@ -1,8 +1,10 @@
 """The Lambda Runtime API: its calls, their retries, and what each answer means.
 
-Every call here either succeeds, is retried with backoff when the failure is transient
-(a dropped connection, a 502-504), or says plainly what happened, so the loop above can
-honour the rule that every event fetched gets exactly one answer.
+Every call here either succeeds, is retried under one policy (``Retry``) when the failure
+is transient (a dropped or timed-out connection, a 429 or a 5xx), or says plainly what
+happened, so the loop above can honour the rule that every event fetched gets exactly one
+answer. Nothing the API sends is trusted to be well formed: a hostile or broken API can
+cost an event its answer, never the supervisor.
 """
 
 from __future__ import annotations
@@ -15,18 +17,51 @@ import time
 from enum import Enum
 from typing import Any
 
-from supervisor.runtime_connection import TRANSPORT_ERRORS, Answer, RuntimeConnection
+from supervisor import errors
+from supervisor.runtime_connection import (
+    TRANSPORT_ERRORS,
+    Headers,
+    IncompleteAnswer,
+    RuntimeConnection,
+)
 
 API_VERSION = "/2018-06-01"
 EXTENSION_API = "/2020-01-01/extension"
 EXTENSION_NAME = "lambda-supervisor"
+NEXT_PATH = API_VERSION + "/runtime/invocation/next"
 # What a request id or invocation id must look like to go into a URL or header as it is.
-_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_\-]{1,256}")
+_PLAIN_TOKEN = re.compile(rb"[A-Za-z0-9_\-]{1,256}")
 _HEADER_TOKEN = re.compile(r"[A-Za-z0-9_.:\-]{1,256}")
 _UNSAFE_HEADER_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
-_MAX_XRAY_CAUSE = (1 << 20) - 1
-_RETRYABLE_STATUSES = frozenset((429, 502, 503, 504))
-_POST_ATTEMPTS_ON_SERVER_ERROR = 3
+# Answers that mean "try again": too many requests, and the server errors of an API that
+# is restarting or of a proxy in front of it. On /next a 500 is the exception (see there).
+_TRANSIENT_STATUSES = frozenset((429, 500, 502, 503, 504))
+# How long one exchange other than the long poll may take, sending included. The Runtime
+# API answers a post as soon as it has it; this is far past any healthy answer, even for
+# a 6 MB body on a loaded host, and short of the retry window, so a post the API reads and
+# never answers is tried again.
+ANSWER_TIMEOUT = 10.0
+# What an exchange under way gets once the runtime is shutting down: Lambda allows the
+# whole shutdown well under a second or two after SIGTERM.
+STOP_GRACE = 0.5
+# Lambda's longest timeout: the deadline of an event whose own deadline is unusable.
+_LONGEST_TIMEOUT_MS = 900_000
+# A deadline is epoch milliseconds (13 digits for centuries yet); one more than a year
+# from now either way is not a deadline but a broken header (or one in another unit).
+_DEADLINE_DIGITS = re.compile(r"[0-9]{1,16}")
+_DEADLINE_SPAN_MS = 366 * 86_400_000
+# Lambda-Runtime-Function-XRay-Error-Cause goes in a header: a standard HTTP server
+# refuses a line over 64 KiB (431), so the cause is kept far below that, its parts first.
+XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
+MAX_XRAY_CAUSE = 4096
+_CAUSE_EXCEPTIONS = 4
+_CAUSE_FRAMES = 32
+_CAUSE_MESSAGE = 1024
+_CAUSE_TEXT = 256
+# An event whose head arrived but whose body did not (the connection broke mid-body).
+INCOMPLETE_EVENT = "Runtime.IncompleteEvent"
+# A runtime refusing its own configuration, reported to /init/error.
+INVALID_CONFIGURATION = "Runtime.InvalidConfiguration"
 
 
 class LongPollAborted(Exception):
@@ -38,6 +73,15 @@ class RuntimeAPIError(Exception):
 
     The contract's answer to this is to exit: Lambda then replaces the whole environment.
     """
+
+
+class Unanswerable(Exception):
+    """A /next answer that hands out no event the runtime could answer (no request id, or
+    two): ``fields`` say what it carried, for the record."""
+
+    def __init__(self, reason: str, **fields: Any) -> None:
+        super().__init__(reason)
+        self.fields = fields
 
 
 class PostOutcome(Enum):
@@ -57,6 +101,7 @@ class Invocation:
 
     __slots__ = (
         "request_id",
+        "request_id_bytes",
         "deadline_ms",
         "body",
         "content_type",
@@ -83,8 +128,12 @@ class Invocation:
         cognito_identity: str | None = None,
         tenant_id: str | None = None,
         invocation_id: str | None = None,
+        request_id_bytes: bytes | None = None,
     ) -> None:
+        # ``request_id`` is the id as text (for the handler, logs and error bodies); the
+        # answer is posted under ``request_id_bytes``, exactly the bytes the API sent.
         self.request_id = request_id
+        self.request_id_bytes = request_id.encode("utf-8") if request_id_bytes is None else request_id_bytes
         self.deadline_ms = deadline_ms
         self.body = body
         self.content_type = content_type
@@ -132,18 +181,31 @@ class Invocation:
         return float(whole) if whole and abs(measured - whole) < 0.25 else measured
 
 
-def path_segment(request_id: str) -> str:
-    """Percent-encode an id for a URL path unless it is a plain token.
+def path_segment(request_id: str | bytes) -> str:
+    """Percent-encode an id (its bytes, or its text as UTF-8) for a URL path unless it is a
+    plain token.
 
     Ids come from the network; ``a/../b`` or ``x\\r\\nHost: y`` spliced raw into a path would
     address another resource or another request entirely.
     """
-    if _PLAIN_TOKEN.fullmatch(request_id):
-        return request_id
+    raw = request_id if isinstance(request_id, bytes) else request_id.encode("utf-8", "surrogatepass")
+    if _PLAIN_TOKEN.fullmatch(raw):
+        return raw.decode("ascii")
     return "".join(
-        chr(byte) if (chr(byte).isalnum() and byte < 128) or byte in b"_-" else f"%{byte:02X}"
-        for byte in request_id.encode("utf-8", "surrogatepass")
+        chr(byte) if (chr(byte).isalnum() and byte < 128) or byte in b"_-" else f"%{byte:02X}" for byte in raw
     )
+
+
+def _deadline_ms(value: str | None, now_ms: int) -> int | None:
+    """The deadline header as epoch milliseconds, or None when it is not a sane one.
+
+    ``int()`` alone would take a sign, spaces, underscores, other scripts' digits and
+    any number of them: 400 nines overflow the float arithmetic on the deadline.
+    """
+    if value is None or not _DEADLINE_DIGITS.fullmatch(value):
+        return None
+    deadline = int(value)
+    return deadline if abs(deadline - now_ms) <= _DEADLINE_SPAN_MS else None
 
 
 def _utf8_header(value: str | None) -> str | None:
@@ -162,33 +224,64 @@ def header_token(value: str) -> str:
     return _UNSAFE_HEADER_CHARS.sub("", value)[:128] or "Runtime.Unknown"
 
 
-class Backoff:
-    """Sleeps between attempts: 10 ms doubling to 1 s, for ``window`` seconds after the first
-    failure. Counting from the first failure, not from the call, matters for /next: a
-    long-poll that drops after an hour deserves its retries too."""
+class Retry:
+    """The one retry policy of every exchange with the Runtime API (/next and every post).
 
-    def __init__(self, window: float, client: RuntimeAPIClient | None = None) -> None:
-        self.window = window
+    A failed attempt is tried again after a pause of 10 ms doubling to 1 s, for the
+    client's retry window counted from the first failure of the episode, not from the call:
+    a long poll that drops after an hour deserves its retries too. A runtime that is
+    shutting down gives up at once: Lambda allows it well under a second after SIGTERM.
+
+    An episode is logged by kind of failure, not by attempt (an API failing fast would
+    otherwise write a record every few milliseconds): each kind once, with the details of
+    its first occurrence, and a recovery once.
+    """
+
+    def __init__(self, client: RuntimeAPIClient, exchange: str) -> None:
         self.client = client
+        self.exchange = exchange
         self.delay = 0.01
-        self.give_up_at: float | None = None
+        self.failures = 0
+        self.first_failure_at = 0.0
+        self.last_failure = ""
+        self._logged: set[str] = set()
 
-    def wait(self) -> bool:
-        """Sleep before the next attempt; False when it is time to give up.
-
-        A runtime that is shutting down gives up at once: Lambda allows it well under a
-        second after SIGTERM, not the whole retry window.
-        """
-        if self.client is not None and self.client.stopping:
-            return False
+    def again(self, failure: str, *, level: str = "warning", **fields: Any) -> bool:
+        """Note a failed attempt (``failure`` is logged the first time it occurs in this
+        episode); sleep and return True when another attempt is due, else False."""
         now = time.monotonic()
-        if self.give_up_at is None:
-            self.give_up_at = now + self.window
-        if now + self.delay > self.give_up_at:
+        if not self.failures:
+            self.first_failure_at = now
+        self.failures += 1
+        self.last_failure = failure
+        if failure not in self._logged:
+            self._logged.add(failure)
+            self.client._log(level, failure, exchange=self.exchange, **fields)
+        if now + self.delay > self.first_failure_at + self.client.retry_window:
             return False
-        time.sleep(self.delay)
+        wake_at = now + self.delay
+        while not self.client.stopping and (remaining := wake_at - time.monotonic()) > 0:
+            time.sleep(min(remaining, 0.05))  # a SIGTERM during the pause ends it soon
         self.delay = min(self.delay * 2, 1.0)
-        return True
+        return not self.client.stopping
+
+    def succeeded(self) -> None:
+        if self.failures:
+            self.client._log("info", "runtime API answered again", **self.summary())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "exchange": self.exchange,
+            "failed_attempts": self.failures,
+            "seconds": round(time.monotonic() - self.first_failure_at, 3),
+            "last_failure": self.last_failure,
+        }
+
+    def gave_up(self) -> RuntimeAPIError:
+        return RuntimeAPIError(
+            f"{self.exchange}: {self.last_failure} ({self.failures} attempts"
+            f" in {time.monotonic() - self.first_failure_at:.1f}s)"
+        )
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -213,6 +306,13 @@ class RuntimeAPIClient:
         # Set when the runtime is shutting down: no more retrying, and a failed /next ends.
         self.stopping = False
         self._extension_socket: socket.socket | None = None
+
+    def stop(self) -> None:
+        """The runtime is shutting down (called from the signal handler): retries end, and
+        the exchange under way, or any later one, gets at most ``STOP_GRACE`` to finish.
+        The long poll is left to ``abort_long_poll``."""
+        self.stopping = True
+        self.connection.cut_short(STOP_GRACE)
 
     def abort_long_poll(self) -> None:
         """End the blocking /next (or the one about to start) from a signal handler.
@@ -243,6 +343,7 @@ class RuntimeAPIClient:
                 EXTENSION_API + "/register",
                 body=b'{"events":[]}',
                 headers={"Lambda-Extension-Name": EXTENSION_NAME, "Content-Type": "application/json"},
+                timeout=ANSWER_TIMEOUT,
             )
         except TRANSPORT_ERRORS as exc:
             self._error("extension registration failed", error=repr(exc))
@@ -263,37 +364,53 @@ class RuntimeAPIClient:
     # -- calls ------------------------------------------------------------------------------
 
     def next_invocation(self) -> Invocation:
-        """Long-poll for the next event; retried until it arrives or the API is gone."""
-        backoff = Backoff(self.retry_window, self)
+        """Long-poll for the next event; retried until it arrives or the API is gone.
+
+        Answers that hand out no event the runtime can answer (no request id, or two) are
+        failures like any other: retried with backoff, for the retry window at most.
+        """
+        retry = Retry(self, "GET /next")
         while True:
             try:
-                response = self.connection.request(
-                    "GET", API_VERSION + "/runtime/invocation/next", abortable=True
-                )
+                response = self.connection.request("GET", NEXT_PATH, abortable=True)
+            except IncompleteAnswer as exc:
+                # The event was handed out and its id is known: it is answered, once.
+                self._answer_incomplete(exc)
+                if self.stopping:
+                    raise LongPollAborted() from None
+                if not retry.again("runtime API cut its answer short on /next, retrying", error=str(exc)):
+                    raise retry.gave_up() from None
+                continue
             except TRANSPORT_ERRORS as exc:
                 if self.stopping:
                     raise LongPollAborted() from None
-                self._warn("runtime API unreachable on /next, retrying", error=repr(exc))
-                if not backoff.wait():
-                    raise RuntimeAPIError(f"runtime API unreachable for {self.retry_window:.0f}s") from None
+                if not retry.again("runtime API unreachable on /next, retrying", error=repr(exc)):
+                    raise retry.gave_up() from None
                 continue
-            if response.status == 200:
-                invocation = self._parse_invocation(response)
-                if invocation is not None:
-                    return invocation
-                continue
-            if response.status in _RETRYABLE_STATUSES and backoff.wait():
-                self._warn("runtime API busy on /next, retried", status=response.status)
-                continue
+            status = response.status
+            if status == 200:
+                try:
+                    invocation = self._parse_invocation(response.headers, response.data)
+                except Unanswerable as skipped:
+                    if retry.again(str(skipped), level="error", **skipped.fields):
+                        continue
+                    raise retry.gave_up() from None
+                retry.succeeded()
+                return invocation
+            # The contract makes a 500 on /next a container error: non-recoverable, exit.
+            if status in _TRANSIENT_STATUSES and status != 500:
+                if retry.again("runtime API busy on /next, retrying", status=status):
+                    continue
+                raise retry.gave_up()
             raise RuntimeAPIError(
-                f"GET /next answered {response.status}: {response.data[:512]!r}; the environment is broken"
+                f"GET /next answered {status}: {response.data[:512]!r}; the environment is broken"
             )
 
     def post_response(self, invocation: Invocation, body: bytes, content_type: str) -> PostOutcome:
         headers = {"Content-Type": content_type}
         self._echo_invocation_id(invocation, headers)
         return self._post(
-            f"/runtime/invocation/{path_segment(invocation.request_id)}/response", body, headers
+            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/response", body, headers
         )
 
     def post_error(
@@ -308,8 +425,13 @@ class RuntimeAPIClient:
             "Lambda-Runtime-Function-Error-Type": header_token(error_type),
         }
         self._echo_invocation_id(invocation, headers)
-        self._add_xray_cause(headers, xray_cause)
-        return self._post(f"/runtime/invocation/{path_segment(invocation.request_id)}/error", body, headers)
+        if xray_cause is not None:
+            cause = xray_cause_header(xray_cause)
+            if cause is not None:
+                headers[XRAY_CAUSE_HEADER] = cause
+        return self._post(
+            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/error", body, headers
+        )
 
     def post_init_error(self, body: bytes, error_type: str) -> PostOutcome:
         headers = {
@@ -321,61 +443,86 @@ class RuntimeAPIClient:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _post(self, path: str, body: bytes, headers: dict[str, str]) -> PostOutcome:
-        backoff = Backoff(self.retry_window, self)
-        server_errors = 0
-        retried = False
+        retry = Retry(self, "POST " + path)
+        # Set once an attempt may have reached the API unanswered: a refusal after that
+        # means the earlier attempt landed, and the event already has its one answer.
+        may_have_landed = False
         while True:
             try:
-                response = self.connection.request("POST", API_VERSION + path, body=body, headers=headers)
+                response = self.connection.request(
+                    "POST", API_VERSION + path, body=body, headers=headers, timeout=ANSWER_TIMEOUT
+                )
             except TRANSPORT_ERRORS as exc:
-                self._warn("runtime API post failed, retrying", path=path, error=repr(exc))
-                retried = True
-                if backoff.wait():
+                may_have_landed = True
+                if retry.again("runtime API post failed, retrying", path=path, error=repr(exc)):
                     continue
-                self._error("runtime API unreachable, post given up", path=path)
+                self._error("runtime API post given up", **retry.summary())
                 return PostOutcome.FAILED
             status = response.status
             if 200 <= status < 300:
+                retry.succeeded()
                 return PostOutcome.ACCEPTED
             if status == 413:
                 return PostOutcome.TOO_LARGE
             if status == 410:
                 self._warn("invocation already timed out on the Runtime API side", path=path)
                 return PostOutcome.EXPIRED
+            if status in (400, 431) and XRAY_CAUSE_HEADER in headers:
+                # Refused for its headers, most likely the X-Ray cause (the one long one) by a
+                # strict server or proxy: the error itself must not be lost for it.
+                self._warn(
+                    "X-Ray error cause refused; posting the error without it", path=path, status=status
+                )
+                headers = {name: value for name, value in headers.items() if name != XRAY_CAUSE_HEADER}
+                continue
             if status in (400, 403, 404):
-                if retried:
-                    # An earlier attempt most likely landed before its connection dropped.
+                if may_have_landed:
                     self._warn("post refused after a retry; the first attempt was taken", path=path)
                     return PostOutcome.ACCEPTED
                 self._error(
                     "runtime API refused the post", path=path, status=status, body=response.data[:512]
                 )
                 return PostOutcome.REJECTED
-            server_errors += 1
-            if status >= 500 and server_errors < _POST_ATTEMPTS_ON_SERVER_ERROR and backoff.wait():
-                self._warn("runtime API server error on post, retried", path=path, status=status)
-                retried = True
-                continue
+            if status in _TRANSIENT_STATUSES:
+                may_have_landed = True  # a proxy's 5xx can hide an API that took the post
+                if retry.again("runtime API post failed, retrying", path=path, status=status):
+                    continue
+                self._error("runtime API post given up", **retry.summary())
+                return PostOutcome.FAILED
             self._error("runtime API post failed", path=path, status=status, body=response.data[:512])
             return PostOutcome.FAILED
 
-    def _parse_invocation(self, response: Answer) -> Invocation | None:
-        def header(name: str) -> str | None:
-            return _utf8_header(response.headers.get(name))
+    def _parse_invocation(self, headers: Headers, body: bytes | bytearray) -> Invocation:
+        """The event a /next answer hands out; ``Unanswerable`` if it names none."""
 
-        request_id = header("Lambda-Runtime-Aws-Request-Id")
-        if not request_id:
-            self._error("event without Lambda-Runtime-Aws-Request-Id cannot be answered; skipped")
-            return None
-        try:
-            deadline_ms = int(header("Lambda-Runtime-Deadline-Ms") or "")
-        except ValueError:
-            deadline_ms = int(time.time() * 1000) + 900_000  # Lambda's longest timeout
+        def header(name: str) -> str | None:
+            return _utf8_header(headers.get(name))
+
+        ids = set(headers.get_all("Lambda-Runtime-Aws-Request-Id"))
+        if len(ids) > 1:
+            # Two different ids: the answer would have to go under one of them, and it could
+            # be another invocation's (which would then be answered wrongly, or twice), or
+            # under their joined string, which names none. Skipped instead, the event is left
+            # to the platform's timeout: one answer, from there, and no invocation gets a
+            # wrong one. The same id repeated is still one id.
+            raise Unanswerable(
+                "event with more than one request id cannot be answered; skipped",
+                requestIds=sorted(_id_text(raw.encode("latin-1")) for raw in ids),
+            )
+        raw_id = ids.pop().encode("latin-1") if ids else b""
+        if not raw_id:
+            raise Unanswerable("event without Lambda-Runtime-Aws-Request-Id cannot be answered; skipped")
+        request_id = _id_text(raw_id)
+        now_ms = int(time.time() * 1000)
+        deadline_ms = _deadline_ms(headers.get("Lambda-Runtime-Deadline-Ms"), now_ms)
+        if deadline_ms is None:
+            deadline_ms = now_ms + _LONGEST_TIMEOUT_MS
             self._warn("event without a usable deadline; using 900 s", requestId=request_id)
         return Invocation(
             request_id=request_id,
+            request_id_bytes=raw_id,
             deadline_ms=deadline_ms,
-            body=response.data,
+            body=body,
             content_type=header("Content-Type"),
             invoked_function_arn=header("Lambda-Runtime-Invoked-Function-Arn"),
             trace_id=header("Lambda-Runtime-Trace-Id"),
@@ -385,6 +532,22 @@ class RuntimeAPIClient:
             invocation_id=header("Lambda-Runtime-Invocation-Id"),
         )
 
+    def _answer_incomplete(self, cut: IncompleteAnswer) -> None:
+        """Answer with an error an event whose head arrived whole but whose body did not."""
+        if cut.status != 200:
+            return  # not an event: nothing was handed out
+        try:
+            invocation = self._parse_invocation(cut.headers, b"")
+        except Unanswerable as skipped:
+            self._error("event cut short cannot be answered; skipped", reason=str(skipped), **skipped.fields)
+            return
+        message = f"The Runtime API connection broke before the whole event arrived ({cut})"
+        body = errors.error_body(message, INCOMPLETE_EVENT, invocation.request_id)
+        self._error(
+            "event cut short by the Runtime API; answered with an error", requestId=invocation.request_id
+        )
+        self.post_error(invocation, json.dumps(body).encode(), INCOMPLETE_EVENT)
+
     def _echo_invocation_id(self, invocation: Invocation, headers: dict[str, str]) -> None:
         if invocation.invocation_id is None:
             return
@@ -393,17 +556,94 @@ class RuntimeAPIClient:
         else:
             self._warn("invocation id is not a plain token; not echoed", requestId=invocation.request_id)
 
-    def _add_xray_cause(self, headers: dict[str, str], cause: dict[str, Any] | None) -> None:
-        if cause is None:
-            return
-        encoded = json.dumps(cause, ensure_ascii=True, default=str, separators=(",", ":"))
-        if len(encoded) <= _MAX_XRAY_CAUSE:
-            headers["Lambda-Runtime-Function-XRay-Error-Cause"] = encoded
+    def _log(self, level: str, message: str, **fields: Any) -> None:
+        if self.log is not None:
+            getattr(self.log, level)(message, **fields)
 
     def _warn(self, message: str, **fields: Any) -> None:
-        if self.log is not None:
-            self.log.warning(message, **fields)
+        self._log("warning", message, **fields)
 
     def _error(self, message: str, **fields: Any) -> None:
-        if self.log is not None:
-            self.log.error(message, **fields)
+        self._log("error", message, **fields)
+
+
+def _id_text(raw: bytes) -> str:
+    """A request id as text: its UTF-8, any byte that is not UTF-8 as a \\xNN escape."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def xray_cause_header(cause: dict[str, Any]) -> str | None:
+    """The X-Ray error cause as a header value of at most ``MAX_XRAY_CAUSE`` bytes, or None
+    when nothing of it is worth sending.
+
+    The cause comes from the worker, where handler code can forge it: only the document's
+    own fields are kept, each cut to a length, and then stack frames are dropped (outermost
+    first: the innermost say where it failed), then exceptions after the first, then the
+    message halved, until the document fits. ``paths`` is rebuilt from the frames kept.
+    """
+    candidates = [_cause_exception(item) for item in _list(cause.get("exceptions"))[:_CAUSE_EXCEPTIONS]]
+    exceptions = [item for item in candidates if item is not None]
+    if not exceptions:
+        return None
+    document = {
+        "working_directory": _text(cause.get("working_directory"), _CAUSE_TEXT),
+        "exceptions": exceptions,
+    }
+    while True:
+        document["paths"] = sorted({frame["path"] for item in exceptions for frame in item["stack"]})
+        encoded = json.dumps(document, ensure_ascii=True, separators=(",", ":"))
+        if len(encoded) <= MAX_XRAY_CAUSE:
+            return encoded
+        deepest = max(exceptions, key=lambda item: len(item["stack"]))
+        if deepest["stack"]:
+            del deepest["stack"][0]
+        elif len(exceptions) > 1:
+            exceptions.pop()
+        elif len(exceptions[0]["message"]) > 64:
+            exceptions[0]["message"] = _text(exceptions[0]["message"], len(exceptions[0]["message"]) // 2)
+        else:
+            return None
+
+
+def _cause_exception(item: object) -> dict[str, Any] | None:
+    if not isinstance(item, dict):
+        return None
+    frames = [frame for frame in _list(item.get("stack")) if isinstance(frame, dict)][-_CAUSE_FRAMES:]
+    return {
+        "message": _text(item.get("message"), _CAUSE_MESSAGE),
+        "type": _text(item.get("type"), _CAUSE_TEXT),
+        "stack": [
+            {
+                "label": _text(frame.get("label"), _CAUSE_TEXT),
+                "path": _text(frame.get("path"), _CAUSE_TEXT),
+                "line": _line_number(frame.get("line")),
+            }
+            for frame in frames
+        ],
+    }
+
+
+def _line_number(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9 else 0
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: object, limit: int) -> str:
+    text = value if isinstance(value, str) else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def report_config_error(address: str, message: str, log: Any = None) -> None:
+    """Post a configuration the runtime refuses to /init/error, so that Lambda reports it
+    as the failed init it is (the runtime then exits). With no usable address, only the
+    line on stderr tells of it."""
+    try:
+        client = RuntimeAPIClient(address, log=log)
+    except RuntimeAPIError:
+        return
+    body = errors.error_body(message, INVALID_CONFIGURATION)
+    client.post_init_error(json.dumps(body).encode(), INVALID_CONFIGURATION)
+    client.close()

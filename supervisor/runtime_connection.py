@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import select
 import socket
+import time
 from typing import Any
 
 import urllib3
@@ -29,10 +30,26 @@ _JOINED_SEND_LIMIT = 1 << 16
 # Far above any Lambda payload (6 MB): a larger Content-Length is a broken answer, and no
 # buffer of that size is allocated for it.
 _MAX_BODY = 64 << 20
+# A timed exchange waits on its socket in slices this long, so that a deadline brought
+# forward by ``cut_short`` (from a signal handler) is kept to within one slice.
+_WAIT_SLICE = 0.05
+# What HTTP allows around a header value. str.strip() would also take the bytes 85 and a0,
+# which are whitespace once read as latin-1, off a request id ("voilà" ends in a0).
+_HEADER_WHITESPACE = " \t"
 
 
 class TransportError(Exception):
     """The answer broke HTTP, or the connection closed before the answer was complete."""
+
+
+class IncompleteAnswer(TransportError):
+    """The answer's head arrived whole but its body did not: what was being answered is
+    known (a /next answer's request id) though the answer itself is lost."""
+
+    def __init__(self, reason: str, status: int, headers: Headers) -> None:
+        super().__init__(f"answer cut short after its head: {reason}")
+        self.status = status
+        self.headers = headers
 
 
 # Everything a failed exchange can raise; the caller retries on a fresh connection.
@@ -42,11 +59,35 @@ TRANSPORT_ERRORS = (TransportError, HTTPError, OSError)
 class Headers(dict):
     """Answer headers, stored lower-cased so ``get`` finds them in any case.
 
-    Values are decoded as latin-1, as http.client does; the caller re-reads UTF-8 ids.
+    Values are decoded as latin-1, as http.client does, so each character is one byte as
+    sent; the caller re-reads UTF-8 values. A header sent more than once reads as its
+    values joined with ", ", and ``get_all`` gives them apart.
     """
+
+    __slots__ = ("repeated",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repeated: dict[str, list[str]] | None = None
 
     def get(self, name: str, default: Any = None) -> Any:
         return dict.get(self, name.lower(), default)
+
+    def add(self, key: str, value: str) -> None:
+        if key not in self:
+            self[key] = value
+            return
+        if self.repeated is None:
+            self.repeated = {}
+        self.repeated.setdefault(key, [self[key]]).append(value)
+        self[key] = f"{self[key]}, {value}"
+
+    def get_all(self, name: str) -> list[str]:
+        key = name.lower()
+        if self.repeated is not None and key in self.repeated:
+            return list(self.repeated[key])
+        value = dict.get(self, key)
+        return [] if value is None else [value]
 
 
 class Answer:
@@ -73,6 +114,10 @@ class RuntimeConnection:
         self._host_line = f"Host: {host}:{port}\r\n".encode("latin-1")
         self._in_flight: urllib3.connection.HTTPConnection | None = None
         self._abort_next = False
+        # The monotonic instant a timed exchange under way is given up; None while none is.
+        self._deadline: float | None = None
+        # Set by ``cut_short``: no timed exchange gets longer than this any more.
+        self._longest: float | None = None
 
     def abort(self) -> None:
         """End the abortable exchange under way (the long poll for /next), or the next one
@@ -94,6 +139,14 @@ class RuntimeConnection:
         except (OSError, ValueError):
             pass
 
+    def cut_short(self, grace: float) -> None:
+        """Give the timed exchange under way, and every later one, at most ``grace`` seconds
+        more; safe to call from a signal handler. The long poll is ``abort``'s business."""
+        self._longest = grace
+        deadline = self._deadline
+        if deadline is not None:
+            self._deadline = min(deadline, time.monotonic() + grace)
+
     def close(self) -> None:
         self.pool.close()
 
@@ -105,31 +158,38 @@ class RuntimeConnection:
         headers: dict[str, str] | None = None,
         *,
         abortable: bool = False,
+        timeout: float | None = None,
     ) -> Answer:
         """Send one request and read its whole answer; one of ``TRANSPORT_ERRORS`` on failure.
 
         A failure closes the connection, so the caller's retry starts on a fresh one.
-        ``abortable`` lets ``abort`` end it.
+        ``abortable`` lets ``abort`` end it. ``timeout`` bounds the whole exchange, sending
+        included (an API that stops reading a 6 MB post must not hold it either); without
+        one the exchange waits for as long as the API takes, as the long poll must.
         """
         head = self._request_head(method, path, body, headers)
         connection = self.pool._get_conn()  # closes it first if the peer dropped it
         self._in_flight = connection if abortable else None
+        if timeout is not None:
+            self._deadline = time.monotonic() + timeout
+            if self._longest is not None:  # cut_short ran before this exchange began
+                self.cut_short(self._longest)
         try:
             if connection.sock is None:
                 connection.connect()
-                connection.sock.settimeout(None)  # /next long-polls: no read timeout
+                connection.sock.settimeout(None)  # timed exchanges wait in wait(), not in recv
             if abortable and self._abort_next:
                 # abort() ran before this exchange had a socket to shut.
                 self._abort_next = False
                 raise TransportError("request abandoned: the runtime is stopping")
             sock = connection.sock
             if body and len(body) <= _JOINED_SEND_LIMIT:
-                sock.sendall(head + body)
+                self._send(sock, head + body)
             else:
-                sock.sendall(head)
+                self._send(sock, head)
                 if body:
-                    sock.sendall(body)
-            answer, keep_alive = _read_answer(sock)
+                    self._send(sock, body)
+            answer, keep_alive = _read_answer(_SocketReader(sock, self))
             if not keep_alive:
                 connection.close()
             return answer
@@ -138,7 +198,36 @@ class RuntimeConnection:
             raise
         finally:
             self._in_flight = None
+            self._deadline = None
             self.pool._put_conn(connection)
+
+    def _send(self, sock: socket.socket, data: bytes) -> None:
+        if self._deadline is None:
+            sock.sendall(data)
+            return
+        view = memoryview(data)
+        sent = 0
+        while sent < len(view):
+            try:
+                sent += sock.send(view[sent:], socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                self.wait(sock, select.POLLOUT)
+
+    def wait(self, sock: socket.socket, events: int) -> None:
+        """Return once ``sock`` is ready for ``events``, or raise ``TransportError`` when the
+        timed exchange's deadline passes first. Untimed, it returns at once: the blocking
+        call that follows does the waiting."""
+        if self._deadline is None:
+            return
+        poller = select.poll()
+        poller.register(sock, events)
+        while True:
+            deadline = self._deadline  # read afresh: a signal handler may have moved it
+            remaining = float("inf") if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportError("no answer from the Runtime API in time")
+            if poller.poll(max(1, int(min(remaining, _WAIT_SLICE) * 1000))):
+                return
 
     def send_unanswered(self, method: str, path: str, headers: dict[str, str]) -> socket.socket:
         """Send a request on a connection of its own whose answer is never read; the
@@ -164,12 +253,21 @@ class RuntimeConnection:
         return b"".join(lines)
 
 
-def _read_answer(sock: socket.socket) -> tuple[Answer, bool]:
-    reader = _SocketReader(sock)
+def _read_answer(reader: _SocketReader) -> tuple[Answer, bool]:
     while True:
         status, headers, keep_alive = reader.head()
         if not 100 <= status < 200:
             break  # informational answers (100 Continue) come before the real one
+    try:
+        data, keep_alive = _read_body(reader, status, headers, keep_alive)
+    except (TransportError, OSError) as exc:
+        raise IncompleteAnswer(str(exc), status, headers) from exc
+    return Answer(status, headers, data), keep_alive
+
+
+def _read_body(
+    reader: _SocketReader, status: int, headers: Headers, keep_alive: bool
+) -> tuple[bytes | bytearray, bool]:
     if status in (204, 304):
         data: bytes | bytearray = b""
     elif headers.get("transfer-encoding", "").lower().endswith("chunked"):
@@ -187,17 +285,20 @@ def _read_answer(sock: socket.socket) -> tuple[Answer, bool]:
         keep_alive = False
     if reader.buffer:
         keep_alive = False  # bytes after the answer: the connection is out of step
-    return Answer(status, headers, data), keep_alive
+    return data, keep_alive
 
 
 class _SocketReader:
-    """Reads one answer from a socket, through a small buffer for the head and chunk lines."""
+    """Reads one answer from a socket, through a small buffer for the head and chunk lines;
+    each read first waits as the connection's exchange allows (see ``wait``)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, connection: RuntimeConnection) -> None:
         self.sock = sock
+        self.connection = connection
         self.buffer = b""
 
     def _fill(self) -> None:
+        self.connection.wait(self.sock, select.POLLIN)
         chunk = self.sock.recv(_RECV_SIZE)
         if not chunk:
             raise TransportError("connection closed by the Runtime API mid-answer")
@@ -236,9 +337,7 @@ class _SocketReader:
             name, colon, value = line.partition(":")
             if not colon:
                 continue  # not a header; skipped rather than failing the whole answer
-            key = name.strip().lower()
-            value = value.strip()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+            headers.add(name.strip(_HEADER_WHITESPACE).lower(), value.strip(_HEADER_WHITESPACE))
         connection = headers.get("connection", "").lower()
         keep_alive = "close" not in connection and (version != "HTTP/1.0" or "keep-alive" in connection)
         return int(code), headers, keep_alive
@@ -255,6 +354,7 @@ class _SocketReader:
         view[:have] = self.buffer
         self.buffer = b""
         while have < length:
+            self.connection.wait(self.sock, select.POLLIN)
             got = self.sock.recv_into(view[have:])
             if not got:
                 raise TransportError("connection closed by the Runtime API mid-body")
@@ -284,6 +384,9 @@ class _SocketReader:
     def until_close(self) -> bytes:
         parts = [self.buffer]
         self.buffer = b""
-        while chunk := self.sock.recv(_RECV_SIZE):
+        while True:
+            self.connection.wait(self.sock, select.POLLIN)
+            chunk = self.sock.recv(_RECV_SIZE)
+            if not chunk:
+                return b"".join(parts)
             parts.append(chunk)
-        return b"".join(parts)

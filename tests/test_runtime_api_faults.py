@@ -7,7 +7,7 @@ the real bin/bootstrap.
 from __future__ import annotations
 
 import pytest
-from runtime_harness import STARTUP_TIMEOUT, invoke, running_runtime
+from runtime_harness import STARTUP_TIMEOUT, invoke, log_records, running_runtime
 
 from lambda_supervisor.emulator import RuntimeAPIEmulator
 from supervisor.runtime_api import path_segment
@@ -61,6 +61,61 @@ def test_post_that_fails_transiently_is_retried_and_answered_once(emulator, runt
     invocation = emulator.submit(event, timeout=30)
     _exactly_one(emulator, invocation, kind=route)
     assert invoke(emulator, {"n": 2}).json() == {"got": {"n": 2}}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("route", ["response", "error"])
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_every_transient_answer_to_a_post_is_retried_under_one_policy(emulator, runtime, route, status):
+    """Tried: the /response or /error post answered 429, 500, 502, 503 or 504 five times in a
+    row (a 429 used to get no retry, a 5xx three attempts within 20 ms): retried with
+    backoff within the retry window, and answered once."""
+    emulator.inject_fault(route, "status", status=status, count=5)
+    event = {"n": 1} if route == "response" else b"{not json"
+    invocation = emulator.submit(event, timeout=30)
+    _exactly_one(emulator, invocation, kind=route)
+    assert [r for _, _, _, r in emulator.requests if r in ("response", "error")] == [route] * 6
+    assert invoke(emulator, {"n": 2}).json() == {"got": {"n": 2}}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("action", "status"), [("drop", 0), ("status", 503), ("status", 429), ("status", 500)]
+)
+def test_a_post_failing_for_the_whole_retry_window_is_given_up_once(emulator, tmp_path, action, status):
+    """Tried: every /response post dropped, or answered 503, 429 or 500, with a 1 s retry
+    window. Each kind of failure meets the same policy: attempts with backoff for about the
+    window, one warning for the episode (not one per attempt), then one record that the
+    post is given up."""
+    emulator.inject_fault("response", action, status=status or 500, count=1000)
+    env = {"LAMBDA_SUPERVISOR_API_RETRY_SECONDS": "1"}
+    with running_runtime(emulator, tmp_path, {"app.py": SOURCE}, env=env) as runtime:
+        invocation = emulator.submit({"n": 1}, timeout=30)
+        [given_up] = log_records(runtime, "runtime API post given up")
+        warnings = [
+            r for r in runtime.json_lines() if r.get("message") == "runtime API post failed, retrying"
+        ]
+    assert 0.5 <= given_up["seconds"] <= 1.05, given_up
+    assert 3 <= given_up["failed_attempts"] <= 8, given_up
+    assert [r for _, _, _, r in emulator.requests if r == "response"] == ["response"] * given_up[
+        "failed_attempts"
+    ]
+    assert len(warnings) == 1
+    assert emulator.outcomes(invocation.request_id) == []
+
+
+@pytest.mark.timeout(60)
+def test_an_init_error_post_answered_503_is_retried(emulator, tmp_path):
+    """Tried: a module that fails to import, and its /init/error post answered 503 four
+    times: retried under the same policy, reported once, and the runtime exits 1."""
+    emulator.inject_fault("init_error", "status", status=503, count=4)
+    with running_runtime(
+        emulator, tmp_path, {"app.py": "import no_such_module\n"}, wait_ready=False
+    ) as runtime:
+        assert runtime.wait(20) == 1
+    [report] = emulator.init_errors
+    assert report.json()["errorType"] == "Runtime.ImportModuleError"
+    assert [r for _, _, _, r in emulator.requests if r == "init_error"] == ["init_error"] * 5
 
 
 @pytest.mark.timeout(60)
