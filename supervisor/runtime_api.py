@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from supervisor import errors
+from worker.reports import XRAY_CAUSE_BYTES
 from supervisor.runtime_connection import (
     TRANSPORT_ERRORS,
     Headers,
@@ -53,7 +54,8 @@ _DEADLINE_SPAN_MS = 366 * 86_400_000
 # Lambda-Runtime-Function-XRay-Error-Cause goes in a header: a standard HTTP server
 # refuses a line over 64 KiB (431), so the cause is kept far below that, its parts first.
 XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
-MAX_XRAY_CAUSE = 4096
+# The budget the worker builds its cause to; a forged cause is cut to the same.
+MAX_XRAY_CAUSE = XRAY_CAUSE_BYTES
 _CAUSE_EXCEPTIONS = 4
 _CAUSE_FRAMES = 32
 _CAUSE_MESSAGE = 1024
@@ -577,9 +579,10 @@ def xray_cause_header(cause: dict[str, Any]) -> str | None:
     when nothing of it is worth sending.
 
     The cause comes from the worker, where handler code can forge it: only the document's
-    own fields are kept, each cut to a length, and then stack frames are dropped (outermost
-    first: the innermost say where it failed), then exceptions after the first, then the
-    message halved, until the document fits. ``paths`` is rebuilt from the frames kept.
+    own fields are kept, each cut to a length, and then stack frames are dropped from the
+    middle (the outermost and innermost say where it started and where it failed, as the
+    worker keeps them), then exceptions after the first, then the message halved, until the
+    document fits. ``paths`` is rebuilt from the frames kept.
     """
     candidates = [_cause_exception(item) for item in _list(cause.get("exceptions"))[:_CAUSE_EXCEPTIONS]]
     exceptions = [item for item in candidates if item is not None]
@@ -596,7 +599,7 @@ def xray_cause_header(cause: dict[str, Any]) -> str | None:
             return encoded
         deepest = max(exceptions, key=lambda item: len(item["stack"]))
         if deepest["stack"]:
-            del deepest["stack"][0]
+            del deepest["stack"][len(deepest["stack"]) // 2]
         elif len(exceptions) > 1:
             exceptions.pop()
         elif len(exceptions[0]["message"]) > 64:

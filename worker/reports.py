@@ -22,7 +22,7 @@ from worker.tracebacks import format_frames, user_frames
 # far inside what the supervisor accepts for an error reply (1 MiB at init).
 ERROR_BODY_BYTES = 64 << 10
 # The X-Ray cause travels in a request header, which servers refuse past 64 KiB or less.
-XRAY_CAUSE_BYTES = 8 << 10
+XRAY_CAUSE_BYTES = 4 << 10
 # An errorType is also a header value (Lambda-Runtime-Function-Error-Type).
 ERROR_TYPE_CHARS = 256
 # What the cause keeps of the message and of the stack (the outermost and innermost frames).
