@@ -125,7 +125,7 @@ class Supervisor:
     def shutdown(self) -> None:
         """Give the worker its shutdown hook (SIGTERM), then exit cleanly."""
         status = self.worker.stop(SHUTDOWN_GRACE)
-        self.worker.release()
+        self._release_worker()
         self.api.close()
         self.log.info("runtime shut down", pid=self.worker.pid, status=errors.describe_status(status))
 
@@ -291,7 +291,7 @@ class Supervisor:
         """Start a fresh worker in place of the current one. ``failure`` holds the fields of
         an error record (with ``why`` as its message) about the worker replaced; it is
         logged while the replacement runs its init."""
-        self.worker.release()
+        self._release_worker()
         self.worker = WorkerProcess.spawn(self.settings)
         self.worker.interrupt_fd = self.wakeup_read
         if failure:
@@ -310,6 +310,11 @@ class Supervisor:
             self.worker.kill()
             self.log.error("replacement worker did not become ready", reply=repr(reply))
         raise WorkerUnavailable()
+
+    def _release_worker(self) -> None:
+        self.worker.release()
+        if self.worker.abandoned:
+            self.log.error("worker would not die when killed; left behind", pid=self.worker.pid)
 
     def _wait_ready(self, timeout: float | None) -> StartReply:
         """A worker's init report. If a shutdown is requested first, the init gets the grace

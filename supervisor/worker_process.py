@@ -25,6 +25,9 @@ if TYPE_CHECKING:  # imported for annotations only: the first fork happens befor
 
 # Room for an error body beyond the response limit (the worker truncates its own).
 _ERROR_SLACK = 1 << 20
+# How long a SIGKILLed process gets to die before it is given up on. SIGKILL cannot be
+# caught or blocked; only a process stuck in the kernel (a hung file system) outlasts it.
+KILL_WAIT = 2.0
 # What a reply's content type must look like to go into the /response request's headers:
 # handler code can reach the worker's marshalling, and a CR or LF would split the request.
 _HEADER_VALUE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
@@ -86,6 +89,8 @@ class WorkerProcess:
         self.pidfd: int | None = _pidfd_open(pid)
         self.started_at = time.monotonic()
         self.invocations = 0
+        # Set when the worker would not die when killed; it was given up on.
+        self.abandoned = False
         # A signal wakeup descriptor: a wait for a reply ends early when it fires.
         self.interrupt_fd: int | None = None
 
@@ -229,26 +234,44 @@ class WorkerProcess:
         return self.wait_status
 
     def kill(self) -> int:
-        """SIGKILL the whole process group and reap the worker; returns its wait status."""
+        """SIGKILL the worker and its process group; the worker's wait status.
+
+        The worker itself is always signalled (through its pidfd, so never a process that
+        has since taken its pid): a handler can move it out of its own group, even into the
+        supervisor's, and a kill of the group alone would then miss it. The wait is bounded:
+        a worker that does not die within ``KILL_WAIT`` (stuck in the kernel) is marked
+        ``abandoned`` and reported as killed, and reaped later like any orphan.
+        """
+        if self.wait_status is not None:
+            return self.wait_status
+        self._signal(signal.SIGKILL)
         _kill_group(self.pid)
-        if self.wait_status is None:
-            try:
-                _, self.wait_status = os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                self.wait_status = 0
-        return self.wait_status
+        status = self.wait_exit(KILL_WAIT)
+        if status is None:
+            self.abandoned = True
+            self.wait_status = status = signal.SIGKILL  # the status it will die with
+        return status
 
     def stop(self, grace: float) -> int:
         """Retire the worker: SIGTERM (its shutdown hook, if the handler installed one) and
         end of input, then SIGKILL for the whole group after ``grace`` seconds."""
         if not self.exited():
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self._signal(signal.SIGTERM)
         _close_quietly(self.to_worker)
         status = self.wait_exit(grace)
         return status if status is not None else self.kill()
+
+    def _signal(self, signum: int) -> None:
+        """Signal the worker, unless it has been reaped (its pid may be another's by now)."""
+        if self.wait_status is not None:
+            return
+        try:
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def rss_mb(self) -> float | None:
         """The worker's resident memory, from /proc (None where that is not available)."""
@@ -263,6 +286,7 @@ class WorkerProcess:
 
     def release(self) -> None:
         """Close what the supervisor holds for this worker and kill anything it left behind."""
+        self._signal(signal.SIGKILL)
         _kill_group(self.pid)
         for fd in (self.to_worker, self.from_worker, self.pidfd):
             if fd is not None:
@@ -299,14 +323,11 @@ def _pidfd_open(pid: int) -> int | None:
 
 
 def _kill_group(pid: int) -> None:
-    """SIGKILL the worker's process group; the worker alone if the group is already gone."""
+    """SIGKILL the process group the worker ``pid`` was given (whoever is still in it)."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        pass
 
 
 def _close_quietly(fd: int) -> None:

@@ -1,0 +1,204 @@
+"""Handlers that fight their supervisor: leave its process group, fork and fall through into the
+runtime's loop, forge their own reply, start processes in sessions of their own, block the
+signal meant to take them down with it. And SIGTERM racing an event on its way in.
+
+Every test runs the real runtime (bin/bootstrap, supervisor, forked worker) against the
+project's emulator or a raw-socket Runtime API, and judges it by what the API receives and
+by what /proc shows is still running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from chaos_support import read_proc, wait_until
+from runtime_harness import invoke, running_runtime
+
+ENV = {"LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS": "100"}
+
+FIGHTS_APP = r'''
+import json, os, signal, struct, subprocess, sys, time
+
+def ok(event, context):
+    return {"n": event.get("n"), "pid": os.getpid()}
+
+def _note(path, **pids):
+    with open(path + ".tmp", "w") as f:
+        json.dump(pids, f)
+    os.rename(path + ".tmp", path)
+
+def _sleeper(new_group=False):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if new_group:
+                os.setpgid(0, 0)
+            time.sleep(3600)
+        finally:
+            os._exit(0)
+    return pid
+
+def _daemon():
+    """The classic double fork: a grandchild in a session of its own whose parent is gone."""
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        try:
+            os.setsid()
+            grandchild = os.fork()
+            if grandchild == 0:
+                time.sleep(3600)
+                os._exit(0)
+            os.write(write_end, str(grandchild).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    grandchild = int(os.read(read_end, 32))
+    os.close(read_end)
+    os.waitpid(middle, 0)
+    return grandchild
+
+def _then(event):
+    then = event.get("then")
+    if then == "hang":
+        time.sleep(3600)
+    if then == "exit":
+        os._exit(1)
+    return {"n": event.get("n"), "pid": os.getpid()}
+
+def join_supervisor_group(event, context):
+    child = _sleeper()  # stays behind in the worker's own process group
+    os.setpgid(0, os.getpgid(os.getppid()))
+    _note(event["pids"], worker=os.getpid(), child=child)
+    return _then(event)
+
+def fork_and_fall_through(event, context):
+    os.fork()
+    return {"n": event["n"], "pid": os.getpid()}
+
+def _runtime_locals():
+    """What the worker's own loop holds: the reply token of the event in hand, the pipe."""
+    frame = sys._getframe()
+    while "reply_token" not in frame.f_locals:
+        frame = frame.f_back
+    return frame.f_locals
+
+def forge_own_reply(event, context):
+    loop = _runtime_locals()
+    meta = json.dumps({"content_type": "application/json", "reply_token": loop["reply_token"]}).encode()
+    body = json.dumps({"n": event["n"], "forged": True}).encode()
+    os.write(loop["to_supervisor"], struct.pack("!cII", b"O", len(meta), len(body)) + meta + body)
+    time.sleep(event.get("sleep", 0))
+    return {"n": event["n"], "forged": False}
+
+def escape(event, context):
+    popen = subprocess.Popen(["sleep", "3600"], start_new_session=True)
+    _note(
+        event["pids"],
+        worker=os.getpid(),
+        new_session=popen.pid,
+        daemon=_daemon(),
+        new_group=_sleeper(new_group=True),
+        same_group=_sleeper(),
+    )
+    return _then(event)
+
+def block_death_signal(event, context):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGRTMIN})
+    if event.get("ignore"):
+        signal.signal(signal.SIGRTMIN, signal.SIG_IGN)
+    _note(event["pids"], worker=os.getpid(), child=_sleeper())
+    time.sleep(3600)
+
+def hold_stdout_in_a_new_session(event, context):
+    subprocess.Popen(["sleep", str(event["seconds"])], start_new_session=True)
+    time.sleep(3600)
+
+def route(event, context):
+    return globals()[event["do"]](event, context)
+'''
+
+HANDLER = "app.route"
+
+
+@pytest.fixture
+def runtime(emulator, tmp_path):
+    with running_runtime(emulator, tmp_path / "task", {"app.py": FIGHTS_APP}, HANDLER, env=ENV) as runtime:
+        yield runtime
+
+
+def _noted(path: Path, timeout: float = 30) -> dict[str, int]:
+    assert wait_until(path.exists, timeout), f"the handler never wrote {path}"
+    return json.loads(path.read_text())
+
+
+def _identities(pids: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Each process by pid and start time, so a reused pid is not taken for a survivor."""
+    found = {}
+    for name, pid in pids.items():
+        start = _start_time(pid)
+        assert start is not None, f"{name} ({pid}) was not running when noted"
+        found[name] = (pid, start)
+    return found
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def _alive(identities: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """The ones still running (a zombie has finished; its reaping is checked separately)."""
+    alive = {}
+    for name, (pid, start) in identities.items():
+        proc = read_proc(pid)
+        if proc is not None and proc.state != "Z" and _start_time(pid) == start:
+            alive[name] = pid
+    return alive
+
+
+def _serving(emulator, n: int = -1) -> int:
+    outcome = invoke(emulator, {"do": "ok", "n": n}, timeout=30)
+    assert outcome.kind == "response" and outcome.json()["n"] == n, outcome
+    assert emulator.outcomes(outcome.request_id) == [outcome]
+    return outcome.json()["pid"]
+
+
+def _kill_left(identities: dict[str, tuple[int, int]]) -> None:
+    for pid in _alive(identities).values():
+        os.kill(pid, signal.SIGKILL)
+
+
+# --------------------------------------------------------------- a worker leaving its group
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_joins_the_supervisors_group_is_still_killed_at_its_deadline(
+    emulator, runtime, tmp_path
+):
+    """Tried: a handler that forks a child (left in the worker's own process group), moves
+    the worker itself into the supervisor's process group, then sleeps past its deadline.
+    A kill of the worker's group reaches the child only; the supervisor must kill the
+    worker itself and never wait for it without a bound."""
+    pids_file = tmp_path / "pids.json"
+    invocation = emulator.submit(
+        {"do": "join_supervisor_group", "then": "hang", "pids": str(pids_file)}, timeout=1.5
+    )
+    identities = _identities(_noted(pids_file))
+    try:
+        outcome = invocation.result(20)
+        assert outcome.error_type == "Sandbox.Timedout", outcome
+        assert outcome.json()["errorMessage"] == "Task timed out after 1.50 seconds"
+        assert emulator.outcomes(invocation.request_id) == [outcome]
+        assert wait_until(lambda: not _alive(identities), 5), _alive(identities)
+        assert _serving(emulator) != identities["worker"][0]
+    finally:
+        _kill_left(identities)
+    assert runtime.running
