@@ -30,6 +30,7 @@ from supervisor.worker_process import (
     StartReply,
     TimedOut,
     WorkerProcess,
+    adopts_orphans,
 )
 
 EXIT_OK = 0
@@ -59,8 +60,8 @@ class Supervisor:
         self.shutdown_requested = False
         self.waiting_for_event = False
         self.wakeup_read: int | None = None
-        # Only PID 1 inherits the processes a handler leaves behind.
-        self.reaps_orphans = os.getpid() == 1
+        # A subreaper (or PID 1) inherits the processes a handler leaves behind.
+        self.reaps_orphans = adopts_orphans()
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -173,19 +174,11 @@ class Supervisor:
     def _reap_orphans(self) -> None:
         """Reap processes a handler left behind once they are re-parented to us.
 
-        That happens when the supervisor is PID 1 (a container image run without an init);
-        unreaped, they would pile up as zombies. The worker's own status is kept if it is
-        among them.
+        That happens when the supervisor is a subreaper, or PID 1 (a container image run
+        without an init); unreaped, they would pile up as zombies. The worker's own status
+        is kept if it is among them.
         """
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid == self.worker.pid:
-                self.worker.wait_status = status
+        self.worker.reap_orphans()
 
     def _wait_reply(self, kill_at: float, token: str) -> InvokeReply:
         """The worker's reply; on shutdown, waited for only for the grace period."""
@@ -312,9 +305,11 @@ class Supervisor:
         raise WorkerUnavailable()
 
     def _release_worker(self) -> None:
-        self.worker.release()
+        stuck = self.worker.release()
         if self.worker.abandoned:
             self.log.error("worker would not die when killed; left behind", pid=self.worker.pid)
+        if stuck:
+            self.log.error("processes a worker started would not die when killed", pids=stuck)
 
     def _wait_ready(self, timeout: float | None) -> StartReply:
         """A worker's init report. If a shutdown is requested first, the init gets the grace

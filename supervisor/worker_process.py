@@ -1,7 +1,9 @@
 """One worker process as the supervisor sees it: fork it, feed it, watch it, kill it.
 
-The worker runs in its own process group so that a kill takes everything the handler
-started with it. The supervisor waits on two things at once: the result pipe, and a pidfd
+The worker runs in its own process group, and the supervisor is a child subreaper, so
+that whatever a handler starts stays below the supervisor: a kill of the worker takes its
+group and every process descended from it, even those that left for sessions and groups
+of their own. The supervisor waits on two things at once: the result pipe, and a pidfd
 that turns readable the moment the worker dies, so a death is noticed at once even if a
 grandchild still holds the pipe open.
 """
@@ -15,6 +17,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from supervisor import protocol
@@ -116,6 +119,10 @@ class WorkerProcess:
             os.setpgid(pid, pid)  # also done in the child; whichever runs first wins
         except OSError:
             pass
+        global _first_worker_start
+        if _first_worker_start is None:
+            first = _read_stat(pid)
+            _first_worker_start = first.start if first is not None else 0
         return cls(pid, event_write, reply_read, settings.max_response_bytes)
 
     # -- talking to it ----------------------------------------------------------------------
@@ -244,8 +251,14 @@ class WorkerProcess:
         """
         if self.wait_status is not None:
             return self.wait_status
+        # Found before the worker dies and lets go of them: the processes it started, by
+        # their parent links, wherever they moved (without a subreaper, the only chance).
+        family = _family(_processes(), [self.pid])
         self._signal(signal.SIGKILL)
         _kill_group(self.pid)
+        for process in family:
+            if process.pid != self.pid:
+                _kill_process(process)
         status = self.wait_exit(KILL_WAIT)
         if status is None:
             self.abandoned = True
@@ -284,15 +297,79 @@ class WorkerProcess:
             return None
         return None
 
-    def release(self) -> None:
-        """Close what the supervisor holds for this worker and kill anything it left behind."""
+    def release(self) -> list[int]:
+        """Kill what is left of this worker and close what the supervisor holds for it.
+
+        Everything goes: the worker if it still runs, its process group, and every process
+        below the supervisor that a worker started (the supervisor being their subreaper,
+        processes whose parents died are its children now). They are reaped, so none is
+        left a zombie. Returns the pids of those that would not die within ``KILL_WAIT``.
+        """
         self._signal(signal.SIGKILL)
         _kill_group(self.pid)
+        stuck = self._kill_leftovers()
         for fd in (self.to_worker, self.from_worker, self.pidfd):
             if fd is not None:
                 _close_quietly(fd)
         self.to_worker = self.from_worker = -1
         self.pidfd = None
+        return stuck
+
+    def reap_orphans(self) -> None:
+        """Reap the supervisor's children that have exited, other than this worker: the
+        orphans re-parented to it. This worker's exit, if it is among them, is recorded as
+        its wait status (``exited``), never lost."""
+        waitid = getattr(os, "waitid", None)
+        while True:
+            try:
+                if waitid is None:  # no peeking at a status before taking it
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                    if pid == self.pid and self.wait_status is None:
+                        self.wait_status = status
+                else:
+                    exited = waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                    pid = 0 if exited is None else self._reap(exited.si_pid)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    def _reap(self, pid: int) -> int:
+        """Reap one child that has exited; returns its pid, or 0 if it had not."""
+        if pid == self.pid and not self.abandoned:
+            return pid if self.exited() else 0
+        try:
+            return os.waitpid(pid, os.WNOHANG)[0]
+        except ChildProcessError:
+            return 0
+
+    def _kill_leftovers(self) -> list[int]:
+        """SIGKILL and reap every process below the supervisor that a worker started,
+        until none is left or ``KILL_WAIT`` has passed; the pids still running then.
+
+        Children of the supervisor older than its first worker are not a worker's (an exec
+        wrapper may have left them), and are spared with their descendants.
+        """
+        supervisor = os.getpid()
+        give_up = time.monotonic() + KILL_WAIT
+        while True:
+            processes = _processes()
+            started = [
+                p.pid
+                for p in processes
+                if p.ppid == supervisor and (_first_worker_start is None or p.start >= _first_worker_start)
+            ]
+            left = _family(processes, started)
+            for process in left:
+                if process.state != "Z":
+                    _kill_process(process)
+                elif process.ppid == supervisor:
+                    self._reap(process.pid)
+            if not left:
+                return []
+            if time.monotonic() >= give_up:
+                return [p.pid for p in left if p.state != "Z"]
+            time.sleep(0.002)
 
 
 # Linux's F_SETPIPE_SZ (the fcntl module names it from Python 3.10 on).
@@ -320,6 +397,102 @@ def _pidfd_open(pid: int) -> int | None:
         return opener(pid)
     except OSError:
         return None
+
+
+def become_subreaper() -> bool:
+    """Make the supervisor a child subreaper (Linux): a process that a handler started and
+    whose parent died (a double fork, a child of a worker killed at its deadline) is then
+    re-parented to the supervisor instead of to init, where the next kill of a worker
+    finds it and the supervisor reaps it. False where the kernel does not offer it."""
+    global _subreaper
+    _subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    return _subreaper
+
+
+def adopts_orphans() -> bool:
+    """Are processes orphaned below the supervisor re-parented to it (to be reaped)?"""
+    return _subreaper or os.getpid() == 1
+
+
+def _prctl(option: int, value: int | bytes) -> bool:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False  # not Linux
+
+
+class _Process(NamedTuple):
+    """A process as /proc/PID/stat places it."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    state: str
+    start: int  # clock ticks after boot: with ``pid``, which process this is
+
+
+def _processes() -> list[_Process]:
+    """Every process in /proc (none where there is no /proc)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if name.isdigit():
+            process = _read_stat(int(name))
+            if process is not None:
+                found.append(process)
+    return found
+
+
+def _read_stat(pid: int) -> _Process | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            line = stat.read()
+        # The command name, in parentheses, may hold anything: the fields follow the last ")".
+        state, ppid, pgid, sid, *rest = line[line.rindex(b")") + 2 :].split()
+        return _Process(pid, int(ppid), int(pgid), int(sid), state.decode(), int(rest[15]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _family(processes: list[_Process], roots: Iterable[int]) -> list[_Process]:
+    """The processes ``roots`` and all their descendants, by parent links."""
+    by_pid = {p.pid: p for p in processes}
+    children: dict[int, list[_Process]] = {}
+    for process in processes:
+        children.setdefault(process.ppid, []).append(process)
+    found = [by_pid[pid] for pid in roots if pid in by_pid]
+    frontier = list(found)
+    while frontier:
+        for child in children.get(frontier.pop().pid, ()):
+            found.append(child)
+            frontier.append(child)
+    return found
+
+
+def _kill_process(process: _Process) -> None:
+    """SIGKILL a process found in /proc, unless its pid has gone to another process since."""
+    opener = getattr(os, "pidfd_open", None)
+    try:
+        if opener is None:
+            os.kill(process.pid, signal.SIGKILL)
+            return
+        fd = opener(process.pid)
+    except OSError:
+        return  # gone already
+    try:
+        again = _read_stat(process.pid)
+        if again is not None and again.start == process.start:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _kill_group(pid: int) -> None:
@@ -414,6 +587,11 @@ def _die_with_supervisor(supervisor_pid: int) -> None:
 def _kill_own_group(*_signal_args: object) -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
+
+_PR_SET_CHILD_SUBREAPER = 36
+# Set by become_subreaper; the first worker's start time, by spawn.
+_subreaper = False
+_first_worker_start: int | None = None
 
 # A real-time signal: nothing sends it by accident, and handler code rarely claims it.
 _SUPERVISOR_GONE = signal.SIGRTMIN

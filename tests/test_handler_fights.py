@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from chaos_support import read_proc, wait_until
-from runtime_harness import invoke, running_runtime
+from chaos_support import children_of, read_proc, wait_until
+from runtime_harness import invoke, log_records, running_runtime
 
 ENV = {"LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS": "100"}
 
@@ -202,3 +205,69 @@ def test_a_worker_that_joins_the_supervisors_group_is_still_killed_at_its_deadli
     finally:
         _kill_left(identities)
     assert runtime.running
+
+
+# --------------------------------------------------------------- processes in sessions of their own
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("then", ["hang", "exit"])
+def test_processes_a_handler_moves_out_of_its_group_go_with_the_worker(emulator, runtime, tmp_path, then):
+    """Tried: a handler that starts a process in a new session (Popen start_new_session), a
+    double-forked daemon in a session of its own, a child in a process group of its own and
+    one in the worker's group, then sleeps past its deadline or exits. Everything the worker
+    started must go when it is killed or replaced, and be reaped."""
+    pids_file = tmp_path / "pids.json"
+    timeout = 1.5 if then == "hang" else 30
+    invocation = emulator.submit({"do": "escape", "then": then, "pids": str(pids_file)}, timeout=timeout)
+    pids = _noted(pids_file)
+    if then == "exit":
+        del pids["worker"]  # gone already
+    identities = _identities(pids)
+    try:
+        outcome = invocation.result(20)
+        expected = "Sandbox.Timedout" if then == "hang" else "Runtime.ExitError"
+        assert outcome.error_type == expected, outcome
+        assert wait_until(lambda: not _alive(identities), 5), _alive(identities)
+        _serving(emulator)
+        zombies = [p for p in children_of(runtime.pid) if p.state == "Z"]
+        assert zombies == []
+    finally:
+        _kill_left(identities)
+
+
+@pytest.mark.timeout(60)
+def test_processes_a_handler_moves_out_of_its_group_go_when_the_worker_is_recycled(emulator, tmp_path):
+    """Tried: the same escapes from a handler that returns normally, with
+    LAMBDA_SUPERVISOR_MAX_INVOCATIONS=1, so the worker is retired after the event."""
+    pids_file = tmp_path / "pids.json"
+    env = {**ENV, "LAMBDA_SUPERVISOR_MAX_INVOCATIONS": "1"}
+    with running_runtime(emulator, tmp_path / "task", {"app.py": FIGHTS_APP}, HANDLER, env=env) as runtime:
+        outcome = invoke(emulator, {"do": "escape", "n": 1, "pids": str(pids_file)}, timeout=30)
+        assert outcome.kind == "response", outcome
+        identities = _identities(_noted(pids_file))
+        try:
+            assert log_records(runtime, "worker started")
+            assert wait_until(lambda: not _alive(identities), 5), _alive(identities)
+            _serving(emulator)
+        finally:
+            _kill_left(identities)
+
+
+@pytest.mark.timeout(60)
+def test_invoke_returns_at_its_timeout_when_the_handler_left_a_process_in_a_new_session(tmp_path):
+    """Tried: ``lambda-supervisor invoke --timeout 2`` of a handler that starts
+    ``sleep 8`` in a new session (it holds the runtime's output open) and hangs."""
+    app = tmp_path / "app.py"
+    app.write_text(FIGHTS_APP)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "lambda_supervisor.cli", "invoke", f"{app}:route", "--timeout", "2"]
+        + ["--event", json.dumps({"do": "hold_stdout_in_a_new_session", "seconds": 8})],
+        capture_output=True,
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stderr.decode()
+    assert json.loads(done.stdout)["errorMessage"] == "Task timed out after 2.00 seconds"
+    assert elapsed < 6, f"invoke took {elapsed:.1f} s"
