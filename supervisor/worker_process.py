@@ -15,6 +15,7 @@ import os
 import re
 import select
 import signal
+import struct
 import sys
 import time
 from collections.abc import Iterable
@@ -123,6 +124,7 @@ class WorkerProcess:
         if _first_worker_start is None:
             first = _read_stat(pid)
             _first_worker_start = first.start if first is not None else 0
+        _keeper.watch(pid)
         return cls(pid, event_write, reply_read, settings.max_response_bytes)
 
     # -- talking to it ----------------------------------------------------------------------
@@ -308,6 +310,7 @@ class WorkerProcess:
         self._signal(signal.SIGKILL)
         _kill_group(self.pid)
         stuck = self._kill_leftovers()
+        _keeper.watch(0)
         for fd in (self.to_worker, self.from_worker, self.pidfd):
             if fd is not None:
                 _close_quietly(fd)
@@ -338,6 +341,8 @@ class WorkerProcess:
         """Reap one child that has exited; returns its pid, or 0 if it had not."""
         if pid == self.pid and not self.abandoned:
             return pid if self.exited() else 0
+        if pid == _keeper.pid:
+            _keeper.pid = None  # dead: the next worker it is told about starts another
         try:
             return os.waitpid(pid, os.WNOHANG)[0]
         except ChildProcessError:
@@ -357,7 +362,9 @@ class WorkerProcess:
             started = [
                 p.pid
                 for p in processes
-                if p.ppid == supervisor and (_first_worker_start is None or p.start >= _first_worker_start)
+                if p.ppid == supervisor
+                and p.pid != _keeper.pid
+                and (_first_worker_start is None or p.start >= _first_worker_start)
             ]
             left = _family(processes, started)
             for process in left:
@@ -565,36 +572,131 @@ def _become_worker(settings: Settings, event_read: int, reply_write: int) -> Non
 
 
 def _die_with_supervisor(supervisor_pid: int) -> None:
-    """Have the kernel signal this worker if the supervisor dies (even by SIGKILL), and
-    answer that signal by killing the worker's whole process group.
+    """Have the kernel SIGKILL this worker when the supervisor dies (even by SIGKILL).
 
-    The worker has a process group of its own, so nothing else would stop a handler, or
-    what it forked, running on after the supervisor is gone. The kernel's death signal
-    reaches the worker alone; the handler below extends it to the group.
+    SIGKILL because handler code can block, catch or ignore any other signal. What the
+    worker started is the keeper's to take down (see ``_Keeper``).
     """
-    signal.signal(_SUPERVISOR_GONE, _kill_own_group)
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, _SUPERVISOR_GONE)
-    except (OSError, AttributeError):
+    if not _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL):
         return  # not Linux: the worker still exits when its event pipe closes
     if os.getppid() != supervisor_pid:
-        _kill_own_group()  # the supervisor died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)  # the supervisor died before the request took effect
 
 
-def _kill_own_group(*_signal_args: object) -> None:
-    os.killpg(os.getpgrp(), signal.SIGKILL)
+class _Keeper:
+    """The process that takes down what a worker started when the supervisor is killed.
+
+    The kernel kills the worker itself with the supervisor: its death signal
+    (``PR_SET_PDEATHSIG``) is SIGKILL. A death signal is one process's own, though: what
+    the worker forks inherits none, and nothing else would stop it once the supervisor is
+    gone. The keeper does. The supervisor forks it once; it runs no user code, and sits in
+    a process group of its own so that a kill aimed at the runtime's group leaves it its
+    work. It reads the current worker's pid from a pipe whose only writer is the
+    supervisor: when the supervisor dies, however it dies, the pipe reads end-of-file,
+    and the keeper SIGKILLs that worker, its process group and whatever is still
+    descended from it, then exits.
+
+    That is as far as the kernel allows: a process that left the worker's group and
+    whose parent died is re-parented to init once the supervisor is gone, and nothing
+    records where it came from (a PID namespace or a cgroup would; a Lambda runtime can
+    create neither). While the supervisor lives, its own kills reach those too.
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._pipe: int | None = None
+
+    def watch(self, worker_pid: int) -> None:
+        """Name the worker to take down with the supervisor from now on (0: none)."""
+        for _attempt in range(2):
+            if self._pipe is None and not (worker_pid and self._start()):
+                return
+            assert self._pipe is not None
+            try:
+                os.write(self._pipe, _PID.pack(worker_pid))
+                return
+            except BlockingIOError:
+                return  # the keeper has stopped reading: there is no waiting for it
+            except OSError:  # the keeper is gone (a handler killed it): start another
+                _close_quietly(self._pipe)
+                self._pipe = self.pid = None
+
+    def _start(self) -> bool:
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return False
+        if pid == 0:  # pragma: no cover - runs in the keeper, measured by the e2e tests
+            _keep(read_end)
+        os.close(read_end)
+        os.set_blocking(write_end, False)
+        self.pid, self._pipe = pid, write_end
+        return True
 
 
+def _keep(commands: int) -> None:  # pragma: no cover - runs in the keeper
+    """The keeper's life: note each worker the supervisor names; at end-of-file (the
+    supervisor is gone), kill the last one named and what it started."""
+    try:
+        gc.disable()
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        # Nor does it hold the runtime's output open: a reader waiting for its end would
+        # wait for the keeper too.
+        quiet = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(quiet, fd)
+        _close_inherited_fds({commands})
+        _prctl(_PR_SET_NAME, KEEPER_NAME.encode())
+        worker: _Process | None = None
+        pending = b""
+        while True:
+            chunk = os.read(commands, 512)
+            if not chunk:
+                break
+            pending += chunk
+            while len(pending) >= _PID.size:
+                (pid,) = _PID.unpack(pending[: _PID.size])
+                pending = pending[_PID.size :]
+                worker = _read_stat(pid) if pid else None
+        if worker is not None:
+            _take_down(worker)
+    finally:
+        os._exit(0)
+
+
+def _take_down(worker: _Process) -> None:  # pragma: no cover - runs in the keeper
+    """SIGKILL ``worker``, its process group and its descendants until none is left."""
+    session = os.getsid(0)
+    give_up = time.monotonic() + KILL_WAIT
+    while True:
+        processes = _processes()
+        still = [p for p in processes if p.pid == worker.pid and p.start == worker.start]
+        doomed = _family(processes, [p.pid for p in still])
+        doomed += [p for p in processes if p.pgid == worker.pid and p.sid == session]
+        doomed = [p for p in doomed if p.state != "Z"]
+        if not doomed or time.monotonic() >= give_up:
+            return
+        for process in doomed:
+            _kill_process(process)
+        time.sleep(0.005)
+
+
+# The keeper's name in /proc (at most 15 bytes).
+KEEPER_NAME = "lambda-keeper"
+_PID = struct.Struct("!i")
+_keeper = _Keeper()
+_PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
 # Set by become_subreaper; the first worker's start time, by spawn.
 _subreaper = False
 _first_worker_start: int | None = None
 
-# A real-time signal: nothing sends it by accident, and handler code rarely claims it.
-_SUPERVISOR_GONE = signal.SIGRTMIN
 _PR_SET_PDEATHSIG = 1
 
 # Third-party packages the supervisor loads for itself. A function may bundle its own

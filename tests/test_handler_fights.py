@@ -271,3 +271,24 @@ def test_invoke_returns_at_its_timeout_when_the_handler_left_a_process_in_a_new_
     assert done.returncode == 1, done.stderr.decode()
     assert json.loads(done.stdout)["errorMessage"] == "Task timed out after 2.00 seconds"
     assert elapsed < 6, f"invoke took {elapsed:.1f} s"
+
+
+# --------------------------------------------------------------- dying with the supervisor
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("ignore", [False, True], ids=["blocked", "blocked-and-ignored"])
+def test_a_worker_blocking_its_death_signal_still_dies_with_a_killed_supervisor(
+    emulator, runtime, tmp_path, ignore
+):
+    """Tried: a handler that blocks (and ignores) SIGRTMIN, forks a child, and sleeps; then
+    SIGKILL to the supervisor. The worker and its child must be gone within two seconds."""
+    pids_file = tmp_path / "pids.json"
+    emulator.submit({"do": "block_death_signal", "ignore": ignore, "pids": str(pids_file)}, timeout=120)
+    identities = _identities(_noted(pids_file))
+    try:
+        os.kill(runtime.pid, signal.SIGKILL)
+        assert runtime.wait(10) == -signal.SIGKILL
+        assert wait_until(lambda: not _alive(identities), 2), _alive(identities)
+    finally:
+        _kill_left(identities)
