@@ -30,8 +30,14 @@ def ok(event, context):
     return {"n": event.get("n"), "pid": os.getpid()}
 
 def _note(path, **pids):
+    """Each process by pid and start time: a test may look only after they are gone."""
+    noted = {}
+    for name, pid in pids.items():
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        noted[name] = [pid, int(stat[stat.rindex(")") + 2 :].split()[19])]
     with open(path + ".tmp", "w") as f:
-        json.dump(pids, f)
+        json.dump(noted, f)
     os.rename(path + ".tmp", path)
 
 def _sleeper(new_group=False):
@@ -134,19 +140,11 @@ def runtime(emulator, tmp_path):
         yield runtime
 
 
-def _noted(path: Path, timeout: float = 30) -> dict[str, int]:
+def _noted(path: Path, timeout: float = 30) -> dict[str, tuple[int, int]]:
+    """The processes the handler noted, each by pid and start time (a pid alone could be
+    reused by the time it is checked)."""
     assert wait_until(path.exists, timeout), f"the handler never wrote {path}"
-    return json.loads(path.read_text())
-
-
-def _identities(pids: dict[str, int]) -> dict[str, tuple[int, int]]:
-    """Each process by pid and start time, so a reused pid is not taken for a survivor."""
-    found = {}
-    for name, pid in pids.items():
-        start = _start_time(pid)
-        assert start is not None, f"{name} ({pid}) was not running when noted"
-        found[name] = (pid, start)
-    return found
+    return {name: (pid, start) for name, (pid, start) in json.loads(path.read_text()).items()}
 
 
 def _start_time(pid: int) -> int | None:
@@ -194,7 +192,7 @@ def test_a_worker_that_joins_the_supervisors_group_is_still_killed_at_its_deadli
     invocation = emulator.submit(
         {"do": "join_supervisor_group", "then": "hang", "pids": str(pids_file)}, timeout=1.5
     )
-    identities = _identities(_noted(pids_file))
+    identities = _noted(pids_file)
     try:
         outcome = invocation.result(20)
         assert outcome.error_type == "Sandbox.Timedout", outcome
@@ -220,10 +218,7 @@ def test_processes_a_handler_moves_out_of_its_group_go_with_the_worker(emulator,
     pids_file = tmp_path / "pids.json"
     timeout = 1.5 if then == "hang" else 30
     invocation = emulator.submit({"do": "escape", "then": then, "pids": str(pids_file)}, timeout=timeout)
-    pids = _noted(pids_file)
-    if then == "exit":
-        del pids["worker"]  # gone already
-    identities = _identities(pids)
+    identities = _noted(pids_file)
     try:
         outcome = invocation.result(20)
         expected = "Sandbox.Timedout" if then == "hang" else "Runtime.ExitError"
@@ -245,7 +240,7 @@ def test_processes_a_handler_moves_out_of_its_group_go_when_the_worker_is_recycl
     with running_runtime(emulator, tmp_path / "task", {"app.py": FIGHTS_APP}, HANDLER, env=env) as runtime:
         outcome = invoke(emulator, {"do": "escape", "n": 1, "pids": str(pids_file)}, timeout=30)
         assert outcome.kind == "response", outcome
-        identities = _identities(_noted(pids_file))
+        identities = _noted(pids_file)
         try:
             assert log_records(runtime, "worker started")
             assert wait_until(lambda: not _alive(identities), 5), _alive(identities)
@@ -285,7 +280,7 @@ def test_a_worker_blocking_its_death_signal_still_dies_with_a_killed_supervisor(
     SIGKILL to the supervisor. The worker and its child must be gone within two seconds."""
     pids_file = tmp_path / "pids.json"
     emulator.submit({"do": "block_death_signal", "ignore": ignore, "pids": str(pids_file)}, timeout=120)
-    identities = _identities(_noted(pids_file))
+    identities = _noted(pids_file)
     try:
         os.kill(runtime.pid, signal.SIGKILL)
         assert runtime.wait(10) == -signal.SIGKILL
