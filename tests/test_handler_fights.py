@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from chaos_support import children_of, read_proc, wait_until
-from runtime_harness import invoke, log_records, running_runtime
+from chaos_support import catches_signal, children_of, read_proc, wait_until
+from runtime_harness import invoke, log_records, running_runtime, write_task
+
+from lambda_supervisor.process import RuntimeProcess
 
 ENV = {"LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS": "100"}
 
@@ -287,3 +290,115 @@ def test_a_worker_blocking_its_death_signal_still_dies_with_a_killed_supervisor(
         assert wait_until(lambda: not _alive(identities), 2), _alive(identities)
     finally:
         _kill_left(identities)
+
+
+# --------------------------------------------------------------- SIGTERM racing an event
+
+
+class RawRuntimeAPI:
+    """A Runtime API on a bare socket, driven step by step: the test sees exactly what the
+    runtime sends (a half-closed connection included) and answers when it chooses."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+
+    def accept(self, timeout: float) -> socket.socket | None:
+        self.server.settimeout(timeout)
+        try:
+            connection, _ = self.server.accept()
+        except socket.timeout:
+            return None
+        connection.settimeout(timeout)
+        return connection
+
+    @staticmethod
+    def read_request(connection: socket.socket) -> tuple[str, bytes]:
+        """The request line and body of the next request on ``connection``."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            assert chunk, f"connection closed mid-request after {data!r}"
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        while len(body) < length:
+            body += connection.recv(65536)
+        return lines[0], body
+
+    @staticmethod
+    def event(request_id: str, body: bytes) -> bytes:
+        deadline_ms = int(time.time() * 1000) + 60_000
+        return (
+            f"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: {request_id}\r\n"
+            f"Lambda-Runtime-Deadline-Ms: {deadline_ms}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def raw_api():
+    api = RawRuntimeAPI()
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _start_against(raw_api: RawRuntimeAPI, tmp_path: Path) -> tuple[RuntimeProcess, socket.socket]:
+    """The runtime, started against ``raw_api``, and the connection of its first /next."""
+    write_task(tmp_path / "task", {"app.py": FIGHTS_APP})
+    runtime = RuntimeProcess(HANDLER, runtime_api=raw_api.address, task_root=tmp_path / "task", env=ENV)
+    runtime.start()
+    poll = raw_api.accept(30)
+    assert poll is not None, f"the runtime never connected:\n{runtime.output()}"
+    request_line, _ = raw_api.read_request(poll)
+    assert request_line == "GET /2018-06-01/runtime/invocation/next HTTP/1.1"
+    assert wait_until(lambda: catches_signal(runtime.pid, signal.SIGTERM), 30)
+    return runtime, poll
+
+
+@pytest.mark.timeout(60)
+def test_an_event_handed_out_as_sigterm_arrives_is_still_answered(raw_api, tmp_path):
+    """Tried: SIGTERM while /next is pending, and the API's answer sent just after the
+    runtime gave up the long poll (its end of the connection closed for sending), as when
+    the API handed the event out a moment before it saw the runtime go. The event must be
+    served and answered, and the runtime exit 0."""
+    runtime, poll = _start_against(raw_api, tmp_path)
+    try:
+        os.kill(runtime.pid, signal.SIGTERM)
+        assert poll.recv(1) == b"", "the runtime did not give up the long poll"
+        poll.sendall(raw_api.event("raced", b'{"do": "ok", "n": 7}'))
+        post = raw_api.accept(10)
+        assert post is not None, f"the event handed out was never answered:\n{runtime.output()}"
+        request_line, body = raw_api.read_request(post)
+        post.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+        assert request_line == "POST /2018-06-01/runtime/invocation/raced/response HTTP/1.1"
+        assert json.loads(body)["n"] == 7
+        assert runtime.wait(10) == 0
+    finally:
+        runtime.stop()
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_ends_a_long_poll_the_api_neither_answers_nor_closes(raw_api, tmp_path):
+    """Tried: SIGTERM while /next is pending on an API that ignores the runtime's half-closed
+    connection (never answers, never closes). The runtime must not wait on it: it exits 0
+    within a second."""
+    runtime, poll = _start_against(raw_api, tmp_path)
+    try:
+        os.kill(runtime.pid, signal.SIGTERM)
+        started = time.monotonic()
+        assert runtime.wait(10) == 0
+        assert time.monotonic() - started < 1.0
+    finally:
+        poll.close()
+        runtime.stop()
