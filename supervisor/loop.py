@@ -19,6 +19,7 @@ from supervisor import errors
 from supervisor.config import Settings
 from supervisor.runtime_api import Invocation, LongPollAborted, PostOutcome, RuntimeAPIClient
 from supervisor.worker_process import (
+    ANSWERED_TWICE,
     Died,
     Failed,
     InitFailed,
@@ -157,6 +158,11 @@ class Supervisor:
     def serve(self, invocation: Invocation) -> None:
         """Give one event exactly one answer, whatever the worker does with it."""
         kill_at = self._kill_at(invocation)
+        stray = self.worker.stray_output()
+        if stray:
+            # What the worker wrote would be read as this event's reply: a fresh one serves it.
+            self.worker.kill()
+            self._replace_worker(stray, pid=self.worker.pid)
         served_by = self.worker
         if not self.worker.send(invocation, kill_at):
             # The worker died between events, before it saw this one: nothing was run yet.
@@ -168,6 +174,10 @@ class Supervisor:
         if self.reaps_orphans:
             self._reap_orphans()
         if self.worker is served_by and served_by.wait_status is None:
+            if served_by.answered_twice:
+                self.worker.kill()
+                self._replace_worker(ANSWERED_TWICE, requestId=invocation.request_id, pid=served_by.pid)
+                return
             served_by.invocations += 1
             self._recycle_if_due()
 

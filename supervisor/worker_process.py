@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # imported for annotations only: the first fork happens befor
 
 # Room for an error body beyond the response limit (the worker truncates its own).
 _ERROR_SLACK = 1 << 20
+_REPLIES = frozenset((protocol.RESULT, protocol.ERROR))
+ANSWERED_TWICE = "worker answered an event twice"
 # How long a SIGKILLed process gets to die before it is given up on. SIGKILL cannot be
 # caught or blocked; only a process stuck in the kernel (a hung file system) outlasts it.
 KILL_WAIT = 2.0
@@ -95,6 +97,9 @@ class WorkerProcess:
         self.invocations = 0
         # Set when the worker would not die when killed; it was given up on.
         self.abandoned = False
+        # The reply token of the last event answered, and whether a second reply came.
+        self.answered: str | None = None
+        self.answered_twice = False
         # A signal wakeup descriptor: a wait for a reply ends early when it fires.
         self.interrupt_fd: int | None = None
 
@@ -163,16 +168,21 @@ class WorkerProcess:
         return True
 
     def wait_reply(self, deadline: float, token: str, *, interruptible: bool = True) -> InvokeReply:
-        reply = self._read(
-            deadline,
-            frozenset((protocol.RESULT, protocol.ERROR)),
-            self.max_response + _ERROR_SLACK,
-            self.interrupt_fd if interruptible else None,
-        )
-        if not isinstance(reply, protocol.Frame):
-            return reply
-        if reply.meta.get("reply_token") != token:
-            return Garbled("a reply that does not belong to this event")
+        """The reply carrying ``token``. A second reply to the event before, which handler
+        code can forge (or a forked copy of the worker send), is passed over: it is no
+        fault of this event. The worker is marked ``answered_twice``, to be replaced."""
+        interrupt = self.interrupt_fd if interruptible else None
+        while True:
+            reply = self._read(deadline, _REPLIES, self.max_response + _ERROR_SLACK, interrupt)
+            if not isinstance(reply, protocol.Frame):
+                return reply
+            got = reply.meta.get("reply_token")
+            if got == token:
+                break
+            if self.answered is None or got != self.answered:
+                return Garbled("a reply that does not belong to this event")
+            self.answered_twice = True
+        self.answered = token
         if reply.kind == protocol.RESULT:
             if len(reply.body) > self.max_response:
                 return Oversized(len(reply.body))
@@ -187,6 +197,19 @@ class WorkerProcess:
             cause if isinstance(cause, dict) else None,
             retire=bool(reply.meta.get("retire")),
         )
+
+    def stray_output(self) -> str | None:
+        """Why this worker must not be given an event: it wrote on its reply pipe while it had
+        none (a second reply to its last event, or anything else). None when all is quiet.
+        What it wrote would otherwise be read as the next event's reply."""
+        if self.from_worker < 0 or not protocol.readable(self.from_worker):
+            return None
+        stray = self._read(time.monotonic(), _REPLIES, self.max_response + _ERROR_SLACK)
+        if isinstance(stray, protocol.Frame) and self.answered is not None:
+            if stray.meta.get("reply_token") == self.answered:
+                self.answered_twice = True
+                return ANSWERED_TWICE
+        return "worker wrote on its reply pipe between events"
 
     def _read(
         self, deadline: float | None, allowed: frozenset[bytes], max_body: int, interrupt: int | None = None

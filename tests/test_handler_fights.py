@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from chaos_support import catches_signal, children_of, read_proc, wait_until
+from chaos_support import catches_signal, children_of, read_proc, wait_until, worker_replacements
 from runtime_harness import invoke, log_records, running_runtime, write_task
 
 from lambda_supervisor.process import RuntimeProcess
@@ -106,6 +106,16 @@ def forge_own_reply(event, context):
     os.write(loop["to_supervisor"], struct.pack("!cII", b"O", len(meta), len(body)) + meta + body)
     time.sleep(event.get("sleep", 0))
     return {"n": event["n"], "forged": False}
+
+def write_when_idle(event, context):
+    """Leave a child that writes on the reply pipe once the worker has answered."""
+    pipe = _runtime_locals()["to_supervisor"]
+    if os.fork() == 0:
+        time.sleep(0.2)
+        os.write(pipe, bytes.fromhex(event["hex"]))
+        open(event["written"], "w").close()
+        os._exit(0)
+    return {"n": event["n"]}
 
 def escape(event, context):
     popen = subprocess.Popen(["sleep", "3600"], start_new_session=True)
@@ -206,6 +216,61 @@ def test_a_worker_that_joins_the_supervisors_group_is_still_killed_at_its_deadli
     finally:
         _kill_left(identities)
     assert runtime.running
+
+
+# --------------------------------------------------------------- two replies for one event
+
+
+@pytest.mark.timeout(60)
+def test_a_handler_that_forks_and_falls_through_taints_no_other_event(emulator, runtime):
+    """Tried: a handler that forks and returns in both processes, so the child runs on into
+    the worker's own loop. The event gets one answer; the child leaves without writing a
+    second reply; the next events are answered with their own results by the worker."""
+    first = emulator.submit({"do": "fork_and_fall_through", "n": 1}, timeout=30)
+    outcome = first.result(30)
+    assert outcome.kind == "response" and outcome.json()["n"] == 1, outcome
+    worker = outcome.json()["pid"]
+    for n in range(2, 6):
+        assert _serving(emulator, n) == worker
+    assert emulator.outcomes(first.request_id) == [outcome]
+    # The child left at once (a zombie until the worker reaps it or is replaced).
+    assert [p.pid for p in children_of(worker) if p.state != "Z"] == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sleep", [0, 0.5], ids=["then-returns", "then-returns-late"])
+def test_a_reply_forged_with_the_events_own_token_taints_only_that_event(emulator, runtime, sleep):
+    """Tried: a handler that digs the reply token out of the worker's loop and writes a
+    well-formed reply with it on the pipe, then returns (at once, or after the next event has
+    been handed over), so that two replies carrying its token are queued. Its own event may
+    take either; the next one must get its own result, and the worker that answered twice is
+    replaced."""
+    first = emulator.submit({"do": "forge_own_reply", "n": 1, "sleep": sleep}, timeout=30)
+    second = emulator.submit({"do": "ok", "n": 2}, timeout=30)
+    outcome = first.result(30)
+    assert outcome.kind == "response" and outcome.json()["n"] == 1, outcome
+    answer = second.result(30)
+    assert answer.kind == "response" and answer.json()["n"] == 2, answer
+    assert emulator.outcomes(first.request_id) == [outcome]
+    assert emulator.outcomes(second.request_id) == [answer]
+    assert wait_until(lambda: len(worker_replacements(runtime)) == 1, 10), worker_replacements(runtime)
+    assert worker_replacements(runtime)[0]["reason"] == "worker answered an event twice"
+    _serving(emulator, 3)
+
+
+@pytest.mark.timeout(60)
+def test_bytes_written_on_the_reply_pipe_between_events_taint_no_event(emulator, runtime, tmp_path):
+    """Tried: a handler that returns at once, leaving a child that writes junk on the reply
+    pipe a moment later, while the worker waits for its next event. That event must get its
+    own result (from a fresh worker), not a protocol error."""
+    written = tmp_path / "written"
+    first = invoke(emulator, {"do": "write_when_idle", "n": 1, "hex": "7a7a7a", "written": str(written)})
+    assert first.kind == "response" and first.json()["n"] == 1, first
+    assert wait_until(written.exists, 10)
+    _serving(emulator, 2)
+    assert [r["reason"] for r in worker_replacements(runtime)] == [
+        "worker wrote on its reply pipe between events"
+    ]
 
 
 # --------------------------------------------------------------- processes in sessions of their own
