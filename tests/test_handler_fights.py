@@ -169,7 +169,7 @@ def _start_time(pid: int) -> int | None:
 
 
 def _alive(identities: dict[str, tuple[int, int]]) -> dict[str, int]:
-    """The ones still running (a zombie has finished; its reaping is checked separately)."""
+    """The ones still running (a zombie has finished running)."""
     alive = {}
     for name, (pid, start) in identities.items():
         proc = read_proc(pid)
