@@ -30,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     # the supervisor keeps it for replacement workers anyway, so it is imported once, not
     # once in each process, and its pages stay shared between the two.
     import worker.main  # noqa: F401
-    from supervisor.worker_process import WorkerProcess
+    from supervisor.worker_process import WorkerProcess, become_subreaper
 
+    # Before the first fork, so that nothing a handler starts can escape to init.
+    become_subreaper()
     first_worker = WorkerProcess.spawn(settings)
 
     # From here on the worker initialises in parallel with the supervisor's own imports.

@@ -19,6 +19,7 @@ from supervisor import errors
 from supervisor.config import Settings
 from supervisor.runtime_api import Invocation, LongPollAborted, PostOutcome, RuntimeAPIClient
 from supervisor.worker_process import (
+    ANSWERED_TWICE,
     Died,
     Failed,
     InitFailed,
@@ -30,6 +31,7 @@ from supervisor.worker_process import (
     StartReply,
     TimedOut,
     WorkerProcess,
+    adopts_orphans,
 )
 
 EXIT_OK = 0
@@ -59,8 +61,8 @@ class Supervisor:
         self.shutdown_requested = False
         self.waiting_for_event = False
         self.wakeup_read: int | None = None
-        # Only PID 1 inherits the processes a handler leaves behind.
-        self.reaps_orphans = os.getpid() == 1
+        # A subreaper (or PID 1) inherits the processes a handler leaves behind.
+        self.reaps_orphans = adopts_orphans()
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ class Supervisor:
     def shutdown(self) -> None:
         """Give the worker its shutdown hook (SIGTERM), then exit cleanly."""
         status = self.worker.stop(SHUTDOWN_GRACE)
-        self.worker.release()
+        self._release_worker()
         self.api.close()
         self.log.info("runtime shut down", pid=self.worker.pid, status=errors.describe_status(status))
 
@@ -162,6 +164,11 @@ class Supervisor:
                 invocation, errors.timeout_error(invocation.timeout_seconds, invocation.request_id)
             )
             return
+        stray = self.worker.stray_output()
+        if stray:
+            # What the worker wrote would be read as this event's reply: a fresh one serves it.
+            self.worker.kill()
+            self._replace_worker(stray, pid=self.worker.pid)
         served_by = self.worker
         if not self.worker.send(invocation, kill_at):
             if time.monotonic() < kill_at:
@@ -174,6 +181,10 @@ class Supervisor:
         if self.reaps_orphans:
             self._reap_orphans()
         if self.worker is served_by and served_by.wait_status is None:
+            if served_by.answered_twice:
+                self.worker.kill()
+                self._replace_worker(ANSWERED_TWICE, requestId=invocation.request_id, pid=served_by.pid)
+                return
             served_by.invocations += 1
             self._recycle_if_due()
 
@@ -187,19 +198,11 @@ class Supervisor:
     def _reap_orphans(self) -> None:
         """Reap processes a handler left behind once they are re-parented to us.
 
-        That happens when the supervisor is PID 1 (a container image run without an init);
-        unreaped, they would pile up as zombies. The worker's own status is kept if it is
-        among them.
+        That happens when the supervisor is a subreaper, or PID 1 (a container image run
+        without an init); unreaped, they would pile up as zombies. The worker's own status
+        is kept if it is among them.
         """
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid == self.worker.pid:
-                self.worker.wait_status = status
+        self.worker.reap_orphans()
 
     def _wait_reply(self, kill_at: float, token: str) -> InvokeReply:
         """The worker's reply; on shutdown, waited for only for the grace period."""
@@ -305,7 +308,7 @@ class Supervisor:
         """Start a fresh worker in place of the current one. ``failure`` holds the fields of
         an error record (with ``why`` as its message) about the worker replaced; it is
         logged while the replacement runs its init."""
-        self.worker.release()
+        self._release_worker()
         self.worker = WorkerProcess.spawn(self.settings)
         self.worker.interrupt_fd = self.wakeup_read
         if failure:
@@ -324,6 +327,13 @@ class Supervisor:
             self.worker.kill()
             self.log.error("replacement worker did not become ready", reply=repr(reply))
         raise WorkerUnavailable()
+
+    def _release_worker(self) -> None:
+        stuck = self.worker.release()
+        if self.worker.abandoned:
+            self.log.error("worker would not die when killed; left behind", pid=self.worker.pid)
+        if stuck:
+            self.log.error("processes a worker started would not die when killed", pids=stuck)
 
     def _wait_ready(self, timeout: float | None) -> StartReply:
         """A worker's init report. If a shutdown is requested first, the init gets the grace

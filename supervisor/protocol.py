@@ -117,6 +117,13 @@ def _wait_for(poller: select.poll, fd: int, deadline: float | None, interrupt: i
     raise PeerClosed()
 
 
+def readable(fd: int) -> bool:
+    """Is there something to read on ``fd`` right now? (Not merely its writer gone.)"""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(events & select.POLLIN for _, events in poller.poll(0))
+
+
 def read_frame(
     fd: int,
     *,

@@ -18,13 +18,13 @@ from enum import Enum
 from typing import Any
 
 from supervisor import errors
-from worker.reports import XRAY_CAUSE_BYTES
 from supervisor.runtime_connection import (
     TRANSPORT_ERRORS,
     Headers,
     IncompleteAnswer,
     RuntimeConnection,
 )
+from worker.reports import XRAY_CAUSE_BYTES
 
 API_VERSION = "/2018-06-01"
 EXTENSION_API = "/2020-01-01/extension"
@@ -320,9 +320,10 @@ class RuntimeAPIClient:
         """End the blocking /next (or the one about to start) from a signal handler.
 
         It then fails with a transport error, which ``next_invocation`` turns into
-        ``LongPollAborted`` in the main flow. If an answer is already arriving it is left
-        to complete: that event is served before the runtime stops. Lambda only sends
-        SIGTERM when no event is being handed out.
+        ``LongPollAborted`` in the main flow. An answer the API sent before it saw the
+        runtime go is still read (``RuntimeConnection.abort``), and that event is served
+        before the runtime stops. Lambda only sends SIGTERM when no event is being handed
+        out; a local emulator can hand one out at any moment.
         """
         self.stopping = True
         self.connection.abort()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import select
 import socket
+import struct
 import time
 from typing import Any
 
@@ -36,6 +37,10 @@ _WAIT_SLICE = 0.05
 # What HTTP allows around a header value. str.strip() would also take the bytes 85 and a0,
 # which are whitespace once read as latin-1, off a request id ("voilà" ends in a0).
 _HEADER_WHITESPACE = " \t"
+# How long an aborted long poll still listens for an answer the API sent before it saw the
+# runtime go. Lambda allows the runtime 500 ms from SIGTERM to exit, worker shutdown included.
+ABORT_LINGER = 0.2
+_ABORT_LINGER_TIMEVAL = struct.pack("ll", 0, int(ABORT_LINGER * 1_000_000))
 
 
 class TransportError(Exception):
@@ -118,24 +123,31 @@ class RuntimeConnection:
         self._deadline: float | None = None
         # Set by ``cut_short``: no timed exchange gets longer than this any more.
         self._longest: float | None = None
+        self._aborted = False
 
     def abort(self) -> None:
         """End the abortable exchange under way (the long poll for /next), or the next one
         before it is sent; safe to call from a signal handler, which may run at any point
         of ``request``. Other exchanges (posting an answer) are never cut short.
 
-        An exchange whose answer is already arriving is left to complete. Otherwise its
-        socket is shut, which ends a blocked read and any later one; with no socket yet,
-        a flag makes the next abortable ``request`` give up once its socket exists.
+        Only the sending side of the socket is shut. The Runtime API sees the runtime go
+        and hands out nothing more, but an answer it sent just before is still read in
+        full: shutting the receiving side too would throw away an event already handed
+        out, which then nobody answers. From here on each read of the exchange gives up
+        after ``ABORT_LINGER`` seconds of silence, so an API that neither answers nor
+        closes cannot hold the runtime past its shutdown. With no socket yet, a flag makes
+        the next abortable ``request`` give up once its socket exists.
         """
         connection = self._in_flight
         sock = None if connection is None else connection.sock
         if sock is None:
             self._abort_next = True
             return
+        self._aborted = True
         try:
-            if not select.select([sock], [], [], 0)[0]:
-                sock.shutdown(socket.SHUT_RDWR)
+            # A blocked read interrupted by the signal is resumed with this timeout.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _ABORT_LINGER_TIMEVAL)
+            sock.shutdown(socket.SHUT_WR)
         except (OSError, ValueError):
             pass
 
@@ -169,6 +181,7 @@ class RuntimeConnection:
         """
         head = self._request_head(method, path, body, headers)
         connection = self.pool._get_conn()  # closes it first if the peer dropped it
+        self._aborted = False
         self._in_flight = connection if abortable else None
         if timeout is not None:
             self._deadline = time.monotonic() + timeout
@@ -190,8 +203,8 @@ class RuntimeConnection:
                 if body:
                     self._send(sock, body)
             answer, keep_alive = _read_answer(_SocketReader(sock, self))
-            if not keep_alive:
-                connection.close()
+            if not keep_alive or self._aborted:
+                connection.close()  # a half-shut connection is never used again
             return answer
         except BaseException:
             connection.close()

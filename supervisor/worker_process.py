@@ -1,7 +1,9 @@
 """One worker process as the supervisor sees it: fork it, feed it, watch it, kill it.
 
-The worker runs in its own process group so that a kill takes everything the handler
-started with it. The supervisor waits on two things at once: the result pipe, and a pidfd
+The worker runs in its own process group, and the supervisor is a child subreaper, so
+that whatever a handler starts stays below the supervisor: a kill of the worker takes its
+group and every process descended from it, even those that left for sessions and groups
+of their own. The supervisor waits on two things at once: the result pipe, and a pidfd
 that turns readable the moment the worker dies, so a death is noticed at once even if a
 grandchild still holds the pipe open.
 """
@@ -13,8 +15,10 @@ import os
 import re
 import select
 import signal
+import struct
 import sys
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from supervisor import protocol
@@ -25,6 +29,11 @@ if TYPE_CHECKING:  # imported for annotations only: the first fork happens befor
 
 # Room for an error body beyond the response limit (the worker truncates its own).
 _ERROR_SLACK = 1 << 20
+_REPLIES = frozenset((protocol.RESULT, protocol.ERROR))
+ANSWERED_TWICE = "worker answered an event twice"
+# How long a SIGKILLed process gets to die before it is given up on. SIGKILL cannot be
+# caught or blocked; only a process stuck in the kernel (a hung file system) outlasts it.
+KILL_WAIT = 2.0
 # What a reply's content type must look like to go into the /response request's headers:
 # handler code can reach the worker's marshalling, and a CR or LF would split the request.
 _HEADER_VALUE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
@@ -86,6 +95,11 @@ class WorkerProcess:
         self.pidfd: int | None = _pidfd_open(pid)
         self.started_at = time.monotonic()
         self.invocations = 0
+        # Set when the worker would not die when killed; it was given up on.
+        self.abandoned = False
+        # The reply token of the last event answered, and whether a second reply came.
+        self.answered: str | None = None
+        self.answered_twice = False
         # A signal wakeup descriptor: a wait for a reply ends early when it fires.
         self.interrupt_fd: int | None = None
 
@@ -111,6 +125,11 @@ class WorkerProcess:
             os.setpgid(pid, pid)  # also done in the child; whichever runs first wins
         except OSError:
             pass
+        global _first_worker_start
+        if _first_worker_start is None:
+            first = _read_stat(pid)
+            _first_worker_start = first.start if first is not None else 0
+        _keeper.watch(pid)
         return cls(pid, event_write, reply_read, settings.max_response_bytes)
 
     # -- talking to it ----------------------------------------------------------------------
@@ -149,16 +168,21 @@ class WorkerProcess:
         return True
 
     def wait_reply(self, deadline: float, token: str, *, interruptible: bool = True) -> InvokeReply:
-        reply = self._read(
-            deadline,
-            frozenset((protocol.RESULT, protocol.ERROR)),
-            self.max_response + _ERROR_SLACK,
-            self.interrupt_fd if interruptible else None,
-        )
-        if not isinstance(reply, protocol.Frame):
-            return reply
-        if reply.meta.get("reply_token") != token:
-            return Garbled("a reply that does not belong to this event")
+        """The reply carrying ``token``. A second reply to the event before, which handler
+        code can forge (or a forked copy of the worker send), is passed over: it is no
+        fault of this event. The worker is marked ``answered_twice``, to be replaced."""
+        interrupt = self.interrupt_fd if interruptible else None
+        while True:
+            reply = self._read(deadline, _REPLIES, self.max_response + _ERROR_SLACK, interrupt)
+            if not isinstance(reply, protocol.Frame):
+                return reply
+            got = reply.meta.get("reply_token")
+            if got == token:
+                break
+            if self.answered is None or got != self.answered:
+                return Garbled("a reply that does not belong to this event")
+            self.answered_twice = True
+        self.answered = token
         if reply.kind == protocol.RESULT:
             if len(reply.body) > self.max_response:
                 return Oversized(len(reply.body))
@@ -173,6 +197,19 @@ class WorkerProcess:
             cause if isinstance(cause, dict) else None,
             retire=bool(reply.meta.get("retire")),
         )
+
+    def stray_output(self) -> str | None:
+        """Why this worker must not be given an event: it wrote on its reply pipe while it had
+        none (a second reply to its last event, or anything else). None when all is quiet.
+        What it wrote would otherwise be read as the next event's reply."""
+        if self.from_worker < 0 or not protocol.readable(self.from_worker):
+            return None
+        stray = self._read(time.monotonic(), _REPLIES, self.max_response + _ERROR_SLACK)
+        if isinstance(stray, protocol.Frame) and self.answered is not None:
+            if stray.meta.get("reply_token") == self.answered:
+                self.answered_twice = True
+                return ANSWERED_TWICE
+        return "worker wrote on its reply pipe between events"
 
     def _read(
         self, deadline: float | None, allowed: frozenset[bytes], max_body: int, interrupt: int | None = None
@@ -229,26 +266,50 @@ class WorkerProcess:
         return self.wait_status
 
     def kill(self) -> int:
-        """SIGKILL the whole process group and reap the worker; returns its wait status."""
+        """SIGKILL the worker and its process group; the worker's wait status.
+
+        The worker itself is always signalled (through its pidfd, so never a process that
+        has since taken its pid): a handler can move it out of its own group, even into the
+        supervisor's, and a kill of the group alone would then miss it. The wait is bounded:
+        a worker that does not die within ``KILL_WAIT`` (stuck in the kernel) is marked
+        ``abandoned`` and reported as killed, and reaped later like any orphan.
+        """
+        if self.wait_status is not None:
+            return self.wait_status
+        # Found before the worker dies and lets go of them: the processes it started, by
+        # their parent links, wherever they moved (without a subreaper, the only chance).
+        family = _family(_processes(), [self.pid])
+        self._signal(signal.SIGKILL)
         _kill_group(self.pid)
-        if self.wait_status is None:
-            try:
-                _, self.wait_status = os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                self.wait_status = 0
-        return self.wait_status
+        for process in family:
+            if process.pid != self.pid:
+                _kill_process(process)
+        status = self.wait_exit(KILL_WAIT)
+        if status is None:
+            self.abandoned = True
+            self.wait_status = status = signal.SIGKILL  # the status it will die with
+        return status
 
     def stop(self, grace: float) -> int:
         """Retire the worker: SIGTERM (its shutdown hook, if the handler installed one) and
         end of input, then SIGKILL for the whole group after ``grace`` seconds."""
         if not self.exited():
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self._signal(signal.SIGTERM)
         _close_quietly(self.to_worker)
         status = self.wait_exit(grace)
         return status if status is not None else self.kill()
+
+    def _signal(self, signum: int) -> None:
+        """Signal the worker, unless it has been reaped (its pid may be another's by now)."""
+        if self.wait_status is not None:
+            return
+        try:
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def rss_mb(self) -> float | None:
         """The worker's resident memory, from /proc (None where that is not available)."""
@@ -261,14 +322,84 @@ class WorkerProcess:
             return None
         return None
 
-    def release(self) -> None:
-        """Close what the supervisor holds for this worker and kill anything it left behind."""
+    def release(self) -> list[int]:
+        """Kill what is left of this worker and close what the supervisor holds for it.
+
+        Everything goes: the worker if it still runs, its process group, and every process
+        below the supervisor that a worker started (the supervisor being their subreaper,
+        processes whose parents died are its children now). They are reaped, so none is
+        left a zombie. Returns the pids of those that would not die within ``KILL_WAIT``.
+        """
+        self._signal(signal.SIGKILL)
         _kill_group(self.pid)
+        stuck = self._kill_leftovers()
+        _keeper.watch(0)
         for fd in (self.to_worker, self.from_worker, self.pidfd):
             if fd is not None:
                 _close_quietly(fd)
         self.to_worker = self.from_worker = -1
         self.pidfd = None
+        return stuck
+
+    def reap_orphans(self) -> None:
+        """Reap the supervisor's children that have exited, other than this worker: the
+        orphans re-parented to it. This worker's exit, if it is among them, is recorded as
+        its wait status (``exited``), never lost."""
+        waitid = getattr(os, "waitid", None)
+        while True:
+            try:
+                if waitid is None:  # no peeking at a status before taking it
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                    if pid == self.pid and self.wait_status is None:
+                        self.wait_status = status
+                else:
+                    exited = waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                    pid = 0 if exited is None else self._reap(exited.si_pid)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    def _reap(self, pid: int) -> int:
+        """Reap one child that has exited; returns its pid, or 0 if it had not."""
+        if pid == self.pid and not self.abandoned:
+            return pid if self.exited() else 0
+        if pid == _keeper.pid:
+            _keeper.pid = None  # dead: the next worker it is told about starts another
+        try:
+            return os.waitpid(pid, os.WNOHANG)[0]
+        except ChildProcessError:
+            return 0
+
+    def _kill_leftovers(self) -> list[int]:
+        """SIGKILL and reap every process below the supervisor that a worker started,
+        until none is left or ``KILL_WAIT`` has passed; the pids still running then.
+
+        Children of the supervisor older than its first worker are not a worker's (an exec
+        wrapper may have left them), and are spared with their descendants.
+        """
+        supervisor = os.getpid()
+        give_up = time.monotonic() + KILL_WAIT
+        while True:
+            processes = _processes()
+            started = [
+                p.pid
+                for p in processes
+                if p.ppid == supervisor
+                and p.pid != _keeper.pid
+                and (_first_worker_start is None or p.start >= _first_worker_start)
+            ]
+            left = _family(processes, started)
+            for process in left:
+                if process.state != "Z":
+                    _kill_process(process)
+                elif process.ppid == supervisor:
+                    self._reap(process.pid)
+            if not left:
+                return []
+            if time.monotonic() >= give_up:
+                return [p.pid for p in left if p.state != "Z"]
+            time.sleep(0.002)
 
 
 # Linux's F_SETPIPE_SZ (the fcntl module names it from Python 3.10 on).
@@ -298,15 +429,108 @@ def _pidfd_open(pid: int) -> int | None:
         return None
 
 
+def become_subreaper() -> bool:
+    """Make the supervisor a child subreaper (Linux): a process that a handler started and
+    whose parent died (a double fork, a child of a worker killed at its deadline) is then
+    re-parented to the supervisor instead of to init, where the next kill of a worker
+    finds it and the supervisor reaps it. False where the kernel does not offer it."""
+    global _subreaper
+    _subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    return _subreaper
+
+
+def adopts_orphans() -> bool:
+    """Are processes orphaned below the supervisor re-parented to it (to be reaped)?"""
+    return _subreaper or os.getpid() == 1
+
+
+def _prctl(option: int, value: int | bytes) -> bool:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False  # not Linux
+
+
+class _Process(NamedTuple):
+    """A process as /proc/PID/stat places it."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    state: str
+    start: int  # clock ticks after boot: with ``pid``, which process this is
+
+
+def _processes() -> list[_Process]:
+    """Every process in /proc (none where there is no /proc)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if name.isdigit():
+            process = _read_stat(int(name))
+            if process is not None:
+                found.append(process)
+    return found
+
+
+def _read_stat(pid: int) -> _Process | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            line = stat.read()
+        # The command name, in parentheses, may hold anything: the fields follow the last ")".
+        state, ppid, pgid, sid, *rest = line[line.rindex(b")") + 2 :].split()
+        return _Process(pid, int(ppid), int(pgid), int(sid), state.decode(), int(rest[15]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _family(processes: list[_Process], roots: Iterable[int]) -> list[_Process]:
+    """The processes ``roots`` and all their descendants, by parent links."""
+    by_pid = {p.pid: p for p in processes}
+    children: dict[int, list[_Process]] = {}
+    for process in processes:
+        children.setdefault(process.ppid, []).append(process)
+    found = [by_pid[pid] for pid in roots if pid in by_pid]
+    frontier = list(found)
+    while frontier:
+        for child in children.get(frontier.pop().pid, ()):
+            found.append(child)
+            frontier.append(child)
+    return found
+
+
+def _kill_process(process: _Process) -> None:
+    """SIGKILL a process found in /proc, unless its pid has gone to another process since."""
+    opener = getattr(os, "pidfd_open", None)
+    try:
+        if opener is None:
+            os.kill(process.pid, signal.SIGKILL)
+            return
+        fd = opener(process.pid)
+    except OSError:
+        return  # gone already
+    try:
+        again = _read_stat(process.pid)
+        if again is not None and again.start == process.start:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _kill_group(pid: int) -> None:
-    """SIGKILL the worker's process group; the worker alone if the group is already gone."""
+    """SIGKILL the process group the worker ``pid`` was given (whoever is still in it)."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        pass
 
 
 def _close_quietly(fd: int) -> None:
@@ -372,31 +596,131 @@ def _become_worker(settings: Settings, event_read: int, reply_write: int) -> Non
 
 
 def _die_with_supervisor(supervisor_pid: int) -> None:
-    """Have the kernel signal this worker if the supervisor dies (even by SIGKILL), and
-    answer that signal by killing the worker's whole process group.
+    """Have the kernel SIGKILL this worker when the supervisor dies (even by SIGKILL).
 
-    The worker has a process group of its own, so nothing else would stop a handler, or
-    what it forked, running on after the supervisor is gone. The kernel's death signal
-    reaches the worker alone; the handler below extends it to the group.
+    SIGKILL because handler code can block, catch or ignore any other signal. What the
+    worker started is the keeper's to take down (see ``_Keeper``).
     """
-    signal.signal(_SUPERVISOR_GONE, _kill_own_group)
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, _SUPERVISOR_GONE)
-    except (OSError, AttributeError):
+    if not _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL):
         return  # not Linux: the worker still exits when its event pipe closes
     if os.getppid() != supervisor_pid:
-        _kill_own_group()  # the supervisor died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)  # the supervisor died before the request took effect
 
 
-def _kill_own_group(*_signal_args: object) -> None:
-    os.killpg(os.getpgrp(), signal.SIGKILL)
+class _Keeper:
+    """The process that takes down what a worker started when the supervisor is killed.
+
+    The kernel kills the worker itself with the supervisor: its death signal
+    (``PR_SET_PDEATHSIG``) is SIGKILL. A death signal is one process's own, though: what
+    the worker forks inherits none, and nothing else would stop it once the supervisor is
+    gone. The keeper does. The supervisor forks it once; it runs no user code, and sits in
+    a process group of its own so that a kill aimed at the runtime's group leaves it its
+    work. It reads the current worker's pid from a pipe whose only writer is the
+    supervisor: when the supervisor dies, however it dies, the pipe reads end-of-file,
+    and the keeper SIGKILLs that worker, its process group and whatever is still
+    descended from it, then exits.
+
+    That is as far as the kernel allows: a process that left the worker's group and
+    whose parent died is re-parented to init once the supervisor is gone, and nothing
+    records where it came from (a PID namespace or a cgroup would; a Lambda runtime can
+    create neither). While the supervisor lives, its own kills reach those too.
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._pipe: int | None = None
+
+    def watch(self, worker_pid: int) -> None:
+        """Name the worker to take down with the supervisor from now on (0: none)."""
+        for _attempt in range(2):
+            if self._pipe is None and not (worker_pid and self._start()):
+                return
+            assert self._pipe is not None
+            try:
+                os.write(self._pipe, _PID.pack(worker_pid))
+                return
+            except BlockingIOError:
+                return  # the keeper has stopped reading: there is no waiting for it
+            except OSError:  # the keeper is gone (a handler killed it): start another
+                _close_quietly(self._pipe)
+                self._pipe = self.pid = None
+
+    def _start(self) -> bool:
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return False
+        if pid == 0:  # pragma: no cover - runs in the keeper, measured by the e2e tests
+            _keep(read_end)
+        os.close(read_end)
+        os.set_blocking(write_end, False)
+        self.pid, self._pipe = pid, write_end
+        return True
 
 
-# A real-time signal: nothing sends it by accident, and handler code rarely claims it.
-_SUPERVISOR_GONE = signal.SIGRTMIN
+def _keep(commands: int) -> None:  # pragma: no cover - runs in the keeper
+    """The keeper's life: note each worker the supervisor names; at end-of-file (the
+    supervisor is gone), kill the last one named and what it started."""
+    try:
+        gc.disable()
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        # Nor does it hold the runtime's output open: a reader waiting for its end would
+        # wait for the keeper too.
+        quiet = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(quiet, fd)
+        _close_inherited_fds({commands})
+        _prctl(_PR_SET_NAME, KEEPER_NAME.encode())
+        worker: _Process | None = None
+        pending = b""
+        while True:
+            chunk = os.read(commands, 512)
+            if not chunk:
+                break
+            pending += chunk
+            while len(pending) >= _PID.size:
+                (pid,) = _PID.unpack(pending[: _PID.size])
+                pending = pending[_PID.size :]
+                worker = _read_stat(pid) if pid else None
+        if worker is not None:
+            _take_down(worker)
+    finally:
+        os._exit(0)
+
+
+def _take_down(worker: _Process) -> None:  # pragma: no cover - runs in the keeper
+    """SIGKILL ``worker``, its process group and its descendants until none is left."""
+    session = os.getsid(0)
+    give_up = time.monotonic() + KILL_WAIT
+    while True:
+        processes = _processes()
+        still = [p for p in processes if p.pid == worker.pid and p.start == worker.start]
+        doomed = _family(processes, [p.pid for p in still])
+        doomed += [p for p in processes if p.pgid == worker.pid and p.sid == session]
+        doomed = [p for p in doomed if p.state != "Z"]
+        if not doomed or time.monotonic() >= give_up:
+            return
+        for process in doomed:
+            _kill_process(process)
+        time.sleep(0.005)
+
+
+# The keeper's name in /proc (at most 15 bytes).
+KEEPER_NAME = "lambda-keeper"
+_PID = struct.Struct("!i")
+_keeper = _Keeper()
+_PR_SET_NAME = 15
+_PR_SET_CHILD_SUBREAPER = 36
+# Set by become_subreaper; the first worker's start time, by spawn.
+_subreaper = False
+_first_worker_start: int | None = None
+
 _PR_SET_PDEATHSIG = 1
 
 # The runtime's own packages, and the third-party ones the supervisor loads for itself.

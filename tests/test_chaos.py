@@ -44,6 +44,8 @@ from chaos_support import (
 )
 from runtime_harness import invoke, running_runtime
 
+from supervisor.worker_process import KEEPER_NAME
+
 pytestmark = pytest.mark.chaos
 
 SOAK = int(os.environ.get("LAMBDA_SUPERVISOR_SOAK") or 2500)
@@ -87,10 +89,10 @@ def _posts(emulator) -> Counter[str]:
 
 
 def _no_leftovers(runtime) -> list:
-    """Nothing of any earlier worker is left: the runtime's processes are the supervisor, one
-    worker, and whatever the current worker's handlers started (its process group).
+    """Nothing of any earlier worker is left: the runtime's processes are the supervisor, its
+    keeper, one worker, and whatever the current worker's handlers started (its process group).
     Returns the offending process list, or [] when that holds."""
-    procs = session_procs(runtime.pid)
+    procs = [p for p in session_procs(runtime.pid) if p.name != KEEPER_NAME]
     workers = [p for p in procs if p.ppid == runtime.pid]
     if len(workers) != 1:
         return procs or ["no worker"]

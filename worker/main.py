@@ -51,6 +51,7 @@ def run(
 ) -> None:
     """Initialise, report ready or the init error, then serve events until the pipe closes."""
     started = time.monotonic()
+    worker_pid = os.getpid()
     global _log_handler
     unbuffered_stdio()
     _log_handler = configure_handler_logging()
@@ -64,6 +65,7 @@ def run(
         meta = {"error_type": report["errorType"]}
         protocol.write_frame(to_supervisor, protocol.INIT_ERROR, meta, encode_body(report))
         return
+    _leave_if_forked(worker_pid)
     init_ms = (time.monotonic() - started) * 1000
     protocol.write_frame(to_supervisor, protocol.READY, {"init_ms": round(init_ms, 3)})
     while True:
@@ -75,11 +77,19 @@ def run(
             return
         reply_token = frame.meta.pop("reply_token", None)
         kind, meta, body = invoke(handler, frame.meta, frame.body, max_response, memory_limit_mb)
+        _leave_if_forked(worker_pid)
         meta["reply_token"] = reply_token
         protocol.write_frame(to_supervisor, kind, meta, body)
         # Neither the event nor the result is kept while waiting for the next event: each
         # can be 6 MB, held for as long as the environment idles.
         del frame, body
+
+
+def _leave_if_forked(worker_pid: int) -> None:
+    """End a process that handler code forked and that came back into this loop (both sides
+    of a fork returning): only the worker answers, one reply per event."""
+    if os.getpid() != worker_pid:
+        os._exit(0)
 
 
 def invoke(
