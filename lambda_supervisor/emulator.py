@@ -679,7 +679,7 @@ class RuntimeAPIEmulator:
         """Decide the status of a ``/response`` or ``/error`` post, recording it."""
         with self._lock:
             invocation = self._invocations.get(request_id)
-            if invocation is None or not invocation.handed_out.is_set():
+            if invocation is None or invocation.hand_outs == 0:
                 return 400, _error_json("InvalidRequestID", f"Invalid request ID: {request_id!r}")
             status = _rejection_status(invocation)
             if status is not None:
@@ -689,6 +689,10 @@ class RuntimeAPIEmulator:
             outcome.status = 202
             invocation.accepted.append(outcome)
             invocation._done.set()
+            if invocation in self._queue:
+                # Put back after a hand-out that failed on our side, while the runtime had
+                # read enough of it to answer: its answer is the one, and it goes out no more.
+                self._queue.remove(invocation)
             self._lock.notify_all()
         return 202, {"status": "OK"}
 

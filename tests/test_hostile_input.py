@@ -175,13 +175,13 @@ def test_malformed_headers_on_next_still_get_one_answer(emulator, runtime, heade
     """Tried: deadlines that are not numbers, negative, 30 days ahead, in microseconds instead
     of milliseconds, or 40 digits long; a header line
     without a colon, with bytes beyond ASCII, with a NUL, with a space in its name; an
-    invocation id that is not a token; an 8 KB trace id; control bytes in the tenant id."""
+    invocation id that is not a token; an 8 KB trace id; control bytes in the tenant id.
+    Each is the handler's own answer: a deadline that is not a sane epoch counts as missing
+    (Lambda's longest timeout), and the other oddities are only carried to the context."""
     invocation = emulator.submit({"do": "ok", "n": 7}, timeout=30, headers=headers, raw_header_lines=raw)
     outcome = _only_answer(emulator, invocation)
-    if outcome.kind == "response":
-        assert outcome.json()["n"] == 7
-    else:  # a deadline already past is a timeout, reported by the supervisor
-        assert outcome.error_type == "Sandbox.Timedout", outcome
+    assert outcome.kind == "response", outcome
+    assert outcome.json()["n"] == 7
     _serving(emulator)
 
 

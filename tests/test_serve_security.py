@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -293,17 +294,40 @@ def test_malformed_framing_is_a_400_and_queues_nothing(serve_echo: ServeProcess)
 
 
 @pytest.mark.timeout(60)
-def test_an_event_the_runtime_never_receives_is_answered_not_requeued_for_ever(emulator, tmp_path) -> None:
-    """Tried: an event over the 64 MB the runtime reads (it drops the connection while the
-    answer is being written, then asks again). It used to go back first in line each time,
-    so no one was ever served again; now it is answered with an error after
-    MAX_HAND_OUTS tries, and the next event is served."""
+def test_an_event_the_runtime_never_receives_is_answered_not_requeued_for_ever(emulator) -> None:
+    """Tried: a taker that asks for the next event and drops the connection while the event
+    is being written, again and again (as a runtime does that refuses an event's size). The
+    event used to go back first in line each time, so no one was ever served again; now it
+    is answered with an error after MAX_HAND_OUTS tries, and the next event is handed out."""
+    too_big = emulator.submit(b'"' + b"x" * (16 << 20) + b'"', timeout=30)
+    host, port = emulator.address.split(":")
+    for _ in range(MAX_HAND_OUTS):
+        with socket.create_connection((host, int(port)), timeout=10) as taker:
+            taker.sendall(f"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            assert taker.recv(1024).startswith(b"HTTP/1.1 200")
+            taker.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not FIN
+    outcome = too_big.result(20)
+    assert (outcome.kind, outcome.error_type, outcome.status) == ("error", UNDELIVERABLE, 0)
+    assert too_big.hand_outs == MAX_HAND_OUTS
+    after = emulator.submit({"n": 1}, timeout=30)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    answer = conn.getresponse()
+    assert (answer.status, answer.getheader("Lambda-Runtime-Aws-Request-Id")) == (200, after.request_id)
+    conn.close()
+
+
+@pytest.mark.timeout(60)
+def test_an_event_over_what_the_runtime_reads_is_answered_once_by_the_runtime(emulator, tmp_path) -> None:
+    """Tried: an event over the 64 MB the runtime reads. The runtime knows its request id
+    from the answer's head, so it answers it itself, once, and serves the next event."""
     with running_runtime(emulator, tmp_path, {"app.py": "def handler(event, context):\n    return 'ok'\n"}):
         too_big = emulator.submit(b'"' + b"x" * (65 << 20) + b'"', timeout=30)
         outcome = too_big.result(20)
-        assert (outcome.kind, outcome.error_type, outcome.status) == ("error", UNDELIVERABLE, 0)
-        assert too_big.hand_outs == MAX_HAND_OUTS
+        assert (outcome.kind, outcome.error_type, outcome.status) == ("error", "Runtime.IncompleteEvent", 202)
+        assert too_big.hand_outs == 1
         assert invoke(emulator).json() == "ok"
+        assert len(emulator.outcomes(too_big.request_id)) == 1
 
 
 # ----------------------------------------------------------------------------- header lines
