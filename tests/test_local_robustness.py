@@ -192,7 +192,7 @@ def test_serve_memory_stays_flat_over_thousands_of_calls(app: Path, servers: lis
     """Tried: 2,300 calls, each printing 8 KB of logs, over one keep-alive connection.
 
     After 300 warm-up calls the serving process's resident memory may move by a few MB
-    (allocator noise), not by what keeping every line and request record costs (~25 MB).
+    (allocator noise), not by what keeping every line and request record costs (~19 MB).
     """
     server = ServeProcess(f"{app}:chatty", "--timeout", "30")
     servers.append(server)
@@ -259,10 +259,10 @@ def timed_invoke(app: Path, function: str, size: int) -> tuple[float, subprocess
 
 @pytest.mark.timeout(120)
 def test_one_long_output_line_costs_what_many_short_ones_do(app: Path) -> None:
-    """Tried: 32 MB printed as one line, then as 32,768 lines of 1 KB.
+    """Tried: 32 MB printed as 32,768 lines of 1 KB, then as one line.
 
     Reading must be linear: the single line may not take much longer than the many lines
-    (it took 9 times as long when the reader concatenated chunk by chunk). Only the first
+    (a reader that concatenates chunk by chunk takes ten times as long). Only the first
     256 KiB of the line are kept, and the rest is said to be dropped.
     """
     size = 32 * 1024 * 1024
