@@ -33,9 +33,9 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 RUNTIME_PREFIX = "/2018-06-01"
@@ -44,6 +44,8 @@ DEFAULT_ACCOUNT = "012345678912"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_PAYLOAD = 6_291_556
 STREAMED_MAX_PAYLOAD = 200 * 1024 * 1024
+# What ``X-Amz-Log-Type: Tail`` returns of an invocation's logs, as the Invoke API does.
+LOG_TAIL_BYTES = 4096
 # Bodies larger than this are not even drained: the connection is simply closed.
 MAX_DRAIN_BYTES = 1024 * 1024 * 1024
 _DRAIN_CHUNK = 64 * 1024
@@ -68,6 +70,11 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # them on purpose, to check that the runtime copes.
 _LINE_BREAKING = re.compile(r"[\r\n\x00]")
 _PROC_TCP = "/proc/net/tcp"
+
+# What the Invoke API queues for ``InvocationType=Event`` before it answers 429: Lambda's
+# own queue is durable storage, this one is memory in the serving process.
+ASYNC_QUEUE_LENGTH = 100
+ASYNC_QUEUE_BYTES = 32 * 1024 * 1024
 
 _INVOCATION_POST = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
 _INVOKE_PATH = re.compile(r"^(?:/2015-03-31)?/functions/([^/]+)/invocations$")
@@ -149,9 +156,12 @@ class Invocation:
         timeout: float,
         extra_headers: dict[str, str],
         function_arn: str,
+        asynchronous: bool = False,
     ) -> None:
         self.request_id = request_id
         self.body = body
+        # Submitted as ``InvocationType=Event``: no caller waits, it counts against the async queue.
+        self.asynchronous = asynchronous
         self.content_type = content_type
         self.timeout = timeout
         self.extra_headers = extra_headers
@@ -177,6 +187,11 @@ class Invocation:
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    @property
+    def size(self) -> int:
+        """Bytes this record holds on to: the event and every body posted about it."""
+        return len(self.body) + sum(len(outcome.body) for outcome in self.accepted + self.rejected)
 
     def _deadline_passed(self) -> bool:
         return self.deadline_ms is not None and _now_ms() > self.deadline_ms
@@ -204,6 +219,10 @@ class InvokeListener(Protocol):
     def invocation_finished(self, invocation: Invocation, outcome: Outcome) -> None: ...
 
     def log_tail(self, invocation: Invocation) -> str: ...
+
+
+class QueueFull(Exception):
+    """The async queue is at its bound; the Invoke API answers 429 TooManyRequestsException."""
 
 
 class _Fault:
@@ -297,10 +316,16 @@ class RuntimeAPIEmulator:
         # timeout report before it answers the caller with a timeout itself.
         self.invoke_grace = invoke_grace
         self.listener: InvokeListener | None = None
-        # None keeps every invocation (tests inspect them all); a number keeps only that
-        # many finished ones, so a long-running local server does not grow without bound.
+        # None keeps every invocation and request record (tests inspect them all); numbers
+        # keep only the newest finished invocations (that many, holding at most that many
+        # bytes) and request records, so a long-running local server stays bounded.
         self.retain_finished: int | None = None
-        self.requests: list[tuple[float, str, str, str | None]] = []
+        self.retain_finished_bytes: int | None = None
+        self.retain_requests: int | None = None
+        # Bounds of the queue of ``InvocationType=Event`` calls not yet handed out.
+        self.async_queue_length = ASYNC_QUEUE_LENGTH
+        self.async_queue_bytes = ASYNC_QUEUE_BYTES
+        self.requests: collections.deque[tuple[float, str, str, str | None]] = collections.deque()
         self.init_errors: list[Outcome] = []
         # ``POST /2020-01-01/extension/register`` calls (kind "extension_register").
         self.extension_registrations: list[Outcome] = []
@@ -430,6 +455,7 @@ class RuntimeAPIEmulator:
         invoked_function_arn: str | None = None,
         headers: Mapping[str, str] | None = None,
         raw_header_lines: Sequence[bytes] = (),
+        asynchronous: bool = False,
     ) -> Invocation:
         """Queue an event for the next ``GET /next``; headers are sent only when given.
 
@@ -437,6 +463,9 @@ class RuntimeAPIEmulator:
         same name (``Lambda-Runtime-Deadline-Ms``, say); ``raw_header_lines`` are written
         verbatim (CRLF appended), so a test can send what no well-behaved server would.
         Any other value that cannot be one header line raises ``UnsendableHeader``.
+        An ``asynchronous`` event (``InvocationType=Event``) is refused with ``QueueFull``
+        when the async events already waiting reach ``async_queue_length`` or, with it,
+        would exceed ``async_queue_bytes``.
         """
         extra = {
             "Lambda-Runtime-Client-Context": client_context,
@@ -451,6 +480,7 @@ class RuntimeAPIEmulator:
             timeout=self.function_timeout if timeout is None else timeout,
             extra_headers={**{k: v for k, v in extra.items() if v is not None}, **(headers or {})},
             function_arn=invoked_function_arn or self.function_arn(),
+            asynchronous=asynchronous,
         )
         invocation.raw_header_lines = tuple(raw_header_lines)
         # Refused here, before it is queued, rather than at hand-out: the submitter (a
@@ -461,18 +491,44 @@ class RuntimeAPIEmulator:
         with self._lock:
             if invocation.request_id in self._invocations:
                 raise ValueError(f"request id {invocation.request_id!r} was already submitted")
+            if asynchronous:
+                self._check_async_room(len(invocation.body))
             self._invocations[invocation.request_id] = invocation
             self._queue.append(invocation)
             self._forget_finished()
             self._lock.notify_all()
         return invocation
 
+    def _check_async_room(self, size: int) -> None:
+        waiting = [invocation for invocation in self._queue if invocation.asynchronous]
+        queued_bytes = sum(len(invocation.body) for invocation in waiting)
+        if len(waiting) >= self.async_queue_length or queued_bytes + size > self.async_queue_bytes:
+            raise QueueFull(
+                f"Rate Exceeded. {len(waiting)} asynchronous invocations ({queued_bytes} bytes) are "
+                f"waiting; the local queue holds at most {self.async_queue_length} "
+                f"({self.async_queue_bytes} bytes)."
+            )
+
     def _forget_finished(self) -> None:
-        if self.retain_finished is None:
+        """Drop the finished invocations that finished first, down to the retention limits.
+
+        The newest finished one always stays: the thread that accepted its post looks it
+        up again to report it.
+        """
+        if self.retain_finished is None and self.retain_finished_bytes is None:
             return
-        finished = [key for key, invocation in self._invocations.items() if invocation.done]
-        for key in finished[: max(0, len(finished) - self.retain_finished)]:
-            del self._invocations[key]
+        finished = sorted(
+            (invocation for invocation in self._invocations.values() if invocation.done),
+            key=lambda invocation: invocation.accepted[0].received_at,
+        )
+        count, size = len(finished), sum(invocation.size for invocation in finished)
+        for invocation in finished[:-1]:
+            over_count = self.retain_finished is not None and count > self.retain_finished
+            over_size = self.retain_finished_bytes is not None and size > self.retain_finished_bytes
+            if not (over_count or over_size):
+                break
+            del self._invocations[invocation.request_id]
+            count, size = count - 1, size - invocation.size
 
     def wait_for_poll(self, timeout: float) -> bool:
         """True once a runtime is blocked in ``GET /next`` with nothing queued for it."""
@@ -603,6 +659,9 @@ class RuntimeAPIEmulator:
     def _record_request(self, method: str, path: str, route: str | None) -> None:
         with self._lock:
             self.requests.append((time.monotonic(), method, path, route))
+            if self.retain_requests is not None:
+                while len(self.requests) > self.retain_requests:
+                    self.requests.popleft()
 
     def _take_fault(self, route: str) -> _Fault | None:
         with self._lock:
@@ -1360,6 +1419,7 @@ class _InvokeSide:
                 client_context=client_context or None,
                 trace_id=handler.headers.get("X-Amzn-Trace-Id"),
                 invoked_function_arn=self.emulator.function_arn(name),
+                asynchronous=invocation_type == "Event",
             )
         except UnsendableHeader as exc:
             # A line break in the function name, the trace id or the client context (an
@@ -1367,6 +1427,9 @@ class _InvokeSide:
             self.answer_error(
                 400, "InvalidRequestContentException", f"The request cannot be passed to the function: {exc}."
             )
+            return
+        except QueueFull as full:
+            self.answer_error(429, "TooManyRequestsException", str(full))
             return
         if invocation_type == "Event":
             handler._send(202, b"", headers={"X-Amzn-Requestid": invocation.request_id})
@@ -1405,7 +1468,7 @@ class _InvokeSide:
         listener = self.emulator.listener
         text = listener.log_tail(invocation) if listener is not None else ""
         # The last 4 KB, cut on a character boundary so the decoded tail is valid UTF-8.
-        tail = text.encode("utf-8")[-4096:].decode("utf-8", errors="ignore").encode("utf-8")
+        tail = text.encode("utf-8")[-LOG_TAIL_BYTES:].decode("utf-8", errors="ignore").encode("utf-8")
         return base64.b64encode(tail).decode("ascii")
 
     def answer_error(self, status: int, error_type: str, message: str) -> None:
@@ -1422,5 +1485,6 @@ __all__ = [
     "Invocation",
     "InvokeListener",
     "Outcome",
+    "QueueFull",
     "RuntimeAPIEmulator",
 ]

@@ -10,6 +10,7 @@ END and REPORT lines, the log tail) and restarts the runtime if it dies while se
 from __future__ import annotations
 
 import argparse
+import collections
 import errno
 import json
 import math
@@ -23,20 +24,64 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from importlib.util import find_spec
+from importlib.util import find_spec, module_from_spec, spec_from_file_location
 from pathlib import Path
-from typing import Any, TextIO
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TextIO
 
-from lambda_supervisor.emulator import Invocation, Outcome, RuntimeAPIEmulator
-from lambda_supervisor.process import AWS_CREDENTIALS, PASSED_THROUGH, RuntimeProcess, parse_json_object
+from lambda_supervisor.emulator import LOG_TAIL_BYTES, Invocation, Outcome, RuntimeAPIEmulator
+from lambda_supervisor.process import (
+    AWS_CREDENTIALS,
+    PASSED_THROUGH,
+    REPO_ROOT,
+    LineTail,
+    RuntimeProcess,
+    parse_json_object,
+)
+
+if TYPE_CHECKING:
+    from supervisor import errors
+
+
+def _runtime_errors() -> ModuleType:
+    """The runtime's ``supervisor/errors.py``, where its error types and exit wording live.
+
+    Loaded from beside this package, not imported by name: ``python -m`` puts the current
+    directory first on sys.path, and a function's directory may hold a ``supervisor``
+    package of its own (a dependency of that name), which must not be taken for ours.
+    """
+    path = REPO_ROOT / "supervisor" / "errors.py"
+    spec = spec_from_file_location("lambda_supervisor._runtime_errors", path)
+    assert spec is not None and spec.loader is not None, path
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if not TYPE_CHECKING:
+    errors = _runtime_errors()
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_PORT = 9000
 DEFAULT_MEMORY_MB = 3008
-# Finished invocations (events, results, log lines) kept for late look-ups while serving.
+# Lambda gives an on-demand function's init 10 s before it gives up on it.
+DEFAULT_INIT_TIMEOUT = 10.0
+# What Lambda accepts as a function's configuration: (lowest, highest).
+TIMEOUT_RANGE = (1.0, 900.0)
+MEMORY_RANGE = (128, 10_240)
+INIT_TIMEOUT_RANGE = (0.1, 900.0)
+# Finished invocations kept for late look-ups while serving: at most this many, holding at
+# most this many bytes of events and results; and the newest request records.
 RETAINED_INVOCATIONS = 256
-# How long ``invoke`` waits for the runtime to start and ask for the event.
-RUNTIME_START_TIMEOUT = 60.0
+RETAINED_INVOCATION_BYTES = 16 * 1024 * 1024
+RETAINED_REQUESTS = 1024
+# How long ``invoke`` waits, beyond the init timeout, for the runtime to take the event: a
+# backstop only, the init timeout answers first.
+RUNTIME_START_GRACE = 30.0
+# Log text waiting for a console that does not keep up; past it, lines are dropped.
+ECHO_BACKLOG_CHARS = 1024 * 1024
+# How long stopping waits for the console to take the lines still waiting.
+ECHO_DRAIN_TIMEOUT = 5.0
 # Exit statuses of the CLI: a function error is the function's business (1); anything
 # that stopped us from running it at all is a usage problem (2).
 EXIT_FUNCTION_ERROR = 1
@@ -153,10 +198,10 @@ def read_event(args: argparse.Namespace, stdin: TextIO | None = None) -> bytes:
 
 @dataclass
 class InvocationRecord:
-    """What one invocation printed, and the figures for its REPORT line."""
+    """What one invocation printed (as much as its log tail shows), and its REPORT figures."""
 
-    invocation: Invocation
-    lines: list[str] = field(default_factory=list)
+    request_id: str
+    lines: LineTail = field(default_factory=lambda: LineTail(LOG_TAIL_BYTES))
     init_duration_ms: float | None = None
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -189,6 +234,9 @@ class LocalRunner:
     Callers use ``address`` (the Invoke API); the Runtime API has a listener of its own
     that only the runtime process may use. The runtime sees ``env`` and, of our own
     environment, only ``process.PASSED_THROUGH`` and the names in ``inherit``.
+    A runtime whose init takes longer than ``init_timeout`` is stopped and the calls
+    waiting for it are answered with a timeout, as Lambda bounds init. What it keeps is
+    bounded, so serving for days costs no more memory than serving for a minute.
     """
 
     def __init__(
@@ -199,17 +247,21 @@ class LocalRunner:
         port: int = 0,
         timeout: float = DEFAULT_TIMEOUT,
         memory_mb: int = DEFAULT_MEMORY_MB,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
         function_name: str = "function",
         env: Mapping[str, str | None] | None = None,
         inherit: Sequence[str] = (),
         log_stream: TextIO | None = None,
         restart: bool = False,
     ) -> None:
+        check_range("timeout", timeout, TIMEOUT_RANGE, "seconds")
+        check_range("memory size", memory_mb, MEMORY_RANGE, "MB")
+        check_range("init timeout", init_timeout, INIT_TIMEOUT_RANGE, "seconds")
         self.handler = handler
         self.env = dict(env or {})
         self.inherit = tuple(inherit)
-        self.log_stream = log_stream
         self.restart = restart
+        self.init_timeout = init_timeout
         self.emulator = RuntimeAPIEmulator(
             host,
             port,
@@ -222,12 +274,16 @@ class LocalRunner:
         self.emulator.listener = self
         # A long ``serve`` session must not keep every event and log line forever.
         self.emulator.retain_finished = RETAINED_INVOCATIONS
+        self.emulator.retain_finished_bytes = RETAINED_INVOCATION_BYTES
+        self.emulator.retain_requests = RETAINED_REQUESTS
         self.process: RuntimeProcess | None = None
         self._records: dict[str, InvocationRecord] = {}
         self._current: str | None = None
         self._lock = threading.RLock()
-        self._print_lock = threading.Lock()
+        self._echo = LogEcho(log_stream) if log_stream is not None else None
         self._init_reported = False
+        # Lambda's INIT_REPORT line for the current runtime's init, once it has timed out.
+        self._init_report: str | None = None
         self._closing = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -255,6 +311,8 @@ class LocalRunner:
         self.emulator.stop()
         if self._watcher is not None:
             self._watcher.join(5)
+        if self._echo is not None:
+            self._echo.close(ECHO_DRAIN_TIMEOUT)
 
     def __enter__(self) -> LocalRunner:
         return self.start()
@@ -275,8 +333,10 @@ class LocalRunner:
         env: dict[str, str | None] = {"PYTHONUNBUFFERED": "1"}
         env.update(self.env)
         self.emulator.init_errors.clear()
+        self.emulator.extension_registrations.clear()
         self.emulator.first_poll_at = None
         self._init_reported = False
+        self._init_report = None
         # Known before it starts, so that its first connection is let in.
         self.process = RuntimeProcess(
             self.handler.handler,
@@ -287,27 +347,57 @@ class LocalRunner:
             function_name=self.emulator.function_name,
             memory_mb=self.emulator.memory_mb,
             on_line=self._on_line,
+            # The runtime's own output matters only as the log tail of a failed init.
+            retain_chars=LOG_TAIL_BYTES,
         )
         self.process.start()
 
     def _watch(self) -> None:
-        """Answer the calls of a runtime that died; restart it when serving."""
+        """Answer the calls of a runtime that died or whose init ran out of time; restart
+        it when serving."""
         while not self._closing.is_set():
             process = self.process
             assert process is not None
             try:
                 returncode = process.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
-                continue
-            if self._closing.is_set():
-                return
-            self._fail_after_exit(returncode)
-            if not self.restart:
+                if not self._init_overdue(process):
+                    continue
+                self._fail_init_timeout(process)
+            else:
+                if self._closing.is_set():
+                    return
+                self._fail_after_exit(returncode)
+            if self._closing.is_set() or not self.restart:
                 return
             while not self._closing.is_set() and not self.emulator.pending():
                 self._closing.wait(0.1)
             if not self._closing.is_set():
                 self._start_process()
+
+    def _init_overdue(self, process: RuntimeProcess) -> bool:
+        """True when the runtime has not asked for work within the init timeout."""
+        if self.emulator.first_poll_at is not None or process.started_at is None:
+            return False
+        return time.monotonic() - process.started_at > self.init_timeout
+
+    def _fail_init_timeout(self, process: RuntimeProcess) -> None:
+        """Answer the calls waiting on an init that ran out of time, then stop that runtime.
+
+        Lambda gives up on an on-demand init after 10 s (then retries it within the first
+        call's timeout); its caller sees ``Sandbox.Timedout``. Here the callers waiting now
+        get that error at once and the next call starts a fresh runtime.
+        """
+        duration_ms = (time.monotonic() - (process.started_at or 0)) * 1000
+        self._init_report = f"INIT_REPORT Init Duration: {duration_ms:.2f} ms\tPhase: init\tStatus: timeout"
+        self._write(self._init_report)
+        if self.emulator.init_errors:
+            # It reported why it failed, then hung instead of exiting: that reason is the answer.
+            self.emulator.fail_pending_with(self.emulator.init_errors[0])
+        else:
+            message = f"Init timed out after {self.init_timeout:.2f} seconds"
+            self.emulator.fail_pending(errors.TIMEOUT, message)
+        process.stop()
 
     def _fail_after_exit(self, returncode: int) -> None:
         """Answer the calls a dead runtime left; queued ones wait for a restart if serving."""
@@ -320,7 +410,7 @@ class LocalRunner:
         # answer everyone rather than leave callers waiting on a restart loop.
         ever_polled = self.emulator.first_poll_at is not None
         self.emulator.fail_pending(
-            "Runtime.ExitError", exit_message(returncode), handed_out_only=self.restart and ever_polled
+            errors.EXIT_ERROR, exit_message(returncode), handed_out_only=self.restart and ever_polled
         )
 
     # ----------------------------------------------------------------- invoking
@@ -331,21 +421,25 @@ class LocalRunner:
         *,
         client_context: str | None = None,
         trace_id: str | None = None,
-        start_timeout: float = 60.0,
+        start_timeout: float | None = None,
     ) -> InvocationResult:
-        """Run one event and wait for its result (as a synchronous ``Invoke`` would)."""
+        """Run one event and wait for its result (as a synchronous ``Invoke`` would).
+
+        ``TimeoutError`` if no runtime takes the event within ``start_timeout`` (default:
+        the init timeout and a grace period).
+        """
+        if start_timeout is None:
+            start_timeout = self.init_timeout + RUNTIME_START_GRACE
         invocation = self.emulator.submit(event, client_context=client_context, trace_id=trace_id)
         outcome = self.emulator.await_outcome(invocation, queue_timeout=start_timeout)
         if outcome is None:
             raise RuntimeError("the emulator stopped before the invocation finished")
-        record = self._record(invocation)
-        if invocation.handed_out.is_set():
-            record.finished.wait(5)
+        logs = self.log_tail(invocation).rstrip("\n") if invocation.handed_out.is_set() else ""
         return InvocationResult(
             request_id=invocation.request_id,
             body=outcome.body,
             error_type=_error_type(outcome),
-            logs="\n".join(record.lines),
+            logs=logs,
             outcome=outcome,
         )
 
@@ -379,7 +473,9 @@ class LocalRunner:
         if not invocation.handed_out.is_set():
             # Answered without running (an init failure): the runtime's own output is the story.
             lines = self.process.lines() if self.process is not None else []
-            return "\n".join(lines[-200:]) + "\n"
+            if self._init_report is not None:
+                lines.append(self._init_report)
+            return "\n".join(lines) + "\n"
         record = self._record(invocation)
         record.finished.wait(5)
         with self._lock:
@@ -391,20 +487,23 @@ class LocalRunner:
         with self._lock:
             record = self._records.get(invocation.request_id)
             if record is None:
-                record = InvocationRecord(invocation)
+                record = InvocationRecord(invocation.request_id)
                 self._records[invocation.request_id] = record
                 self._forget_old_records()
             return record
 
     def _forget_old_records(self) -> None:
-        finished = [key for key, record in self._records.items() if record.finished.is_set()]
-        for key in finished[: max(0, len(finished) - RETAINED_INVOCATIONS)]:
+        """Keep the newest records only, finished or not: one whose END never came (its
+        result could not be acknowledged) must not stay for ever either."""
+        for key in list(self._records)[: max(0, len(self._records) - RETAINED_INVOCATIONS)]:
             del self._records[key]
 
     def _on_line(self, line: str) -> None:
         """Attribute a runtime line to its invocation: by ``requestId``, else the current one."""
         parsed = parse_json_object(line)
         request_id = parsed.get("requestId") if parsed else None
+        if not isinstance(request_id, str):
+            request_id = None  # handler output can put anything there: a number, a list, null
         with self._lock:
             record = self._records.get(request_id or self._current or "")
             if record is not None and not record.finished.is_set():
@@ -417,14 +516,12 @@ class LocalRunner:
         self._write(line)
 
     def _write(self, line: str) -> None:
-        if self.log_stream is None:
-            return
-        with self._print_lock:
-            print(line, file=self.log_stream, flush=True)
+        if self._echo is not None:
+            self._echo.write(line)
 
     def _report_line(self, record: InvocationRecord, duration_ms: float) -> str:
         parts = [
-            f"REPORT RequestId: {record.invocation.request_id}",
+            f"REPORT RequestId: {record.request_id}",
             f"Duration: {duration_ms:.2f} ms",
             f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
             f"Memory Size: {self.emulator.memory_mb} MB",
@@ -437,16 +534,79 @@ class LocalRunner:
         return "\t".join(parts)
 
 
+class LogEcho:
+    """Log lines to a stream (the console) from a thread of its own.
+
+    The lines come from the runtime's output reader and from the threads answering the
+    Runtime API; none of them may wait for a console that stalled (a paused pager, a full
+    pipe) or went away (a closed pipe), or the runtime and every caller would wait too.
+    So lines are queued, at most ``backlog`` characters of them: past that they are
+    dropped and counted, and what the stream refuses is dropped, as Lambda goes on when
+    nobody reads its logs.
+    """
+
+    def __init__(self, stream: TextIO, backlog: int = ECHO_BACKLOG_CHARS) -> None:
+        self.stream = stream
+        self.backlog = backlog
+        self._lines: collections.deque[str] = collections.deque()
+        self._queued = 0
+        self._dropped = 0
+        self._closed = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="log-echo", daemon=True)
+        self._thread.start()
+
+    def write(self, line: str) -> None:
+        with self._changed:
+            if self._queued + len(line) > self.backlog:
+                self._dropped += 1
+                return
+            self._lines.append(line)
+            self._queued += len(line)
+            self._changed.notify()
+
+    def close(self, timeout: float) -> None:
+        """Write what is queued (waiting at most ``timeout``), then stop."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._lines or self._dropped or self._closed)
+                if not self._lines and not self._dropped:
+                    return
+                text = "".join(line + "\n" for line in self._lines)
+                if self._dropped:
+                    text += (
+                        f"[lambda-supervisor: {self._dropped} log lines dropped, the console fell behind]\n"
+                    )
+                self._lines.clear()
+                self._queued = self._dropped = 0
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed or broken stream: serving goes on without its console
+
+
 def exit_message(returncode: int) -> str:
-    """Lambda's wording for a runtime that exited: a status or the signal's name."""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        descriptions = {"SIGSEGV": "segmentation fault", "SIGKILL": "killed", "SIGABRT": "aborted"}
-        return f"Runtime exited with error: signal: {descriptions.get(name, name.lower())}"
-    return f"Runtime exited with error: exit status {returncode}"
+    """The platform's sentence for a runtime that exited, in the supervisor's own words.
+
+    ``returncode`` is ``Popen``'s (negative for a signal); the supervisor describes wait
+    statuses, so it is turned back into one.
+    """
+    wait_status = -returncode if returncode < 0 else returncode << 8
+    return errors.describe_exit(wait_status)
+
+
+def check_range(name: str, value: float, bounds: tuple[float, float], unit: str) -> None:
+    """Refuse a setting outside what Lambda accepts (NaN and infinities included)."""
+    low, high = bounds
+    if not low <= value <= high:
+        raise UsageError(f"{name} must be from {low:g} to {high:g} {unit}, not {value!r}")
 
 
 def _error_type(outcome: Outcome) -> str | None:
@@ -521,12 +681,23 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("handler", metavar="HANDLER", help="path/to/file.py:function or module:function")
     parser.add_argument(
         "--timeout",
-        type=_positive(float),
+        type=_in_range(float, "timeout", TIMEOUT_RANGE, "seconds"),
         default=DEFAULT_TIMEOUT,
-        help="function timeout in seconds (default 300)",
+        help="function timeout in seconds, 1 to 900 (default 300)",
     )
     parser.add_argument(
-        "--memory", type=_positive(int), default=DEFAULT_MEMORY_MB, help="memory size in MB (default 3008)"
+        "--memory",
+        type=_in_range(int, "memory size", MEMORY_RANGE, "MB"),
+        default=DEFAULT_MEMORY_MB,
+        help="memory size in MB, 128 to 10240 (default 3008)",
+    )
+    parser.add_argument(
+        "--init-timeout",
+        type=_in_range(float, "init timeout", INIT_TIMEOUT_RANGE, "seconds"),
+        default=DEFAULT_INIT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long the function's init may take before calls get an error and the next "
+        "call a fresh runtime (default 10, as Lambda's on-demand functions)",
     )
     parser.add_argument(
         "--env", action="append", metavar="NAME=VALUE", help="set a variable for the function"
@@ -545,16 +716,19 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(kind: type) -> Any:
-    """An argparse ``type=`` that refuses zero and negative numbers with a clear message."""
+def _in_range(kind: type, name: str, bounds: tuple[float, float], unit: str) -> Any:
+    """An argparse ``type=`` that refuses what is not a ``kind`` or not in Lambda's range."""
 
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+            noun = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        try:
+            check_range(name, value, bounds, unit)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
         return value
 
     convert.__name__ = kind.__name__
@@ -570,18 +744,19 @@ def run_invoke(args: argparse.Namespace) -> int:
             spec,
             timeout=args.timeout,
             memory_mb=args.memory,
+            init_timeout=args.init_timeout,
             env=env,
             inherit=inherited_names(args),
             log_stream=sys.stderr,
         ).start()
     except UsageError as exc:
         return _usage_error(exc)
+    start_timeout = args.init_timeout + RUNTIME_START_GRACE
     try:
-        result = runner.invoke(event, start_timeout=RUNTIME_START_TIMEOUT)
+        result = runner.invoke(event)
     except TimeoutError:
         print(
-            f"lambda-supervisor: error: the runtime did not ask for the event within "
-            f"{RUNTIME_START_TIMEOUT:.0f} s",
+            f"lambda-supervisor: error: the runtime did not ask for the event within {start_timeout:.0f} s",
             file=sys.stderr,
         )
         return EXIT_FUNCTION_ERROR
@@ -616,6 +791,7 @@ def run_serve(args: argparse.Namespace) -> int:
             port=args.port,
             timeout=args.timeout,
             memory_mb=args.memory,
+            init_timeout=args.init_timeout,
             env=env,
             inherit=inherited_names(args),
             log_stream=sys.stderr,

@@ -8,7 +8,9 @@ thread keeps its output so tests can wait for a log line instead of sleeping.
 
 from __future__ import annotations
 
+import collections
 import fcntl
+import itertools
 import json
 import os
 import select
@@ -20,9 +22,9 @@ import termios
 import threading
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = REPO_ROOT / "bin" / "bootstrap"
@@ -57,6 +59,10 @@ _NO_AMBIENT_CREDENTIALS = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_EC2_METADATA_DISABLED": "true",
 }
+# What is kept of one output line; the rest is counted, not stored. CloudWatch Logs takes
+# events up to 256 KiB, so a longer line could not reach Lambda's logs whole either.
+MAX_LINE_BYTES = 256 * 1024
+_READ_CHUNK = 65536
 
 
 def runtime_command() -> list[str]:
@@ -66,6 +72,42 @@ def runtime_command() -> list[str]:
     if BOOTSTRAP.is_file():
         return [str(BOOTSTRAP)]
     return [str(Path(__file__).with_name("deploy") / "bootstrap")]
+
+
+class LineTail:
+    """The newest lines of a stream: as many as cover ``limit`` characters, or all (None).
+
+    A long-running server keeps only what it can still show (a 4 KB log tail), while a
+    test that inspects a short run keeps every line. ``count`` numbers lines ever added,
+    so a reader can ask for what came after the lines it has already seen.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.count = 0
+        self._lines: collections.deque[str] = collections.deque()
+        self._size = 0
+
+    def append(self, line: str) -> None:
+        self._lines.append(line)
+        self._size += len(line) + 1
+        self.count += 1
+        if self.limit is None:
+            return
+        # Drop the oldest line only while the rest still cover the limit.
+        while len(self._lines) > 1 and self._size - len(self._lines[0]) - 1 >= self.limit:
+            self._size -= len(self._lines.popleft()) + 1
+
+    def since(self, count: int) -> list[str]:
+        """The kept lines added after the first ``count`` ever added."""
+        new = min(self.count - count, len(self._lines))
+        return list(itertools.islice(reversed(self._lines), new))[::-1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
 
 
 def platform_environment(
@@ -112,6 +154,7 @@ class RuntimeProcess:
         echo: TextIO | None = None,
         on_line: Callable[[str], None] | None = None,
         inherit: Collection[str] = (),
+        retain_chars: int | None = None,
     ) -> None:
         self.handler = handler
         # Variables taken from our environment besides PASSED_THROUGH.
@@ -123,12 +166,13 @@ class RuntimeProcess:
         self.function_name = function_name
         self.memory_mb = memory_mb
         # ``echo`` copies each line to a stream as it arrives (handy when debugging a test);
-        # ``on_line`` lets the local runner attribute lines to invocations.
+        # ``on_line`` lets the local runner attribute lines to invocations. ``retain_chars``
+        # bounds what ``lines()`` keeps (None: every line, as tests of a short run want).
         self.echo = echo
         self.on_line = on_line
         self.started_at: float | None = None
         self._popen: subprocess.Popen[bytes] | None = None
-        self._lines: list[str] = []
+        self._lines = LineTail(retain_chars)
         self._lines_changed = threading.Condition()
         self._reader: threading.Thread | None = None
         self._reader_busy = False
@@ -241,44 +285,49 @@ class RuntimeProcess:
 
         ``_reader_busy`` is set before bytes leave the pipe and cleared only once they are
         lines, so "not busy and the pipe is empty" really means "everything is a line".
+        Nothing a line contains, and no failure to pass it on, may end this loop: the
+        runtime would block on a full pipe with nobody reading it.
         """
         assert self._popen is not None and self._popen.stdout is not None
         fd = self._popen.stdout.fileno()
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        pending = b""
+        line = _LineAssembler()
         while True:
             poller.poll()
             with self._lines_changed:
                 self._reader_busy = True
             try:
-                chunk = os.read(fd, 65536)
+                chunk = os.read(fd, _READ_CHUNK)
             except OSError:
                 chunk = b""
-            if chunk:
-                *complete, pending = (pending + chunk).split(b"\n")
-                for raw in complete:
-                    self._emit(raw)
+            for raw in line.feed(chunk):
+                self._emit(raw)
             with self._lines_changed:
                 self._reader_busy = False
                 self._lines_changed.notify_all()
             if not chunk:
                 break
-        if pending:
-            self._emit(pending)
+        rest = line.flush()
+        if rest is not None:
+            self._emit(rest)
         self._popen.stdout.close()
         with self._lines_changed:
             self._lines_changed.notify_all()
 
     def _emit(self, raw: bytes) -> None:
+        """Keep one line and pass it on; a line that cannot be passed on is dropped."""
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
         with self._lines_changed:
             self._lines.append(line)
             self._lines_changed.notify_all()
-        if self.echo is not None:
-            print(line, file=self.echo, flush=True)
-        if self.on_line is not None:
-            self.on_line(line)
+        try:
+            if self.echo is not None:
+                print(line, file=self.echo, flush=True)
+            if self.on_line is not None:
+                self.on_line(line)
+        except Exception:
+            pass  # a closed stream or a line a callback chokes on must not stop the reader
 
     def wait_output_idle(self, timeout: float) -> bool:
         """True once every byte the runtime wrote so far has been turned into lines.
@@ -300,7 +349,8 @@ class RuntimeProcess:
                 self._lines_changed.wait(min(remaining, 0.01))
 
     def lines(self) -> list[str]:
-        """Every output line so far (stdout and stderr merged), without line endings.
+        """Every output line so far (stdout and stderr merged), without line endings; with
+        ``retain_chars`` only the newest of them.
 
         Includes everything the runtime wrote before this call: the pipe is drained first
         (up to a second), so a log line written just before a post is never missed.
@@ -323,10 +373,10 @@ class RuntimeProcess:
         seen = 0
         with self._lines_changed:
             while True:
-                for line in self._lines[seen:]:
+                for line in self._lines.since(seen):
                     if predicate(line):
                         return line
-                seen = len(self._lines)
+                seen = self._lines.count
                 remaining = deadline - time.monotonic()
                 reader_done = self._reader is not None and not self._reader.is_alive()
                 if remaining <= 0 or reader_done:
@@ -359,6 +409,48 @@ class RuntimeProcess:
         for pid in _process_tree(self.pid):
             total += _status_kb(pid, "VmHWM") or 0
         return total or None
+
+
+class _LineAssembler:
+    """Bytes in, complete lines out, in time linear in the input however long a line is.
+
+    A line's pieces are collected and joined once at its newline (never concatenated chunk
+    by chunk), and only its first ``MAX_LINE_BYTES`` are kept; the rest is counted.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._kept = 0
+        self._dropped = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        *complete, last = chunk.split(b"\n")
+        lines = []
+        for piece in complete:
+            self._add(piece)
+            lines.append(self._take())
+        self._add(last)
+        return lines
+
+    def flush(self) -> bytes | None:
+        """The unterminated last line, if there is one."""
+        return self._take() if self._kept or self._dropped else None
+
+    def _add(self, piece: bytes) -> None:
+        room = MAX_LINE_BYTES - self._kept
+        if len(piece) > room:
+            self._dropped += len(piece) - room
+            piece = piece[:room]
+        if piece:
+            self._parts.append(piece)
+            self._kept += len(piece)
+
+    def _take(self) -> bytes:
+        line = b"".join(self._parts)
+        if self._dropped:
+            line += f" [... {self._dropped} more bytes of this line dropped]".encode()
+        self._parts, self._kept, self._dropped = [], 0, 0
+        return line
 
 
 def parse_json_object(line: str) -> dict[str, Any] | None:
@@ -436,4 +528,4 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
-__all__ = ["BOOTSTRAP", "RuntimeProcess", "parse_json_object", "platform_environment"]
+__all__ = ["BOOTSTRAP", "LineTail", "RuntimeProcess", "parse_json_object", "platform_environment"]

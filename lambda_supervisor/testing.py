@@ -20,8 +20,8 @@ and the process machinery only when a test actually invokes something.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from lambda_supervisor.local import InvocationResult, LocalRunner
 
 DEFAULT_TIMEOUT = 30.0
+# Lambda's bound on an on-demand function's init.
+DEFAULT_INIT_TIMEOUT = 10.0
 
 
 class FunctionError(Exception):
@@ -54,7 +56,12 @@ class FunctionError(Exception):
 
 
 def _start_runner(
-    handler: str, *, timeout: float, env: Mapping[str, str | None] | None, cwd: str | None
+    handler: str,
+    *,
+    timeout: float,
+    init_timeout: float,
+    env: Mapping[str, str | None] | None,
+    cwd: str | None,
 ) -> LocalRunner:
     from pathlib import Path
 
@@ -62,9 +69,10 @@ def _start_runner(
 
     try:
         spec = parse_handler(handler, cwd=Path(cwd) if cwd else None)
+        runner = LocalRunner(spec, timeout=timeout, init_timeout=init_timeout, env=env)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
-    return LocalRunner(spec, timeout=timeout, env=env).start()
+    return runner.start()
 
 
 def _unwrap(result: InvocationResult) -> Any:
@@ -94,6 +102,7 @@ def lambda_invoke(
     event: Any = None,
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    init_timeout: float = DEFAULT_INIT_TIMEOUT,
     env: Mapping[str, str | None] | None = None,
     client_context: Mapping[str, Any] | None = None,
     cwd: str | None = None,
@@ -103,11 +112,13 @@ def lambda_invoke(
     ``handler`` is ``path/to/file.py:function`` or ``module:function`` (looked up from
     ``cwd``, default the current directory). ``event`` is sent as JSON (``None`` as
     ``{}``); ``bytes`` are sent as they are. The result is decoded from JSON (bytes when
-    it is not JSON). A function error raises ``FunctionError``. The function sees
+    it is not JSON). A function error raises ``FunctionError``, an init that takes longer
+    than ``init_timeout`` one of type ``Sandbox.Timedout``; a ``timeout`` or
+    ``init_timeout`` Lambda would not accept raises ``ValueError``. The function sees
     ``env`` and, of the test process's environment, only what Lambda would provide
     (``lambda_supervisor.process.PASSED_THROUGH``): no credentials unless ``env`` has them.
     """
-    runner = _start_runner(handler, timeout=timeout, env=env, cwd=cwd)
+    runner = _start_runner(handler, timeout=timeout, init_timeout=init_timeout, env=env, cwd=cwd)
     try:
         return _invoke_on(runner, event, client_context)
     finally:
@@ -132,14 +143,15 @@ class RunnerPool:
         event: Any = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
         env: Mapping[str, str | None] | None = None,
         client_context: Mapping[str, Any] | None = None,
         cwd: str | None = None,
     ) -> Any:
-        key = (handler, json.dumps([dict(env or {}), timeout, cwd], sort_keys=True))
+        key = (handler, json.dumps([dict(env or {}), timeout, init_timeout, cwd], sort_keys=True))
         runner = self._runners.get(key)
         if runner is None:
-            runner = _start_runner(handler, timeout=timeout, env=env, cwd=cwd)
+            runner = _start_runner(handler, timeout=timeout, init_timeout=init_timeout, env=env, cwd=cwd)
             self._runners[key] = runner
         return _invoke_on(runner, event, client_context)
 

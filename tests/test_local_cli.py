@@ -725,6 +725,49 @@ def test_bad_timeout_or_memory_is_a_clear_error(app_path: Path, option: str, val
     assert_clear_error(done, f"argument {option}")
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", ["invoke", "serve"])
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--timeout", "inf", "timeout must be from 1 to 900 seconds, not inf"),
+        ("--timeout", "nan", "timeout must be from 1 to 900 seconds, not nan"),
+        ("--timeout", "1e308", "timeout must be from 1 to 900 seconds, not 1e+308"),
+        ("--timeout", "901", "timeout must be from 1 to 900 seconds, not 901.0"),
+        ("--timeout", "0.5", "timeout must be from 1 to 900 seconds, not 0.5"),
+        ("--memory", "5", "memory size must be from 128 to 10240 MB, not 5"),
+        ("--memory", "10241", "memory size must be from 128 to 10240 MB, not 10241"),
+        ("--memory", "512.5", "'512.5' is not a whole number"),
+        ("--init-timeout", "inf", "init timeout must be from 0.1 to 900 seconds, not inf"),
+        ("--init-timeout", "0", "init timeout must be from 0.1 to 900 seconds, not 0.0"),
+    ],
+)
+def test_settings_outside_lambdas_ranges_are_refused(
+    app_path: Path, command: str, option: str, value: str, message: str
+) -> None:
+    """Tried: timeouts Lambda would refuse (infinite, NaN, huge, past 900 s, under 1 s), memory
+    outside 128-10,240 MB, and such init timeouts; an infinite timeout used to lose the event.
+
+    Refused before anything starts: exit status 2, and the error line names the range.
+    """
+    port = ["--port", "0"] if command == "serve" else []
+    done = run_cli(command, f"{app_path}:echo", option, value, *port)
+    assert_clear_error(done, f"error: argument {option}: {message}\n")
+
+
+@pytest.mark.timeout(60)
+def test_the_edges_of_lambdas_ranges_are_accepted(app_path: Path) -> None:
+    """Tried: the largest and the smallest timeout and memory size Lambda accepts."""
+    done = run_cli(
+        "invoke", f"{app_path}:echo", "--timeout", "900", "--memory", "10240", "--init-timeout", "5"
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["memory"] == "10240"
+    done = run_cli("invoke", f"{app_path}:echo", "--timeout", "1", "--memory", "128")
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["memory"] == "128"
+
+
 def session_processes(session: int) -> list[int]:
     """Live (non-zombie) processes whose session id is ``session``, straight from /proc."""
     found = []
