@@ -15,11 +15,22 @@ from collections.abc import Sequence
 COMMAND_MODULES = ("lambda_supervisor.local", "lambda_supervisor.deploy.commands")
 
 
+def installed_version() -> str:
+    """The version pip installed, as ``pip show lambda-supervisor`` would say it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lambda-supervisor")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lambda-supervisor",
         description="Run, test, package and deploy Python Lambda functions on lambda-supervisor.",
     )
+    parser.add_argument("--version", action="version", version=f"lambda-supervisor {installed_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMAND_MODULES:

@@ -16,7 +16,8 @@ from typing import Any
 
 from .errors import DeployError
 
-INSTALL_HINT = "pip install 'lambda-supervisor[deploy]'"
+# lambda-supervisor is installed from a checkout, not from an index: boto3 is the whole extra.
+INSTALL_HINT = "pip install boto3 (in a checkout of lambda-supervisor: pip install '.[deploy]')"
 USER_AGENT = "lambda-supervisor"
 
 
