@@ -33,7 +33,8 @@ _REJECTIONS = {
 
 
 class InvocationQueue:
-    """The invocations and their queue; the emulator is one (see ``RuntimeAPIEmulator``).
+    """The invocations and their queue: the base of ``RuntimeAPIEmulator``, which adds the
+    listeners and the rest of the emulator's state.
 
     The methods in the second half are the Runtime API routes' view of it: hand an event
     out, put it back, take or refuse an answer.

@@ -63,7 +63,7 @@ class InvocationResult:
 
 
 class LocalRunner:
-    """The emulator and one runtime process, wired together as Lambda would be.
+    """Runs ``handler`` in a runtime process against an emulator of its own.
 
     ``logs`` (``InvocationLogs``) listens to the emulator (hand-out and result) and to the
     runtime's output, so it can print START/END/REPORT and collect each invocation's log
