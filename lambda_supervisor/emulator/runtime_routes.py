@@ -1,0 +1,110 @@
+"""The Runtime API's routes: ``/next``, ``/response``, ``/error``, ``/init/error``, extensions.
+
+These are what the runtime under test talks to, answered with the platform's status
+codes and bodies: a long-polled ``/next`` that hands out one event, ``202`` for an
+accepted answer, ``403``/``410`` for a second or late one, ``413`` past the payload
+limit. The decisions are the queue's (``InvocationQueue``); this module reads the
+requests and writes the answers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from .bodies import PayloadTooLarge
+from .records import Outcome
+from .wire import UnsendableHeader, error_json
+
+if TYPE_CHECKING:
+    from .routing import Handler
+
+# What a streamed response (``Lambda-Runtime-Function-Response-Mode: streaming``) may hold.
+STREAMED_MAX_PAYLOAD = 200 * 1024 * 1024
+
+
+class RuntimeRoutes:
+    """One Runtime API request on ``handler``'s connection."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.emulator = handler.emulator
+
+    def next(self) -> None:
+        """Hand out the next event; put it back when the runtime cannot receive it."""
+        handler = self.handler
+        while True:
+            invocation = self.emulator.hand_out(handler.client_connected)
+            if invocation is None:
+                handler.drop()
+                return
+            try:
+                handler.respond(
+                    200,
+                    invocation.body,
+                    invocation.content_type,
+                    invocation.next_headers(),
+                    invocation.raw_header_lines,
+                )
+            except UnsendableHeader as exc:
+                # Nothing was written: answer its caller, and this poll with the next event.
+                self.emulator.fail_undeliverable(invocation, str(exc))
+                continue
+            except OSError as exc:
+                self.emulator.put_back(invocation, exc)
+                raise
+            return
+
+    def _payload_limit(self) -> int:
+        streaming = (self.handler.headers.get("Lambda-Runtime-Function-Response-Mode") or "").lower()
+        return STREAMED_MAX_PAYLOAD if streaming == "streaming" else self.emulator.max_payload
+
+    def result(self, kind: str, request_id: str) -> None:
+        """A ``/response`` or ``/error`` post: accepted as the answer, or refused."""
+        handler = self.handler
+        limit = self._payload_limit() if kind == "response" else self.emulator.max_payload
+        headers = dict(handler.headers.items())
+        try:
+            body, trailers = handler.read_body(limit)
+        except PayloadTooLarge:
+            self.emulator.reject_oversized(request_id, Outcome(kind, b"", headers, 413, request_id))
+            message = f"Exceeded maximum allowed payload size ({limit} bytes)."
+            handler.respond_json(413, error_json("RequestEntityTooLarge", message))
+            return
+        outcome = Outcome(kind, body, headers, 0, request_id, trailers)
+        status, answer = self.emulator.accept_answer(request_id, outcome)
+        handler.respond_json(status, answer)
+        if status == 202:
+            self.emulator.report_answered(request_id, outcome)
+
+    def extension_register(self) -> None:
+        """Record the registration and answer as Lambda does, with an extension id."""
+        handler = self.handler
+        headers = dict(handler.headers.items())
+        try:
+            body, _ = handler.read_body(self.emulator.max_payload)
+        except PayloadTooLarge:
+            handler.respond_json(413, error_json("RequestEntityTooLarge", "Registration body too large."))
+            return
+        if not (handler.headers.get("Lambda-Extension-Name") or "").strip():
+            handler.respond_json(400, error_json("InvalidRequest", "Lambda-Extension-Name is required."))
+            return
+        self.emulator.record_extension(Outcome("extension_register", body, headers, 200))
+        answer = {"functionName": self.emulator.function_name, "functionVersion": "$LATEST", "handler": ""}
+        handler.respond_json(200, answer, headers={"Lambda-Extension-Identifier": str(uuid.uuid4())})
+
+    def extension_next(self) -> None:
+        """Long-poll that never yields an event (no lifecycle events are emulated) until stop."""
+        self.emulator.wait_until_stopped(self.handler.client_connected)
+        self.handler.drop()
+
+    def init_error(self) -> None:
+        handler = self.handler
+        headers = dict(handler.headers.items())
+        try:
+            body, trailers = handler.read_body(self.emulator.max_payload)
+        except PayloadTooLarge:
+            handler.respond_json(413, error_json("RequestEntityTooLarge", "Init error body too large."))
+            return
+        self.emulator.record_init_error(Outcome("init_error", body, headers, 202, None, trailers))
+        handler.respond_json(202, {"status": "OK"})
