@@ -1,6 +1,7 @@
-"""Shared pieces of the chaos suite: a handler that misbehaves on request, a seeded mix of
-misbehaviours with the answer each must get, /proc bookkeeping (descriptors, memory,
-zombies, leftover processes) and the report printed at the end of the test run.
+"""Shared pieces of the chaos suite: the handler that misbehaves on request
+(tests/handlers/chaos_app.py), a seeded mix of misbehaviours with the answer each must get,
+the supervisor's state at rest (descriptors, memory, zombies, from /proc via proc_support)
+and the report printed at the end of the test run.
 
 Everything here works on real processes: the runtime under test is ``bin/bootstrap``
 talking HTTP to the project's emulator, and the bookkeeping reads ``/proc``.
@@ -13,176 +14,23 @@ import os
 import random
 import re
 import statistics
-import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from proc_support import Proc, children_of, open_fds, rss_kb, session_procs
+from runtime_harness import invoke
 
 from lambda_supervisor.emulator import Invocation, RuntimeAPIEmulator
 from lambda_supervisor.process import RuntimeProcess
 
 MAX_PAYLOAD = 6_291_556
 
-# One handler module that does whatever the event asks. Every way of misbehaving that the
-# suite uses is here, so one long-running runtime can be fed a random mixture of them.
-CHAOS_APP = r'''
-import ctypes, fcntl, os, signal, sys, threading, time
-
-INIT_ID = os.urandom(4).hex()
-HOOK_FILE = os.environ.get("CHAOS_HOOK_FILE")
-INIT_HANGS_IF = os.environ.get("CHAOS_INIT_HANGS_IF")
-hoard = []
-
-if INIT_HANGS_IF and os.path.exists(INIT_HANGS_IF):
-    open(INIT_HANGS_IF + ".hanging", "a").close()
-    time.sleep(3600)  # an init that never finishes (a stuck import, a dead dependency)
-
-if HOOK_FILE:
-    def on_sigterm(signum, frame):
-        # A function's shutdown hook: note that it ran, then leave.
-        with open(HOOK_FILE, "a") as f:
-            f.write(f"{os.getpid()}\n")
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-
-def ok(event, context):
-    return {"n": event["n"], "pid": os.getpid(), "init": INIT_ID}
-
-def sleep_ok(event, context):
-    time.sleep(event.get("seconds", 0.3))
-    return ok(event, context)
-
-def hog(event, context):
-    # Keeps what it allocates: the worker's resident memory only grows.
-    hoard.append(bytearray(event["mb"] * 1024 * 1024))
-    return {"n": event["n"], "held_mb": len(hoard) * event["mb"]}
-
-def runaway(event, context):
-    # Allocates without bound; only a memory limit stops it.
-    grab = []
-    while True:
-        grab.append(bytearray(16 * 1024 * 1024))
-
-def hang_next_init(event, context):
-    # Makes the next worker's init hang, then dies so that a replacement is started.
-    open(INIT_HANGS_IF, "w").close()
-    os._exit(1)
-
-def big(event, context):
-    return {"n": event["n"], "pad": "y" * event["size"]}
-
-def raise_(event, context):
-    raise ValueError(f"bad value {event['n']}")
-
-def exit_(event, context):
-    os._exit(event["code"])
-
-def sys_exit(event, context):
-    sys.exit(event["code"])
-
-def segfault(event, context):
-    ctypes.string_at(0)
-
-def sigkill(event, context):
-    os.kill(os.getpid(), signal.SIGKILL)
-
-def sigterm(event, context):
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(30)
-
-def hang(event, context):
-    time.sleep(3600)
-
-def busy(event, context):
-    while True:
-        pass
-
-def unserialisable(event, context):
-    return {"n": event["n"], "s": {1, 2}}
-
-def oversized(event, context):
-    return "x" * event["size"]
-
-def oversized_bytes(event, context):
-    return b"x" * event["size"]
-
-def exact_limit(event, context):
-    # A JSON string result of exactly event["size"] bytes once encoded.
-    return "z" * (event["size"] - 2)
-
-def child(event, context):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            time.sleep(3600)
-        finally:
-            os._exit(0)
-    return {"n": event["n"], "child": pid}
-
-def zombie(event, context):
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    return {"n": event["n"], "zombie": pid}
-
-def thread(event, context):
-    threading.Thread(target=time.sleep, args=(3600,), name=f"left-{event['n']}").start()
-    return {"n": event["n"], "threads": threading.active_count()}
-
-def reply_pipe():
-    """The worker's reply pipe: the one pipe it holds open write-only, beyond 0, 1 and 2."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd <= 2:
-            continue
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        except OSError:
-            continue
-        if target.startswith("pipe:") and flags & os.O_ACCMODE == os.O_WRONLY:
-            return fd
-    raise RuntimeError("no reply pipe found")
-
-def garbage(event, context):
-    os.write(reply_pipe(), bytes.fromhex(event["hex"]))
-    if event.get("then") == "hang":
-        time.sleep(3600)
-    if event.get("then") == "exit":
-        os._exit(0)
-    return {"n": event["n"], "after": "garbage"}
-
-def close_pipe(event, context):
-    os.close(reply_pipe())
-    if event.get("then") == "hang":
-        time.sleep(3600)
-    return {"n": event["n"]}
-
-def context_info(event, context):
-    cc = context.client_context
-    return {
-        "request_id": context.aws_request_id,
-        "custom": cc.custom if cc else None,
-        "identity": context.identity.cognito_identity_id,
-        "remaining_ms": context.get_remaining_time_in_millis(),
-        "size": len(event) if isinstance(event, (str, bytes)) else None,
-    }
-
-def echo_size(event, context):
-    return {"len": len(event) if isinstance(event, (str, bytes, list)) else None}
-
-def route(event, context):
-    if not isinstance(event, dict):
-        return echo_size(event, context)
-    name = event["do"]
-    return globals()[name + "_" if name in ("raise", "exit") else name](event, context)
-'''
-
+# The chaos app's entry point, once it is copied into a task root as app.py:
+# ``running_runtime(emulator, task_root, handler_files("chaos_app"), HANDLER)``.
 HANDLER = "app.route"
 # Kinds whose answer is given by the supervisor after it replaced the worker.
 REPLACING = frozenset(("exit", "sys_exit", "segfault", "sigkill", "sigterm", "hang", "busy", "garbage"))
@@ -377,6 +225,20 @@ def verify_exactly_once(
     return complaints
 
 
+def serving(emulator: RuntimeAPIEmulator, n: int = -1) -> int:
+    """Check that the runtime still serves: ``ok`` answered once with its own ``n``; the pid
+    of the worker that answered."""
+    outcome = invoke(emulator, {"do": "ok", "n": n}, timeout=30)
+    assert outcome.kind == "response" and outcome.json()["n"] == n, outcome
+    assert emulator.outcomes(outcome.request_id) == [outcome]
+    return outcome.json()["pid"]
+
+
+def answer_posts(emulator: RuntimeAPIEmulator) -> Counter[str]:
+    """The /response and /error posts the API has seen, by route."""
+    return Counter(route for _, _, _, route in list(emulator.requests) if route in ("response", "error"))
+
+
 def outcome_label(outcome: Any) -> str:
     """``response`` or the error type: the "kind" the report counts."""
     if outcome.kind == "response":
@@ -397,7 +259,7 @@ def recovery_times(planned: list[Planned]) -> list[float]:
     """Seconds from each crash's answer to the answer of the next event, when that next
     event is a quick one (so its own work does not count as recovery)."""
     times = []
-    for crash, following in zip(planned, planned[1:]):
+    for crash, following in zip(planned, planned[1:], strict=False):
         if crash.kind not in REPLACING or following.kind not in QUICK:
             continue
         assert crash.invocation is not None and following.invocation is not None
@@ -407,92 +269,7 @@ def recovery_times(planned: list[Planned]) -> list[float]:
     return times
 
 
-# ------------------------------------------------------------------------------- /proc
-
-
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    ppid: int
-    pgid: int
-    sid: int
-    state: str
-    name: str
-
-
-def read_proc(pid: int) -> Proc | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return Proc(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0], name)
-
-
-def all_procs() -> list[Proc]:
-    procs = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            proc = read_proc(int(entry))
-            if proc is not None:
-                procs.append(proc)
-    return procs
-
-
-def session_procs(sid: int) -> list[Proc]:
-    """The runtime's processes (it is started in a session of its own): every live one, and
-    every zombie that the supervisor or a worker has to reap.
-
-    A killed handler child re-parented to the machine's init is dead already; reaping it is
-    that init's job (on Lambda, the platform's), and some inits only do it now and then.
-    """
-    procs = [proc for proc in all_procs() if proc.sid == sid]
-    ours = {proc.pid for proc in procs}
-    return [proc for proc in procs if proc.state != "Z" or proc.ppid in ours]
-
-
-def children_of(pid: int) -> list[Proc]:
-    return [proc for proc in all_procs() if proc.ppid == pid]
-
-
-def open_fds(pid: int) -> list[str]:
-    """What each open descriptor of ``pid`` points at (``pipe:[..]``, ``socket:[..]``, ...)."""
-    targets = []
-    for name in sorted(os.listdir(f"/proc/{pid}/fd"), key=int):
-        try:
-            targets.append(f"{name}->{os.readlink(f'/proc/{pid}/fd/{name}')}")
-        except OSError:
-            pass
-    return targets
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-def catches_signal(pid: int, signum: int) -> bool:
-    """Has ``pid`` installed a handler for ``signum`` (its SigCgt mask in /proc)?"""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
-    except OSError:
-        return False
-    return False
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something true; that value, or the last one."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
+# ------------------------------------------------------------------------------- rest points
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from runtime_harness import copy_handler
 
 CURRENT_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 # A target version the build machine is not running, for the "no bytecode" path.
@@ -223,22 +224,11 @@ def offline_package_args(wheelhouse: Path) -> list[str]:
     return ["--no-index", "--find-links", str(wheelhouse)]
 
 
-def write_function(directory: Path, body: str | None = None) -> Path:
-    """A small function project: handler module, a helper package, and files that must
-    stay out of the package (tests, .env, .git, caches)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "app.py").write_text(
-        body
-        or (
-            "import tinydep\n"
-            "from helpers.greeting import greet\n\n\n"
-            "def handler(event, context):\n"
-            '    print("handling", event)\n'
-            '    return {"greeting": greet(event.get("name", "world")), "value": tinydep.VALUE}\n\n\n'
-            "def fail(event, context):\n"
-            '    raise ValueError("no good")\n'
-        )
-    )
+def write_function(directory: Path) -> Path:
+    """A small function project: handler module (tests/handlers/greet_with_dependencies.py),
+    a helper package, and files that must stay out of the package (tests, .env, .git,
+    caches)."""
+    copy_handler(directory, "greet_with_dependencies")
     (directory / "helpers").mkdir(exist_ok=True)
     (directory / "helpers" / "__init__.py").write_text("")
     (directory / "helpers" / "greeting.py").write_text("def greet(name):\n    return f'hello {name}'\n")

@@ -1,13 +1,16 @@
-"""A Runtime API on a raw loopback socket that answers with whatever bytes a test scripts.
+"""Runtime APIs on a raw loopback socket, answering with whatever bytes a test chooses.
 
 The project's emulator is a well-behaved HTTP server; some faults no such server can
 produce: an answer cut short after its head, a header sent twice or in bytes that are not
-UTF-8, a post read and never answered, a strict proxy refusing a long header. Here every
-connection is served by a thread that reads one request at a time (head, then a
-Content-Length body), records it, and sends what the test's script returns for it.
+UTF-8, a post read and never answered, a strict proxy refusing a long header, an answer
+sent on a connection the runtime has half closed. Two fakes share one request reader
+(head, then a Content-Length body) and the answer builders:
 
-It has the emulator's ``address`` and ``wait_for_poll``, so ``running_runtime`` starts the
-real runtime against it.
+- ``FakeRuntimeAPI`` serves every connection from a thread, records each request and sends
+  what the test's script returns for it. It has the emulator's ``address`` and
+  ``wait_for_poll``, so ``running_runtime`` starts the real runtime against it.
+- ``ManualRuntimeAPI`` serves nothing by itself: the test accepts each connection, reads its
+  requests and answers (or not) when it chooses, one step at a time.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Request(NamedTuple):
     method: str
     # The path exactly as sent (still percent-encoded), decoded as latin-1 byte for byte.
     path: str
+    version: str
     # Lower-cased names; the raw value bytes of each line, in order (repeats kept).
     header_lines: tuple[tuple[str, bytes], ...]
     body: bytes
@@ -98,6 +102,31 @@ def event(
 
 
 Script = Callable[[Request], "Reply | None"]
+
+
+def read_request(conn: socket.socket, buffer: bytes = b"") -> tuple[Request, bytes] | None:
+    """The next request on ``conn`` (``buffer`` holds what was read past the one before) and
+    what was read past it; None when the peer closes before the request is whole."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+    head, buffer = buffer.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    method, path, version = lines[0].decode("latin-1").split(" ", 2)
+    header_lines = tuple(
+        (name.strip().decode("latin-1").lower(), value.strip())
+        for name, _, value in (line.partition(b":") for line in lines[1:])
+    )
+    length = int(dict(header_lines).get("content-length", b"0"))
+    while len(buffer) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        buffer += chunk
+    body, buffer = buffer[:length], buffer[length:]
+    return Request(method, path, version, header_lines, body, time.monotonic()), buffer
 
 
 class FakeRuntimeAPI:
@@ -208,26 +237,10 @@ class FakeRuntimeAPI:
         buffer = b""
         try:
             while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                lines = head.split(b"\r\n")
-                method, path, _ = lines[0].decode("latin-1").split(" ", 2)
-                header_lines = tuple(
-                    (name.strip().decode("latin-1").lower(), value.strip())
-                    for name, _, value in (line.partition(b":") for line in lines[1:])
-                )
-                length = int(dict(header_lines).get("content-length", b"0"))
-                while len(buffer) < length:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                body, buffer = buffer[:length], buffer[length:]
-                request = Request(method, path, header_lines, body, time.monotonic())
+                received = read_request(conn, buffer)
+                if received is None:
+                    return
+                request, buffer = received
                 with self._lock:
                     self.requests.append(request)
                     self._lock.notify_all()
@@ -253,3 +266,39 @@ def _connected(conn: socket.socket) -> bool:
         return True
     except OSError:
         return False
+
+
+class ManualRuntimeAPI:
+    """A Runtime API on a bare socket, driven step by step: the test accepts each connection
+    the runtime makes, reads its requests and answers when it chooses, so it sees exactly
+    what the runtime sends (a half-closed connection included)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def accept(self, timeout: float) -> socket.socket | None:
+        """The runtime's next connection (its reads time out after ``timeout`` too), or None."""
+        self._listener.settimeout(timeout)
+        try:
+            connection, _ = self._listener.accept()
+        except TimeoutError:
+            return None
+        connection.settimeout(timeout)
+        return connection
+
+    @staticmethod
+    def read_request(connection: socket.socket) -> Request:
+        """The next request on ``connection``, which must not close before it is whole."""
+        received = read_request(connection)
+        assert received is not None, "connection closed mid-request"
+        return received[0]
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def __enter__(self) -> ManualRuntimeAPI:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,7 +1,9 @@
 """Start the real runtime (bin/bootstrap, supervisor, forked worker) against a real emulator.
 
 Tests write a handler module into a fresh task root, start the runtime as Lambda would,
-and talk to it only through the Runtime API emulator over HTTP.
+and talk to it only through the Runtime API emulator over HTTP. Handler modules live in
+tests/handlers/, one file each, and are copied into a task root under the name the test
+needs (``handler_files``, ``copy_handler``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,29 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from lambda_supervisor.emulator import Outcome, RuntimeAPIEmulator
+from lambda_supervisor.emulator import Invocation, Outcome, RuntimeAPIEmulator
 from lambda_supervisor.process import RuntimeProcess
 
 STARTUP_TIMEOUT = 30.0
 RESULT_TIMEOUT = 30.0
+HANDLERS = Path(__file__).parent / "handlers"
+
+
+def handler_source(name: str) -> str:
+    """The source of the handler module tests/handlers/NAME.py."""
+    return (HANDLERS / f"{name}.py").read_text()
+
+
+def handler_files(name: str, as_name: str = "app.py") -> dict[str, str]:
+    """tests/handlers/NAME.py as the file ``as_name`` of a task root, for ``running_runtime``
+    and ``write_task`` (merge more files into the dict as needed)."""
+    return {as_name: handler_source(name)}
+
+
+def copy_handler(directory: Path, name: str, as_name: str = "app.py") -> Path:
+    """Copy tests/handlers/NAME.py into ``directory`` as ``as_name``; the copy's path."""
+    write_task(directory, handler_files(name, as_name))
+    return directory / as_name
 
 
 def write_task(task_root: Path, files: Mapping[str, str]) -> Path:
@@ -56,6 +76,18 @@ def invoke(
     """Submit one event and wait for its single outcome."""
     invocation = emulator.submit({} if event is None else event, timeout=timeout, **kw)
     outcome = invocation.result(RESULT_TIMEOUT)
+    return outcome
+
+
+def only_answer(
+    emulator: RuntimeAPIEmulator, invocation: Invocation, timeout: float = RESULT_TIMEOUT
+) -> Outcome:
+    """The invocation's outcome, once it is known to be its one answer: accepted (202) from
+    the runtime, with no other post accepted or refused."""
+    outcome = invocation.result(timeout)
+    assert emulator.outcomes(invocation.request_id) == [outcome]
+    assert invocation.rejected == []
+    assert outcome.status == 202
     return outcome
 
 

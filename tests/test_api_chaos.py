@@ -18,19 +18,18 @@ from collections import Counter
 
 import pytest
 from chaos_support import (
-    CHAOS_APP,
     HANDLER,
     Planned,
+    answer_posts,
     chaos_report,
     outcome_label,
     plan_event,
-    session_procs,
     submit,
     verify_exactly_once,
-    wait_until,
     worker_replacements,
 )
-from runtime_harness import STARTUP_TIMEOUT, invoke, running_runtime
+from proc_support import session_procs, wait_until
+from runtime_harness import STARTUP_TIMEOUT, handler_files, invoke, running_runtime
 
 from lambda_supervisor.emulator import RuntimeAPIEmulator
 
@@ -49,12 +48,8 @@ def report(request):
 
 @pytest.fixture
 def runtime(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=ENV) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=ENV) as runtime:
         yield runtime
-
-
-def _posts(emulator) -> Counter[str]:
-    return Counter(route for _, _, _, route in list(emulator.requests) if route in ("response", "error"))
 
 
 def _record(figures, planned: list[Planned]) -> None:
@@ -104,7 +99,7 @@ def test_random_api_faults_lose_nothing_and_answer_nothing_twice(emulator, runti
     # One post per event plus one retry per post fault that was applied (a delayed post is
     # not retried); drops and errors on /next cost a retried /next, never an event.
     post_faults = sum(v for k, v in faults.items() if k.split(":")[0] != "next" and ":delay" not in k)
-    posts = sum(_posts(emulator).values())
+    posts = sum(answer_posts(emulator).values())
     assert len(planned) + 1 <= posts <= len(planned) + 1 + post_faults
     figures.duration_s = time.monotonic() - started
     figures.notes.append(
@@ -163,7 +158,7 @@ def test_a_fresh_api_on_the_same_port_is_served_after_the_old_one_vanished(tmp_p
     started = time.monotonic()
     first = RuntimeAPIEmulator().start()
     host, port = first.host, first.port
-    with running_runtime(first, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=ENV) as runtime:
+    with running_runtime(first, tmp_path, handler_files("chaos_app"), HANDLER, env=ENV) as runtime:
         in_flight = first.submit(b'{"do": "sleep_ok", "n": 0, "seconds": 1.0}', timeout=60)
         assert in_flight.handed_out.wait(30)
         first.stop()
@@ -247,7 +242,7 @@ def test_late_posts_get_410_once_and_the_runtime_serves_on(emulator, runtime, re
         assert item.invocation is not None
         assert item.invocation.accepted == []
         assert [o.status for o in item.invocation.rejected] == [410]
-    assert sum(_posts(emulator).values()) == 20, "a 410 must not be retried"
+    assert sum(answer_posts(emulator).values()) == 20, "a 410 must not be retried"
     assert worker_replacements(runtime) == []
     assert invoke(emulator, {"do": "ok", "n": -1}).kind == "response"
 
@@ -262,7 +257,7 @@ def test_posts_answered_500_repeatedly(emulator, runtime, failures):
     item = emulator.submit({"do": "ok", "n": 1}, timeout=30)
     outcome = item.result(30)
     assert outcome.kind == "response" and len(emulator.outcomes(item.request_id)) == 1
-    assert sum(_posts(emulator).values()) == failures + 1
+    assert sum(answer_posts(emulator).values()) == failures + 1
     record = runtime.wait_for_json(lambda r: r.get("message") == "runtime API answered again", 10)
     assert record is not None and record["failed_attempts"] == failures
     assert invoke(emulator, {"do": "ok", "n": 2}).json()["n"] == 2
@@ -277,7 +272,7 @@ def test_internal_extension_then_a_mixed_run_then_sigterm(emulator, tmp_path, re
     began = time.monotonic()
     rng = random.Random(SEED + 5)
     env = {**ENV, "LAMBDA_SUPERVISOR_REGISTER_EXTENSION": "1"}
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=env) as runtime:
         sid = runtime.pid
         [registration] = emulator.extension_registrations
         assert registration.headers.get("Lambda-Extension-Name")
@@ -305,7 +300,7 @@ def test_a_refused_extension_registration_does_not_stop_the_runtime(emulator, tm
     """Tried: the extension registration answered 500 or 403, or its connection dropped."""
     emulator.inject_fault("extension_register", action, status=status or 500)
     env = {**ENV, "LAMBDA_SUPERVISOR_REGISTER_EXTENSION": "1"}
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=env) as runtime:
         assert invoke(emulator, {"do": "ok", "n": 1}).json()["n"] == 1
         assert runtime.running
     assert emulator.extension_registrations == []

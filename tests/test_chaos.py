@@ -18,31 +18,29 @@ import os
 import random
 import signal
 import time
-from collections import Counter
 
 import pytest
 from chaos_support import (
-    CHAOS_APP,
     HANDLER,
     MIX,
+    NORMAL_TIMEOUT,
     REPLACING,
     Planned,
     Snapshot,
-    catches_signal,
+    answer_posts,
     chaos_report,
     outcome_label,
     plan_event,
     plan_mix,
     recovery_times,
-    session_procs,
     snapshot_at_rest,
     strip_bodies,
     submit,
     verify_exactly_once,
-    wait_until,
     worker_replacements,
 )
-from runtime_harness import invoke, running_runtime
+from proc_support import catches_signal, session_procs, wait_until
+from runtime_harness import handler_files, invoke, running_runtime
 
 from supervisor.worker_process import KEEPER_NAME
 
@@ -84,8 +82,9 @@ def _strays(sid: int) -> set[int]:
     return {proc.pid for proc in session_procs(sid) if proc.ppid != sid and proc.pid != sid}
 
 
-def _posts(emulator) -> Counter[str]:
-    return Counter(route for _, _, _, route in list(emulator.requests) if route in ("response", "error"))
+def _planned(kind: str, n: int, check, **fields) -> Planned:
+    """An event of ``kind`` that ``plan_event`` does not plan, judged by ``check``."""
+    return Planned(kind, n, json.dumps({"do": kind, "n": n, **fields}).encode(), NORMAL_TIMEOUT, check)
 
 
 def _no_leftovers(runtime) -> list:
@@ -114,7 +113,7 @@ def test_soak_random_mix_every_event_answered_exactly_once(emulator, tmp_path, r
     complaints: list[str] = []
     left_behind: list[int] = []
     rng = random.Random(SEED ^ 0x5EED)
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=ENV) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=ENV) as runtime:
         # Warm-up: every kind once, so first-use imports and allocations are behind us.
         warm = [plan_event(kind, -1 - i, rng) for i, kind in enumerate(MIX)]
         _run_batch(emulator, warm, figures, complaints)
@@ -154,7 +153,7 @@ def test_soak_random_mix_every_event_answered_exactly_once(emulator, tmp_path, r
         assert runtime.running
         everything = warm + planned + final
         # Exactly one post per event reached the emulator: no retried or duplicate posts.
-        assert sum(_posts(emulator).values()) == len(everything) + 1
+        assert sum(answer_posts(emulator).values()) == len(everything) + 1
         assert emulator.init_errors == []
         # Every death, deadline and protocol break replaced the worker; nothing else did.
         expected_restarts = sum(item.kind in REPLACING for item in everything)
@@ -227,7 +226,7 @@ def test_recycling_after_n_invocations_in_a_random_mix_loses_nothing(emulator, t
     env = {**ENV, "LAMBDA_SUPERVISOR_MAX_INVOCATIONS": str(every)}
     planned = [plan_event(rng.choice(RECYCLE_MIX), n, rng) for n in range(1200)]
     complaints: list[str] = []
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=env) as runtime:
         start = snapshot_at_rest(emulator, runtime)
         for offset in range(0, len(planned), BATCH):
             _run_batch(emulator, planned[offset : offset + BATCH], figures, complaints)
@@ -241,7 +240,7 @@ def test_recycling_after_n_invocations_in_a_random_mix_loses_nothing(emulator, t
     figures.rss_start_kb, figures.rss_end_kb, figures.rss_max_kb = start.rss_kb, end.rss_kb, end.rss_kb
     figures.duration_s = time.monotonic() - started
     assert not complaints, "\n".join(complaints[:30])
-    assert sum(_posts(emulator).values()) == len(planned)
+    assert sum(answer_posts(emulator).values()) == len(planned)
     recycled = [r for r in starts if str(r.get("reason", "")).startswith("recycled")]
     figures.notes.append(f"{len(recycled)} recycles, {len(starts) - len(recycled)} crash replacements")
     assert {r["reason"] for r in recycled} == {f"recycled after {every} invocations"}
@@ -261,21 +260,13 @@ def test_recycling_above_an_rss_threshold_in_a_random_mix_loses_nothing(emulator
     planned: list[Planned] = []
     for n in range(400):
         if rng.random() < 0.35:
-            planned.append(
-                Planned(
-                    "hog",
-                    n,
-                    json.dumps({"do": "hog", "n": n, "mb": 10}).encode(),
-                    60.0,
-                    lambda o: None if o.kind == "response" else f"expected a response, got {o!r}",
-                )
-            )
+            planned.append(_planned("hog", n, _a_response, mb=10))
         else:
             planned.append(
                 plan_event(rng.choice(["ok", "ok", "ok", "ok", "raise", "bad_json", "exit"]), n, rng)
             )
     complaints: list[str] = []
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=env) as runtime:
         _run_batch(emulator, planned, figures, complaints)
         starts = worker_replacements(runtime)
         served = invoke(emulator, {"do": "ok", "n": -1})
@@ -302,19 +293,11 @@ def test_runaway_allocations_in_a_mix_are_out_of_memory_errors(emulator, tmp_pat
     planned: list[Planned] = []
     for n in range(120):
         if n % 6 == 3:
-            planned.append(
-                Planned(
-                    "runaway",
-                    n,
-                    json.dumps({"do": "runaway", "n": n}).encode(),
-                    60.0,
-                    _out_of_memory,
-                )
-            )
+            planned.append(_planned("runaway", n, _out_of_memory))
         else:
             planned.append(plan_event(rng.choice(["ok", "ok", "raise", "exit", "big"]), n, rng))
     complaints: list[str] = []
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=env) as runtime:
         # Warm-up: a death makes the supervisor log, so its logging library is loaded
         # before the first snapshot and is not taken for growth.
         _run_batch(emulator, [plan_event("exit", -1, rng)], figures, complaints)
@@ -326,6 +309,10 @@ def test_runaway_allocations_in_a_mix_are_out_of_memory_errors(emulator, tmp_pat
     figures.duration_s = time.monotonic() - started
     assert not complaints, "\n".join(complaints[:30])
     assert end.rss_kb - start.rss_kb <= RSS_SLACK_KB
+
+
+def _a_response(outcome) -> str | None:
+    return None if outcome.kind == "response" else f"expected a response, got {outcome!r}"
 
 
 def _out_of_memory(outcome) -> str | None:
@@ -353,7 +340,9 @@ def test_sigterm_in_the_middle_of_a_stream(emulator, tmp_path, report, seed):
     for item in planned:
         if item.kind == "hang":
             item.timeout = 3.0
-    with running_runtime(emulator, tmp_path / "task", {"app.py": CHAOS_APP}, HANDLER, env=env) as runtime:
+    with running_runtime(
+        emulator, tmp_path / "task", handler_files("chaos_app"), HANDLER, env=env
+    ) as runtime:
         sid = runtime.pid
         submit(emulator, planned)
         stop_after = rng.randrange(5, 60)
@@ -402,7 +391,9 @@ def test_sigterm_while_a_replacement_worker_hangs_in_init(emulator, tmp_path):
     import), then SIGTERM while the supervisor waits for that replacement to be ready."""
     marker = tmp_path / "init-hangs"
     env = {**ENV, "CHAOS_INIT_HANGS_IF": str(marker)}
-    with running_runtime(emulator, tmp_path / "task", {"app.py": CHAOS_APP}, HANDLER, env=env) as runtime:
+    with running_runtime(
+        emulator, tmp_path / "task", handler_files("chaos_app"), HANDLER, env=env
+    ) as runtime:
         sid = runtime.pid
         outcome = emulator.submit({"do": "hang_next_init", "n": 1}, timeout=30).result(30)
         assert outcome.error_type == "Runtime.ExitError"
@@ -418,7 +409,7 @@ def test_sigterm_while_the_first_worker_hangs_in_init(emulator, tmp_path):
     marker.touch()
     env = {**ENV, "CHAOS_INIT_HANGS_IF": str(marker)}
     with running_runtime(
-        emulator, tmp_path / "task", {"app.py": CHAOS_APP}, HANDLER, env=env, wait_ready=False
+        emulator, tmp_path / "task", handler_files("chaos_app"), HANDLER, env=env, wait_ready=False
     ) as runtime:
         sid = runtime.pid
         assert wait_until(lambda: (tmp_path / "init-hangs.hanging").exists(), 30)
@@ -430,7 +421,7 @@ def test_sigterm_while_a_post_is_retried_against_a_vanished_api(emulator, tmp_pa
     """Tried: the Runtime API goes away while a handler runs, so the result post is being
     retried (connection refused) when SIGTERM arrives. The answer cannot be delivered;
     retrying it for the rest of the 30 s window only gets the supervisor SIGKILLed."""
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=ENV) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=ENV) as runtime:
         sid = runtime.pid
         invocation = emulator.submit({"do": "sleep_ok", "n": 1, "seconds": 0.3}, timeout=60)
         assert invocation.handed_out.wait(30)
@@ -444,7 +435,7 @@ def test_sigkill_to_the_supervisor_leaves_nothing_of_the_runtime_running(emulato
     """Tried: SIGKILL to the supervisor (no chance to clean up) after handlers left a child
     process, a zombie and a thread behind in the current worker. The worker dies with the
     supervisor; what the handler forked must not outlive them either."""
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=ENV) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=ENV) as runtime:
         sid = runtime.pid
         for kind in ("child", "zombie", "thread", "child"):
             assert invoke(emulator, {"do": kind, "n": 1}).kind == "response"

@@ -526,7 +526,8 @@ def test_env_option_without_a_name_is_not_echoed(tmp_path: Path, built: Any) -> 
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: --env must be KEY=VALUE, not an argument without a name and '=' (not shown: it may be a secret)"
+        "error: --env must be KEY=VALUE, not an argument without a name and '='"
+        " (not shown: it may be a secret)"
     ]
 
 

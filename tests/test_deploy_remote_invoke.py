@@ -26,6 +26,7 @@ from deploy_support import (
     run_cli,
     unpack_like_lambda,
 )
+from runtime_harness import copy_handler
 
 from lambda_supervisor.emulator import RuntimeAPIEmulator
 from lambda_supervisor.local import LocalRunner, parse_handler
@@ -33,20 +34,11 @@ from lambda_supervisor.process import platform_environment
 
 pytest_plugins = ["deploy_support"]
 
-HANDLER_SOURCE = """
-def handler(event, context):
-    print("handling", event.get("name"))
-    if event.get("fail"):
-        raise ValueError("asked to fail")
-    return {"hello": event.get("name"), "function": context.function_name}
-"""
-
 
 @pytest.fixture(scope="module")
 def local_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRunner]:
     """The project's emulator serving a handler through the real runtime."""
-    path = tmp_path_factory.mktemp("remote") / "app.py"
-    path.write_text(HANDLER_SOURCE)
+    path = copy_handler(tmp_path_factory.mktemp("remote"), "greet_and_print")
     runner = LocalRunner(parse_handler(f"{path}:handler"), function_name="greeter", restart=True)
     runner.start()
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from deploy_support import CLI, isolated_env, package, unpack_like_lambda, write_wheel
-from runtime_harness import STARTUP_TIMEOUT, running_runtime, write_task
+from runtime_harness import STARTUP_TIMEOUT, handler_files, handler_source, running_runtime, write_task
 
 from lambda_supervisor.emulator import Outcome, RuntimeAPIEmulator
 from lambda_supervisor.process import platform_environment
@@ -36,20 +36,9 @@ PROMPT = 10.0
 
 # A function whose handler module is ``worker.py`` and which bundles a package named
 # ``supervisor`` (PyPI's supervisord has that name); both only say where they came from.
+# The package is a string: its one line is a marker, its name is the point.
 SHADOW_FILES = {
-    "worker.py": """
-        import os
-        import supervisor
-
-        COUNT = 0
-
-        def handler(event, context):
-            global COUNT
-            COUNT += 1
-            if event.get("exit"):
-                os._exit(3)
-            return {"worker": __file__, "supervisor": supervisor.MARKER, "count": COUNT}
-    """,
+    **handler_files("report_shadowed_modules", "worker.py"),
     "supervisor/__init__.py": "MARKER = 'the function own supervisor package'\n",
 }
 
@@ -142,8 +131,7 @@ def test_python_m_supervisor_in_the_code_root_runs_the_functions_worker_module(e
     """Tried: ``python -m supervisor`` (a container ENTRYPOINT, say) started in the code root,
     which holds ``worker.py``: ``-m`` puts the current directory first on sys.path, and the
     supervisor then imported that file as its own ``worker`` package."""
-    worker_module = "def handler(event, context):\n    return {'worker': __file__}\n"
-    task_root = write_task(tmp_path / "task", {"worker.py": worker_module})
+    task_root = write_task(tmp_path / "task", handler_files("report_own_file", "worker.py"))
     env = platform_environment(runtime_api=emulator.address, handler="worker.handler", task_root=task_root)
     with started([sys.executable, "-m", "supervisor"], emulator, {**os.environ, **env}, task_root, tmp_path):
         outcome = emulator.submit({}, timeout=30).result(30)
@@ -196,38 +184,6 @@ def started(
 
 # ------------------------------------------------------------------------- error reports
 
-ERROR_HANDLERS = """
-import os
-import tempfile
-
-INIT_ID = os.urandom(4).hex()  # changes whenever init runs again
-CALLS = 0
-
-class Unprintable(Exception):
-    def __str__(self):
-        raise RuntimeError("no text for this one")
-
-def recurse(depth):
-    return recurse(depth + 1)
-
-def handler(event, context):
-    global CALLS
-    CALLS += 1
-    kind = event.get("raise")
-    if kind == "huge":
-        raise ValueError("x" * event["size"])
-    if kind == "recursion":
-        recurse(0)
-    if kind == "unprintable":
-        raise Unprintable()
-    if kind == "cwd_removed":
-        gone = tempfile.mkdtemp()
-        os.chdir(gone)
-        os.rmdir(gone)
-        raise KeyError("after the working directory went")
-    return {"init_id": INIT_ID, "calls": CALLS, "trace_id": os.environ.get("_X_AMZN_TRACE_ID")}
-"""
-
 
 @pytest.fixture
 def task_root(tmp_path: Path) -> Path:
@@ -240,7 +196,7 @@ def task_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def errors_runtime(emulator: RuntimeAPIEmulator, task_root: Path) -> Iterator[None]:
-    with running_runtime(emulator, task_root, {"app.py": ERROR_HANDLERS}, "app.handler"):
+    with running_runtime(emulator, task_root, handler_files("raise_hard_to_report"), "app.handler"):
         yield
 
 
@@ -298,7 +254,7 @@ def test_recursion_error_at_a_long_path_is_reported_by_the_same_worker(emulator,
     assert body["errorMessage"].startswith("maximum recursion depth exceeded")
     assert "in handler" in body["stackTrace"][0] and "in recurse" in body["stackTrace"][1]
     stack = json.loads(outcome.headers["Lambda-Runtime-Function-XRay-Error-Cause"])["exceptions"][0]["stack"]
-    call_line = ERROR_HANDLERS.splitlines().index("        recurse(0)") + 1
+    call_line = handler_source("raise_hard_to_report").splitlines().index("        recurse(0)") + 1
     assert stack[0] == {"label": "handler", "path": str(task_root.resolve() / "app.py"), "line": call_line}
     assert stack[-1]["label"] == "recurse" and 1 <= len(stack) <= 16
     assert warm_state(emulator) == {**before, "calls": before["calls"] + 2}
@@ -328,6 +284,7 @@ def test_exception_after_the_working_directory_was_removed_is_reported(emulator,
     assert warm_state(emulator) == {**before, "calls": before["calls"] + 2}
 
 
+# Modules that fail as they are imported: each one's text is the case.
 INIT_FAILURES = {
     "huge message": ("raise ValueError('y' * 2_000_000)\n", "ValueError"),
     "unprintable": (

@@ -13,11 +13,13 @@ import json
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 import urllib3
+from http_support import exchange
+from proc_support import wait_until
 
 from lambda_supervisor.emulator import RuntimeAPIEmulator
 
@@ -46,16 +48,6 @@ def request(
 def post_json(conn: http.client.HTTPConnection, path: str, payload: Any) -> tuple[int, Any]:
     status, _, body = request(conn, "POST", path, json.dumps(payload).encode())
     return status, json.loads(body) if body else None
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``condition`` until true or ``timeout``, for states with no event to wait on."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 def take_next(conn: http.client.HTTPConnection) -> tuple[int, dict[str, str], bytes]:
@@ -253,29 +245,11 @@ def test_payload_exactly_at_the_limit_is_accepted(emulator, http_conn) -> None:
     assert len(invocation.result(5).body) == 6_291_556
 
 
-def send_chunked(address: str, path: str, chunks: list[bytes], trailers: str = "") -> bytes:
-    """Write a chunked request by hand (stdlib clients add no trailers) and read the reply."""
-    host, port = address.split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        head = f"POST {path} HTTP/1.1\r\nHost: {address}\r\nTransfer-Encoding: chunked\r\n\r\n"
-        sock.sendall(head.encode())
-        for chunk in chunks:
-            sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-        sock.sendall(b"0\r\n" + trailers.encode() + b"\r\n")
-        reply = b""
-        while b"\r\n\r\n" not in reply:
-            reply += sock.recv(65536)
-        head_bytes, _, rest = reply.partition(b"\r\n\r\n")
-        length = int(
-            next(
-                line.split(b":")[1]
-                for line in head_bytes.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            )
-        )
-        while len(rest) < length:
-            rest += sock.recv(65536)
-        return head_bytes.split(b"\r\n")[0] + b"\n" + rest
+def chunked_post(address: str, path: str, chunks: list[bytes], trailers: str = "") -> bytes:
+    """A chunked request written by hand (stdlib clients add no trailers)."""
+    head = f"POST {path} HTTP/1.1\r\nHost: {address}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    body = b"".join(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" for chunk in chunks)
+    return head + body + b"0\r\n" + trailers.encode() + b"\r\n"
 
 
 @pytest.mark.timeout(20)
@@ -287,10 +261,11 @@ def test_chunked_response_with_trailers_is_accepted(emulator, http_conn) -> None
         "Lambda-Runtime-Function-Error-Type: Function.Boom\r\n"
         f"Lambda-Runtime-Function-Error-Body: {error_body}\r\n"
     )
-    reply = send_chunked(
+    request = chunked_post(
         emulator.address, result_path(invocation.request_id), [b"part one, ", b"part two"], trailers
     )
-    assert reply.startswith(b"HTTP/1.1 202")
+    status, _, _ = exchange(emulator.address, request)
+    assert status == 202
     outcome = invocation.result(5)
     assert outcome.body == b"part one, part two"
     assert outcome.trailers["lambda-runtime-function-error-type"] == "Function.Boom"
@@ -302,9 +277,11 @@ def test_oversized_chunked_response_is_413(emulator, http_conn) -> None:
     invocation = emulator.submit({})
     take_next(http_conn)
     chunks = [b"z" * 1_000_000] * 7
-    reply = send_chunked(emulator.address, result_path(invocation.request_id), chunks)
-    assert reply.startswith(b"HTTP/1.1 413")
-    assert json.loads(reply.split(b"\n", 1)[1]) == TOO_LARGE_BODY
+    status, _, body = exchange(
+        emulator.address, chunked_post(emulator.address, result_path(invocation.request_id), chunks)
+    )
+    assert status == 413
+    assert json.loads(body) == TOO_LARGE_BODY
     assert not invocation.done
 
 

@@ -13,143 +13,30 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chaos_support import catches_signal, children_of, read_proc, wait_until, worker_replacements
-from runtime_harness import invoke, log_records, running_runtime, write_task
+from chaos_support import serving, worker_replacements
+from fake_runtime_api import ACCEPTED, INVOCATION_PREFIX, NEXT_PATH, ManualRuntimeAPI, event
+from local_support import run_cli
+from proc_support import catches_signal, children_of, is_running, start_time, wait_until
+from runtime_harness import copy_handler, handler_files, invoke, log_records, running_runtime, write_task
 
 from lambda_supervisor.process import RuntimeProcess
 
 ENV = {"LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS": "100"}
 
-FIGHTS_APP = r'''
-import json, os, signal, struct, subprocess, sys, time
-
-def ok(event, context):
-    return {"n": event.get("n"), "pid": os.getpid()}
-
-def _note(path, **pids):
-    """Each process by pid and start time: a test may look only after they are gone."""
-    noted = {}
-    for name, pid in pids.items():
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-        noted[name] = [pid, int(stat[stat.rindex(")") + 2 :].split()[19])]
-    with open(path + ".tmp", "w") as f:
-        json.dump(noted, f)
-    os.rename(path + ".tmp", path)
-
-def _sleeper(new_group=False):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            if new_group:
-                os.setpgid(0, 0)
-            time.sleep(3600)
-        finally:
-            os._exit(0)
-    return pid
-
-def _daemon():
-    """The classic double fork: a grandchild in a session of its own whose parent is gone."""
-    read_end, write_end = os.pipe()
-    middle = os.fork()
-    if middle == 0:
-        try:
-            os.setsid()
-            grandchild = os.fork()
-            if grandchild == 0:
-                time.sleep(3600)
-                os._exit(0)
-            os.write(write_end, str(grandchild).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    grandchild = int(os.read(read_end, 32))
-    os.close(read_end)
-    os.waitpid(middle, 0)
-    return grandchild
-
-def _then(event):
-    then = event.get("then")
-    if then == "hang":
-        time.sleep(3600)
-    if then == "exit":
-        os._exit(1)
-    return {"n": event.get("n"), "pid": os.getpid()}
-
-def join_supervisor_group(event, context):
-    child = _sleeper()  # stays behind in the worker's own process group
-    os.setpgid(0, os.getpgid(os.getppid()))
-    _note(event["pids"], worker=os.getpid(), child=child)
-    return _then(event)
-
-def fork_and_fall_through(event, context):
-    os.fork()
-    return {"n": event["n"], "pid": os.getpid()}
-
-def _runtime_locals():
-    """What the worker's own loop holds: the reply token of the event in hand, the pipe."""
-    frame = sys._getframe()
-    while "reply_token" not in frame.f_locals:
-        frame = frame.f_back
-    return frame.f_locals
-
-def forge_own_reply(event, context):
-    loop = _runtime_locals()
-    meta = json.dumps({"content_type": "application/json", "reply_token": loop["reply_token"]}).encode()
-    body = json.dumps({"n": event["n"], "forged": True}).encode()
-    os.write(loop["to_supervisor"], struct.pack("!cII", b"O", len(meta), len(body)) + meta + body)
-    time.sleep(event.get("sleep", 0))
-    return {"n": event["n"], "forged": False}
-
-def write_when_idle(event, context):
-    """Leave a child that writes on the reply pipe once the worker has answered."""
-    pipe = _runtime_locals()["to_supervisor"]
-    if os.fork() == 0:
-        time.sleep(0.2)
-        os.write(pipe, bytes.fromhex(event["hex"]))
-        open(event["written"], "w").close()
-        os._exit(0)
-    return {"n": event["n"]}
-
-def escape(event, context):
-    popen = subprocess.Popen(["sleep", "3600"], start_new_session=True)
-    _note(
-        event["pids"],
-        worker=os.getpid(),
-        new_session=popen.pid,
-        daemon=_daemon(),
-        new_group=_sleeper(new_group=True),
-        same_group=_sleeper(),
-    )
-    return _then(event)
-
-def block_death_signal(event, context):
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGRTMIN})
-    if event.get("ignore"):
-        signal.signal(signal.SIGRTMIN, signal.SIG_IGN)
-    _note(event["pids"], worker=os.getpid(), child=_sleeper())
-    time.sleep(3600)
-
-def hold_stdout_in_a_new_session(event, context):
-    subprocess.Popen(["sleep", str(event["seconds"])], start_new_session=True)
-    time.sleep(3600)
-
-def route(event, context):
-    return globals()[event["do"]](event, context)
-'''
-
+# tests/handlers/fight_the_supervisor.py, copied into the task root as app.py.
 HANDLER = "app.route"
 
 
 @pytest.fixture
 def runtime(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path / "task", {"app.py": FIGHTS_APP}, HANDLER, env=ENV) as runtime:
+    with running_runtime(
+        emulator, tmp_path / "task", handler_files("fight_the_supervisor"), HANDLER, env=ENV
+    ) as runtime:
         yield runtime
 
 
@@ -160,29 +47,11 @@ def _noted(path: Path, timeout: float = 30) -> dict[str, tuple[int, int]]:
     return {name: (pid, start) for name, (pid, start) in json.loads(path.read_text()).items()}
 
 
-def _start_time(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(")") + 2 :].split()[19])
-
-
 def _alive(identities: dict[str, tuple[int, int]]) -> dict[str, int]:
     """The ones still running (a zombie has finished running)."""
-    alive = {}
-    for name, (pid, start) in identities.items():
-        proc = read_proc(pid)
-        if proc is not None and proc.state != "Z" and _start_time(pid) == start:
-            alive[name] = pid
-    return alive
-
-
-def _serving(emulator, n: int = -1) -> int:
-    outcome = invoke(emulator, {"do": "ok", "n": n}, timeout=30)
-    assert outcome.kind == "response" and outcome.json()["n"] == n, outcome
-    assert emulator.outcomes(outcome.request_id) == [outcome]
-    return outcome.json()["pid"]
+    return {
+        name: pid for name, (pid, start) in identities.items() if is_running(pid) and start_time(pid) == start
+    }
 
 
 def _kill_left(identities: dict[str, tuple[int, int]]) -> None:
@@ -212,7 +81,7 @@ def test_a_worker_that_joins_the_supervisors_group_is_still_killed_at_its_deadli
         assert outcome.json()["errorMessage"] == "Task timed out after 1.50 seconds"
         assert emulator.outcomes(invocation.request_id) == [outcome]
         assert wait_until(lambda: not _alive(identities), 5), _alive(identities)
-        assert _serving(emulator) != identities["worker"][0]
+        assert serving(emulator) != identities["worker"][0]
     finally:
         _kill_left(identities)
     assert runtime.running
@@ -231,7 +100,7 @@ def test_a_handler_that_forks_and_falls_through_taints_no_other_event(emulator, 
     assert outcome.kind == "response" and outcome.json()["n"] == 1, outcome
     worker = outcome.json()["pid"]
     for n in range(2, 6):
-        assert _serving(emulator, n) == worker
+        assert serving(emulator, n) == worker
     assert emulator.outcomes(first.request_id) == [outcome]
     # The child left at once (a zombie until the worker reaps it or is replaced).
     assert [p.pid for p in children_of(worker) if p.state != "Z"] == []
@@ -255,7 +124,7 @@ def test_a_reply_forged_with_the_events_own_token_taints_only_that_event(emulato
     assert emulator.outcomes(second.request_id) == [answer]
     assert wait_until(lambda: len(worker_replacements(runtime)) == 1, 10), worker_replacements(runtime)
     assert worker_replacements(runtime)[0]["reason"] == "worker answered an event twice"
-    _serving(emulator, 3)
+    serving(emulator, 3)
 
 
 @pytest.mark.timeout(60)
@@ -267,7 +136,7 @@ def test_bytes_written_on_the_reply_pipe_between_events_taint_no_event(emulator,
     first = invoke(emulator, {"do": "write_when_idle", "n": 1, "hex": "7a7a7a", "written": str(written)})
     assert first.kind == "response" and first.json()["n"] == 1, first
     assert wait_until(written.exists, 10)
-    _serving(emulator, 2)
+    serving(emulator, 2)
     assert [r["reason"] for r in worker_replacements(runtime)] == [
         "worker wrote on its reply pipe between events"
     ]
@@ -292,7 +161,7 @@ def test_processes_a_handler_moves_out_of_its_group_go_with_the_worker(emulator,
         expected = "Sandbox.Timedout" if then == "hang" else "Runtime.ExitError"
         assert outcome.error_type == expected, outcome
         assert wait_until(lambda: not _alive(identities), 5), _alive(identities)
-        _serving(emulator)
+        serving(emulator)
         zombies = [p for p in children_of(runtime.pid) if p.state == "Z"]
         assert zombies == []
     finally:
@@ -305,14 +174,16 @@ def test_processes_a_handler_moves_out_of_its_group_go_when_the_worker_is_recycl
     LAMBDA_SUPERVISOR_MAX_INVOCATIONS=1, so the worker is retired after the event."""
     pids_file = tmp_path / "pids.json"
     env = {**ENV, "LAMBDA_SUPERVISOR_MAX_INVOCATIONS": "1"}
-    with running_runtime(emulator, tmp_path / "task", {"app.py": FIGHTS_APP}, HANDLER, env=env) as runtime:
+    with running_runtime(
+        emulator, tmp_path / "task", handler_files("fight_the_supervisor"), HANDLER, env=env
+    ) as runtime:
         outcome = invoke(emulator, {"do": "escape", "n": 1, "pids": str(pids_file)}, timeout=30)
         assert outcome.kind == "response", outcome
         identities = _noted(pids_file)
         try:
             assert log_records(runtime, "worker started")
             assert wait_until(lambda: not _alive(identities), 5), _alive(identities)
-            _serving(emulator)
+            serving(emulator)
         finally:
             _kill_left(identities)
 
@@ -321,15 +192,10 @@ def test_processes_a_handler_moves_out_of_its_group_go_when_the_worker_is_recycl
 def test_invoke_returns_at_its_timeout_when_the_handler_left_a_process_in_a_new_session(tmp_path):
     """Tried: ``lambda-supervisor invoke --timeout 2`` of a handler that starts
     ``sleep 8`` in a new session (it holds the runtime's output open) and hangs."""
-    app = tmp_path / "app.py"
-    app.write_text(FIGHTS_APP)
+    app = copy_handler(tmp_path, "fight_the_supervisor")
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "lambda_supervisor.cli", "invoke", f"{app}:route", "--timeout", "2"]
-        + ["--event", json.dumps({"do": "hold_stdout_in_a_new_session", "seconds": 8})],
-        capture_output=True,
-        timeout=30,
-    )
+    event = json.dumps({"do": "hold_stdout_in_a_new_session", "seconds": 8})
+    done = run_cli("invoke", f"{app}:route", "--timeout", "2", "--event", event, timeout=30)
     elapsed = time.monotonic() - started
     assert done.returncode == 1, done.stderr.decode()
     assert json.loads(done.stdout)["errorMessage"] == "Task timed out after 2.00 seconds"
@@ -360,73 +226,21 @@ def test_a_worker_blocking_its_death_signal_still_dies_with_a_killed_supervisor(
 # --------------------------------------------------------------- SIGTERM racing an event
 
 
-class RawRuntimeAPI:
-    """A Runtime API on a bare socket, driven step by step: the test sees exactly what the
-    runtime sends (a half-closed connection included) and answers when it chooses."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
-
-    def accept(self, timeout: float) -> socket.socket | None:
-        self.server.settimeout(timeout)
-        try:
-            connection, _ = self.server.accept()
-        except socket.timeout:
-            return None
-        connection.settimeout(timeout)
-        return connection
-
-    @staticmethod
-    def read_request(connection: socket.socket) -> tuple[str, bytes]:
-        """The request line and body of the next request on ``connection``."""
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = connection.recv(65536)
-            assert chunk, f"connection closed mid-request after {data!r}"
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value)
-        while len(body) < length:
-            body += connection.recv(65536)
-        return lines[0], body
-
-    @staticmethod
-    def event(request_id: str, body: bytes) -> bytes:
-        deadline_ms = int(time.time() * 1000) + 60_000
-        return (
-            f"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: {request_id}\r\n"
-            f"Lambda-Runtime-Deadline-Ms: {deadline_ms}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
-
-    def close(self) -> None:
-        self.server.close()
-
-
 @pytest.fixture
-def raw_api():
-    api = RawRuntimeAPI()
-    try:
+def raw_api() -> Iterator[ManualRuntimeAPI]:
+    with ManualRuntimeAPI() as api:
         yield api
-    finally:
-        api.close()
 
 
-def _start_against(raw_api: RawRuntimeAPI, tmp_path: Path) -> tuple[RuntimeProcess, socket.socket]:
+def _start_against(raw_api: ManualRuntimeAPI, tmp_path: Path) -> tuple[RuntimeProcess, socket.socket]:
     """The runtime, started against ``raw_api``, and the connection of its first /next."""
-    write_task(tmp_path / "task", {"app.py": FIGHTS_APP})
+    write_task(tmp_path / "task", handler_files("fight_the_supervisor"))
     runtime = RuntimeProcess(HANDLER, runtime_api=raw_api.address, task_root=tmp_path / "task", env=ENV)
     runtime.start()
     poll = raw_api.accept(30)
     assert poll is not None, f"the runtime never connected:\n{runtime.output()}"
-    request_line, _ = raw_api.read_request(poll)
-    assert request_line == "GET /2018-06-01/runtime/invocation/next HTTP/1.1"
+    request = raw_api.read_request(poll)
+    assert (request.method, request.path, request.version) == ("GET", NEXT_PATH, "HTTP/1.1")
     assert wait_until(lambda: catches_signal(runtime.pid, signal.SIGTERM), 30)
     return runtime, poll
 
@@ -441,13 +255,17 @@ def test_an_event_handed_out_as_sigterm_arrives_is_still_answered(raw_api, tmp_p
     try:
         os.kill(runtime.pid, signal.SIGTERM)
         assert poll.recv(1) == b"", "the runtime did not give up the long poll"
-        poll.sendall(raw_api.event("raced", b'{"do": "ok", "n": 7}'))
+        poll.sendall(event("raced", b'{"do": "ok", "n": 7}', timeout=60))
         post = raw_api.accept(10)
         assert post is not None, f"the event handed out was never answered:\n{runtime.output()}"
-        request_line, body = raw_api.read_request(post)
-        post.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
-        assert request_line == "POST /2018-06-01/runtime/invocation/raced/response HTTP/1.1"
-        assert json.loads(body)["n"] == 7
+        request = raw_api.read_request(post)
+        post.sendall(ACCEPTED.data)
+        assert (request.method, request.path, request.version) == (
+            "POST",
+            INVOCATION_PREFIX + "raced/response",
+            "HTTP/1.1",
+        )
+        assert request.json()["n"] == 7
         assert runtime.wait(10) == 0
     finally:
         runtime.stop()

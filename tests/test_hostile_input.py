@@ -8,14 +8,15 @@ kind the contract names, and the runtime goes on serving the next one.
 
 from __future__ import annotations
 
-import http.client
 import json
 import struct
 import time
 
 import pytest
-from chaos_support import CHAOS_APP, HANDLER, MAX_PAYLOAD, wait_until, worker_replacements
-from runtime_harness import invoke, running_runtime
+from chaos_support import HANDLER, MAX_PAYLOAD, serving, worker_replacements
+from http_support import INVOKE_PATH, post
+from proc_support import wait_until
+from runtime_harness import handler_files, handler_source, invoke, only_answer, running_runtime
 
 pytestmark = pytest.mark.chaos
 
@@ -25,21 +26,8 @@ FRAME = struct.Struct("!cII")
 
 @pytest.fixture
 def runtime(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path, {"app.py": CHAOS_APP}, HANDLER, env=ENV) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=ENV) as runtime:
         yield runtime
-
-
-def _serving(emulator, n: int = -1) -> None:
-    outcome = invoke(emulator, {"do": "ok", "n": n}, timeout=30)
-    assert outcome.kind == "response" and outcome.json()["n"] == n, outcome
-
-
-def _only_answer(emulator, invocation, timeout: float = 30):
-    outcome = invocation.result(timeout)
-    assert emulator.outcomes(invocation.request_id) == [outcome]
-    assert invocation.rejected == []
-    assert outcome.status == 202
-    return outcome
 
 
 # ----------------------------------------------------------------------- request ids
@@ -73,8 +61,8 @@ def test_odd_request_ids_are_answered_under_their_own_id(emulator, runtime, kind
         emulator.submit({"do": kind, "n": i, "code": 3}, timeout=timeout, request_id=rid)
         for i, rid in enumerate(ODD_IDS)
     ]
-    for rid, invocation in zip(ODD_IDS, invocations):
-        outcome = _only_answer(emulator, invocation)
+    for rid, invocation in zip(ODD_IDS, invocations, strict=True):
+        outcome = only_answer(emulator, invocation)
         if kind == "ok":
             assert outcome.kind == "response"
         else:
@@ -84,7 +72,7 @@ def test_odd_request_ids_are_answered_under_their_own_id(emulator, runtime, kind
     posts = [path for _, _, path, route in emulator.requests if route in ("response", "error")]
     assert len(posts) == len(ODD_IDS)
     assert not any(route in (None, "init_error") for _, _, _, route in emulator.requests)
-    _serving(emulator)
+    serving(emulator)
 
 
 @pytest.mark.timeout(60)
@@ -100,7 +88,7 @@ def test_a_bare_crlf_in_a_request_id_splits_the_header_and_is_survived(emulator,
         raw_header_lines=[b"Lambda-Runtime-Deadline-Ms: 1"],
     )
     assert evil.handed_out.wait(30)
-    _serving(emulator)
+    serving(emulator)
     posted_ids = [
         path.split("/invocation/", 1)[1].rsplit("/", 1)[0]
         for _, _, path, r in emulator.requests
@@ -120,8 +108,8 @@ def test_a_large_but_legal_client_context_reaches_the_handler(emulator, runtime)
     invocation = emulator.submit(
         {"do": "context_info"}, timeout=30, client_context=json.dumps({"custom": custom})
     )
-    assert _only_answer(emulator, invocation).json()["custom"] == custom
-    _serving(emulator)
+    assert only_answer(emulator, invocation).json()["custom"] == custom
+    serving(emulator)
 
 
 @pytest.mark.timeout(60)
@@ -138,7 +126,7 @@ def test_an_unparseable_next_answer_is_survived(emulator, runtime, raw):
     again, and serve the next event, without posting anything for an id it never read."""
     bad = emulator.submit({"do": "ok", "n": 1}, timeout=30, raw_header_lines=raw)
     assert bad.handed_out.wait(30)
-    _serving(emulator, 2)
+    serving(emulator, 2)
     assert emulator.outcomes(bad.request_id) == []
     assert runtime.running
     posts = [r for _, _, _, r in emulator.requests if r in ("response", "error")]
@@ -179,10 +167,10 @@ def test_malformed_headers_on_next_still_get_one_answer(emulator, runtime, heade
     Each is the handler's own answer: a deadline that is not a sane epoch counts as missing
     (Lambda's longest timeout), and the other oddities are only carried to the context."""
     invocation = emulator.submit({"do": "ok", "n": 7}, timeout=30, headers=headers, raw_header_lines=raw)
-    outcome = _only_answer(emulator, invocation)
+    outcome = only_answer(emulator, invocation)
     assert outcome.kind == "response", outcome
     assert outcome.json()["n"] == 7
-    _serving(emulator)
+    serving(emulator)
 
 
 @pytest.mark.timeout(60)
@@ -190,7 +178,7 @@ def test_an_empty_request_id_is_skipped_and_the_runtime_serves_on(emulator, runt
     """Tried: a /next answer whose Lambda-Runtime-Aws-Request-Id header is empty."""
     bad = emulator.submit({"do": "ok", "n": 1}, timeout=30, headers={"Lambda-Runtime-Aws-Request-Id": ""})
     assert bad.handed_out.wait(30)
-    _serving(emulator)
+    serving(emulator)
     assert runtime.wait_for_json(lambda r: "Request-Id" in str(r.get("message")), 10) is not None
     assert emulator.outcomes(bad.request_id) == []
 
@@ -211,27 +199,17 @@ def test_client_context_that_is_not_a_json_object(emulator, runtime, field, valu
     """Tried: client context and Cognito identity headers that are not JSON, and client
     contexts that are JSON but not objects (a list, null, a string)."""
     invocation = emulator.submit({"do": "context_info"}, timeout=30, **{field: value})
-    outcome = _only_answer(emulator, invocation)
+    outcome = only_answer(emulator, invocation)
     if error_type is None:
         assert outcome.kind == "response" and outcome.json()["custom"] is None
     else:
         assert outcome.kind == "error" and outcome.error_type == error_type
         assert outcome.json()["requestId"] == invocation.request_id
-    _serving(emulator)
+    serving(emulator)
     assert worker_replacements(runtime) == []
 
 
 # ----------------------------------------------------------------------- size limits
-
-
-def _invoke_api(emulator, body: bytes) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(emulator.address, timeout=60)
-    try:
-        conn.request("POST", "/2015-03-31/functions/function/invocations", body=body)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 @pytest.mark.timeout(120)
@@ -239,15 +217,15 @@ def test_an_event_of_exactly_the_size_limit_and_one_byte_over(emulator, runtime)
     """Tried: through the Invoke API, a JSON event of exactly 6,291,556 bytes (served) and
     one of 6,291,557 bytes (refused with 413 before any runtime sees it)."""
     exact = b'"' + b"e" * (MAX_PAYLOAD - 2) + b'"'
-    status, body = _invoke_api(emulator, exact)
+    status, _, body = post(emulator.host, emulator.port, INVOKE_PATH, exact)
     assert status == 200, body[:300]
     assert json.loads(body) == {"len": MAX_PAYLOAD - 2}
     posts = sum(1 for _, _, _, r in emulator.requests if r in ("response", "error"))
-    status, body = _invoke_api(emulator, exact + b" ")
+    status, _, body = post(emulator.host, emulator.port, INVOKE_PATH, exact + b" ")
     assert status == 413, body[:300]
     assert emulator.pending() == [], "the over-limit event must never be queued for the runtime"
     assert sum(1 for _, _, _, r in emulator.requests if r in ("response", "error")) == posts
-    _serving(emulator)
+    serving(emulator)
 
 
 @pytest.mark.timeout(120)
@@ -256,21 +234,21 @@ def test_an_over_limit_event_delivered_anyway_is_served(emulator, runtime):
     20 MB) regardless; the runtime has no reason to refuse what the platform let in."""
     for size in (MAX_PAYLOAD + 1, 20 * 1024 * 1024):
         event = b'"' + b"o" * (size - 2) + b'"'
-        outcome = _only_answer(emulator, emulator.submit(event, timeout=60), 60)
+        outcome = only_answer(emulator, emulator.submit(event, timeout=60), 60)
         assert outcome.json() == {"len": size - 2}
-    _serving(emulator)
+    serving(emulator)
 
 
 @pytest.mark.timeout(120)
 def test_a_result_of_exactly_the_size_limit_and_one_byte_over(emulator, runtime):
     """Tried: results of exactly 6,291,556 bytes (posted) and 6,291,557 bytes (reported as
     Function.ResponseSizeTooLarge)."""
-    exact = _only_answer(emulator, emulator.submit({"do": "exact_limit", "size": MAX_PAYLOAD}, timeout=60))
+    exact = only_answer(emulator, emulator.submit({"do": "exact_limit", "size": MAX_PAYLOAD}, timeout=60))
     assert exact.kind == "response" and len(exact.body) == MAX_PAYLOAD
-    over = _only_answer(emulator, emulator.submit({"do": "exact_limit", "size": MAX_PAYLOAD + 1}, timeout=60))
+    over = only_answer(emulator, emulator.submit({"do": "exact_limit", "size": MAX_PAYLOAD + 1}, timeout=60))
     assert over.kind == "error" and over.error_type == "Function.ResponseSizeTooLarge"
     assert str(MAX_PAYLOAD + 1) in over.json()["errorMessage"]
-    _serving(emulator)
+    serving(emulator)
 
 
 # ----------------------------------------------------------------------- the reply pipe
@@ -320,15 +298,15 @@ GARBAGE = [
 def test_a_handler_writing_garbage_on_the_reply_pipe(emulator, runtime, data, then, error_type):
     """Tried: a handler that finds the worker's reply pipe in /proc/self/fd and writes junk,
     frame headers announcing a 1 GiB metadata block or a 500 MB body, metadata that is not
-    JSON, not an object or nested too deep to decode, a READY frame in the middle of an invocation, and half a header
-    followed by the worker exiting or hanging."""
+    JSON, not an object or nested too deep to decode, a READY frame in the middle of an
+    invocation, and half a header followed by the worker exiting or hanging."""
     event = {"do": "garbage", "n": 1, "hex": data.hex()}
     if then:
         event["then"] = then
     invocation = emulator.submit(event, timeout=3 if then == "hang" else 30)
-    outcome = _only_answer(emulator, invocation)
+    outcome = only_answer(emulator, invocation)
     assert outcome.kind == "error" and outcome.error_type == error_type, outcome
-    _serving(emulator)
+    serving(emulator)
     assert len(worker_replacements(runtime)) == 1, "the tainted worker must be replaced"
 
 
@@ -336,10 +314,10 @@ def test_a_handler_writing_garbage_on_the_reply_pipe(emulator, runtime, data, th
 def test_a_handler_closing_the_reply_pipe_and_returning(emulator, runtime):
     """Tried: a handler that closes the worker's reply pipe, then returns a result the
     worker can no longer send."""
-    outcome = _only_answer(emulator, emulator.submit({"do": "close_pipe", "n": 1}, timeout=30))
+    outcome = only_answer(emulator, emulator.submit({"do": "close_pipe", "n": 1}, timeout=30))
     assert outcome.kind == "error"
     assert outcome.error_type in ("Runtime.ExitError", "Runtime.WorkerProtocolError"), outcome
-    _serving(emulator)
+    serving(emulator)
 
 
 @pytest.mark.timeout(60)
@@ -347,12 +325,10 @@ def test_a_handler_closing_the_reply_pipe_and_hanging_is_not_waited_for_until_th
     """Tried: a handler that closes the reply pipe and then sleeps; nothing can come back,
     so waiting for the 30 s deadline would only waste it."""
     started = time.monotonic()
-    outcome = _only_answer(
-        emulator, emulator.submit({"do": "close_pipe", "n": 1, "then": "hang"}, timeout=30)
-    )
+    outcome = only_answer(emulator, emulator.submit({"do": "close_pipe", "n": 1, "then": "hang"}, timeout=30))
     assert outcome.kind == "error" and outcome.error_type == "Runtime.WorkerProtocolError", outcome
     assert time.monotonic() - started < 15
-    _serving(emulator)
+    serving(emulator)
 
 
 @pytest.mark.timeout(60)
@@ -363,9 +339,9 @@ def test_a_forged_frame_never_becomes_another_invocations_answer(emulator, runti
     reply left over from the event before."""
     forged = _frame(b"O", b'{"content_type":"application/json"}', b'{"forged": true}')
     first = emulator.submit({"do": "garbage", "n": 1, "hex": forged.hex()}, timeout=30)
-    _only_answer(emulator, first)
+    only_answer(emulator, first)
     second = emulator.submit({"do": "ok", "n": 2}, timeout=30)
-    outcome = _only_answer(emulator, second)
+    outcome = only_answer(emulator, second)
     assert outcome.kind == "response", outcome
     assert outcome.json().get("n") == 2, (
         f"event n=2 was answered with {outcome.body[:200]!r}: the leftover reply of the previous event"
@@ -380,25 +356,12 @@ def test_garbage_in_a_burst_of_events_taints_only_its_own(emulator, runtime):
         event = {"do": "garbage", "n": n, "hex": "7a7a7a"} if n % 3 == 0 else {"do": "ok", "n": n}
         items.append((n, emulator.submit(event, timeout=30)))
     for n, invocation in items:
-        outcome = _only_answer(emulator, invocation)
+        outcome = only_answer(emulator, invocation)
         if n % 3 == 0:
             assert outcome.error_type == "Runtime.WorkerProtocolError", (n, outcome)
         else:
             assert outcome.kind == "response" and outcome.json()["n"] == n, (n, outcome)
     assert wait_until(lambda: len(worker_replacements(runtime)) == 20, 10)
-
-
-TAMPERING_APP = """
-import sys
-
-def handler(event, context):
-    if event.get("content_type"):
-        # Handler code can reach the worker's own modules (through its caller's globals,
-        # as they are not importable); the supervisor must not trust what they produce.
-        marshal = sys._getframe(1).f_globals["marshal"]
-        marshal.encode_result = lambda result: (b'"x"', event["content_type"])
-    return event.get("n")
-"""
 
 
 @pytest.mark.timeout(60)
@@ -412,9 +375,9 @@ def test_a_content_type_that_cannot_be_a_header_is_a_protocol_error(emulator, tm
     holding CR/LF (request splitting), a character outside latin-1, nothing, or 300 bytes.
     The event gets one WorkerProtocolError, nothing reaches the Runtime API's headers,
     and a fresh worker serves the next event."""
-    with running_runtime(emulator, tmp_path, {"app.py": TAMPERING_APP}, "app.handler") as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("patch_marshalling"), "app.handler") as runtime:
         invocation = emulator.submit({"content_type": content_type}, timeout=30)
-        outcome = _only_answer(emulator, invocation)
+        outcome = only_answer(emulator, invocation)
         served = invoke(emulator, {"n": 7})
         assert runtime.running
     if content_type == "":
@@ -430,8 +393,9 @@ def test_a_content_type_that_cannot_be_a_header_is_a_protocol_error(emulator, tm
 
 
 def _forging_module(frame: bytes) -> str:
-    """The chaos app, writing ``frame`` on the worker's reply pipe as it is imported."""
-    return CHAOS_APP + f"\nos.write(reply_pipe(), bytes.fromhex({frame.hex()!r}))\n"
+    """The chaos app, writing ``frame`` on the worker's reply pipe as it is imported (a
+    source built per case, so it stays a string)."""
+    return handler_source("chaos_app") + f"\nos.write(reply_pipe(), bytes.fromhex({frame.hex()!r}))\n"
 
 
 @pytest.mark.timeout(60)
@@ -445,9 +409,9 @@ def test_a_ready_report_forged_at_import_is_survived(emulator, tmp_path, meta):
     gets one WorkerProtocolError while the runtime goes on."""
     app = _forging_module(_frame(b"R", meta, b""))
     with running_runtime(emulator, tmp_path, {"app.py": app}, HANDLER) as runtime:
-        first = _only_answer(emulator, emulator.submit({"do": "ok", "n": 1}, timeout=30))
+        first = only_answer(emulator, emulator.submit({"do": "ok", "n": 1}, timeout=30))
         # The replacement imports the module, and forges, again: so it goes every time.
-        second = _only_answer(emulator, emulator.submit({"do": "ok", "n": 2}, timeout=30))
+        second = only_answer(emulator, emulator.submit({"do": "ok", "n": 2}, timeout=30))
         assert runtime.running
     for outcome in (first, second):
         assert outcome.kind == "error" and outcome.error_type == "Runtime.WorkerProtocolError", outcome

@@ -18,12 +18,11 @@ from pathlib import Path
 import pytest
 import structlog
 import urllib3
-from runtime_harness import STARTUP_TIMEOUT, invoke, write_task
+from runtime_harness import STARTUP_TIMEOUT, copy_handler, handler_files, invoke, write_task
 
 from lambda_supervisor.process import RuntimeProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-OK_MODULE = "def handler(event, context):\n    return {'installed': True}\n"
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +66,7 @@ def installed_env(tmp_path_factory) -> Path:
 
 def _serve_once(emulator, tmp_path: Path, command: list[str], env_dir: Path) -> str:
     task_root = tmp_path / "task"
-    task_root.mkdir(exist_ok=True)
-    (task_root / "app.py").write_text(OK_MODULE)
+    copy_handler(task_root, "return_ok")
     env = RuntimeProcess(
         None,
         runtime_api=emulator.address,
@@ -88,7 +86,7 @@ def _serve_once(emulator, tmp_path: Path, command: list[str], env_dir: Path) -> 
     )
     try:
         assert emulator.wait_for_poll(STARTUP_TIMEOUT), "runtime never polled /next"
-        assert invoke(emulator).json() == {"installed": True}
+        assert invoke(emulator).json() == {"ok": True}
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0].decode()
@@ -110,8 +108,10 @@ def test_bootstrap_alone_runs_the_installed_package(emulator, tmp_path, installe
     assert '"message":"worker started"' in output
 
 
+# A handler module named ``worker.py`` beside a ``supervisor`` package: the names are the point
+# (the package, one line of marker, stays a string).
 SHADOWING_FUNCTION = {
-    "worker.py": "import supervisor\n\ndef handler(event, context):\n    return {'supervisor': supervisor.MARKER}\n",
+    **handler_files("report_bundled_supervisor", "worker.py"),
     "supervisor/__init__.py": "MARKER = 'the function own'\n",
 }
 

@@ -8,7 +8,6 @@ boto3's ``lambda`` client pointed at ``serve`` with ``endpoint_url``.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import re
@@ -18,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,84 +24,19 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from http_support import INVOKE_PATH, post
+from local_support import ServeProcess, run_cli
+from proc_support import running_in_session, wait_until
+from runtime_harness import copy_handler
 
 from lambda_supervisor.emulator import RuntimeAPIEmulator
 from lambda_supervisor.local import LocalRunner, parse_handler
 from lambda_supervisor.process import RuntimeProcess
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-INVOKE_PATH = "/2015-03-31/functions/function/invocations"
-
-APP_SOURCE = """
-import json
-import logging
-import os
-import time
-
-logging.getLogger().setLevel(logging.INFO)
-
-
-def echo(event, context):
-    client = context.client_context
-    return {
-        "event": event,
-        "requestId": context.aws_request_id,
-        "functionName": context.function_name,
-        "functionVersion": context.function_version,
-        "memory": context.memory_limit_in_mb,
-        "logGroup": context.log_group_name,
-        "logStream": context.log_stream_name,
-        "arn": context.invoked_function_arn,
-        "remainingMs": context.get_remaining_time_in_millis(),
-        "clientCustom": client.custom if client else None,
-        "traceId": os.environ.get("_X_AMZN_TRACE_ID"),
-        "greeting": os.environ.get("GREETING"),
-    }
-
-
-def chatty(event, context):
-    print("printed line for", context.aws_request_id)
-    logging.getLogger("app").info("logged line %s", event.get("n"))
-    return event.get("n")
-
-
-def fail(event, context):
-    raise ValueError("bad value: " + str(event.get("n")))
-
-
-def slow(event, context):
-    time.sleep(float(event.get("seconds", 0.5)))
-    return {"slept": event.get("seconds"), "n": event.get("n")}
-
-
-def crash(event, context):
-    os._exit(3)
-
-
-def noisy(event, context):
-    for index in range(20):
-        print(index, "ü€" * 300)
-    return "done"
-"""
-
 
 @pytest.fixture
 def app_path(tmp_path: Path) -> Path:
-    path = tmp_path / "app.py"
-    path.write_text(APP_SOURCE)
-    return path
-
-
-def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``lambda-supervisor`` as users do, in a subprocess, capturing both streams."""
-    return subprocess.run(
-        [sys.executable, "-m", "lambda_supervisor.cli", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        cwd=cwd or REPO_ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return copy_handler(tmp_path, "local_dev_functions")
 
 
 # ----------------------------------------------------------------------------- invoke CLI
@@ -297,69 +230,6 @@ def test_parse_handler_maps_file_path_to_task_root(app_path: Path) -> None:
 # ----------------------------------------------------------------------------- serve
 
 
-class ServeProcess:
-    """``lambda-supervisor serve`` in the background, with its announced URL.
-
-    stderr (the logs) is read by a thread all along, so a chatty server never blocks on
-    a full pipe while a test is busy elsewhere.
-    """
-
-    def __init__(self, *args: str) -> None:
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "lambda_supervisor.cli", "serve", *args, "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=REPO_ROOT,
-        )
-        assert self.popen.stdout is not None and self.popen.stderr is not None
-        self._stderr: list[bytes] = []
-        self._stderr_reader = threading.Thread(
-            target=lambda: self._stderr.extend(iter(self.popen.stderr.readline, b"")), daemon=True
-        )
-        self._stderr_reader.start()
-        first_line = self.popen.stdout.readline().decode()
-        match = re.search(r"http://([\d.]+):(\d+)(/\S+)", first_line)
-        if not match:
-            self.popen.kill()
-            self._stderr_reader.join(10)
-            pytest.fail(f"serve printed {first_line!r}; stderr: {self.stderr()}")
-        self.host, self.port, self.path = match.group(1), int(match.group(2)), match.group(3)
-
-    def stderr(self) -> str:
-        return b"".join(self._stderr).decode()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM, as a terminal's Ctrl-C or a process manager would; the exit status and logs."""
-        self.popen.terminate()
-        self.popen.wait(timeout=20)
-        self._stderr_reader.join(10)
-        return self.popen.returncode, self.stderr()
-
-
-@pytest.fixture
-def serve_echo(app_path: Path) -> Iterator[ServeProcess]:
-    server = ServeProcess(f"{app_path}:echo", "--timeout", "30")
-    try:
-        yield server
-    finally:
-        if server.popen.poll() is None:
-            server.stop()
-
-
-def post(host: str, port: int, path: str, body: bytes, headers: dict[str, str] | None = None):
-    conn = http.client.HTTPConnection(host, port, timeout=60)
-    try:
-        conn.request("POST", path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
-
-
 @pytest.mark.timeout(60)
 def test_serve_answers_curl_style_requests_repeatedly(serve_echo: ServeProcess) -> None:
     request_ids = set()
@@ -543,6 +413,7 @@ def test_runtime_exit_is_reported_and_serve_recovers(app_path: Path, tmp_path: P
 @pytest.mark.timeout(60)
 def test_init_error_reaches_the_caller(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
+    # The module's text is the case: an import that fails.
     broken.write_text("import no_such_dependency_xyz\n\ndef handler(event, context):\n    return 1\n")
     done = run_cli("invoke", f"{broken}:handler")
     assert done.returncode == 1
@@ -624,6 +495,7 @@ def test_boto3_invoke_reports_function_error(app_path: Path) -> None:
 def test_serve_answers_every_call_with_the_init_error(tmp_path: Path) -> None:
     """A handler whose import fails: each call gets the init error, with the logs in the tail."""
     broken = tmp_path / "broken.py"
+    # The module's text is the case: an import that fails.
     broken.write_text("import config_missing_xyz\n\ndef handler(event, context):\n    return 1\n")
     with LocalRunner(parse_handler(f"{broken}:handler"), timeout=30, restart=True) as local:
         for _ in range(2):
@@ -768,20 +640,6 @@ def test_the_edges_of_lambdas_ranges_are_accepted(app_path: Path) -> None:
     assert json.loads(done.stdout)["memory"] == "128"
 
 
-def session_processes(session: int) -> list[int]:
-    """Live (non-zombie) processes whose session id is ``session``, straight from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[3] == str(session) and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.timeout(60)
 def test_stop_leaves_no_worker_behind_even_after_the_supervisor_was_killed(app_path: Path) -> None:
     """Workers live in process groups of their own; ``stop`` must still reach them."""
@@ -793,20 +651,10 @@ def test_stop_leaves_no_worker_behind_even_after_the_supervisor_was_killed(app_p
         assert invocation.handed_out.wait(30)
         assert runtime.pid is not None
         session = runtime.pid
-        assert wait_for(lambda: len(session_processes(session)) >= 2, 10), "no worker running"
+        assert wait_until(lambda: len(running_in_session(session)) >= 2, 10), "no worker running"
         os.kill(session, signal.SIGKILL)
         runtime.wait(10)
     finally:
         runtime.stop()
         emulator.stop()
-    assert wait_for(lambda: session_processes(session) == [], 10), session_processes(session)
-
-
-def wait_for(condition: Any, timeout: float) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes (process state has no event)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return bool(condition())
+    assert wait_until(lambda: running_in_session(session) == [], 10), running_in_session(session)

@@ -20,85 +20,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chaos_support import rss_kb
-from test_local_cli import INVOKE_PATH, REPO_ROOT, ServeProcess, post, run_cli, session_processes, wait_for
+from http_support import INVOKE_PATH, post
+from local_support import REPO_ROOT, ServeProcess, announced_address, run_cli, start_serve
+from proc_support import is_running, rss_kb, running_in_session, wait_until
+from runtime_harness import copy_handler
 
 from lambda_supervisor.testing import lambda_invoke
 
 # What the runner keeps of a single output line: CloudWatch Logs' event size.
 KEPT_LINE_BYTES = 256 * 1024
 
-APP_SOURCE = """
-import json
-import os
-import sys
-import time
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-STARTS = os.path.join(HERE, "starts.txt")
-with open(STARTS, "a") as starts:
-    starts.write(f"{os.getppid()}\\n")  # the runtime (supervisor) this import runs under
-with open(STARTS) as starts:
-    START_COUNT = len(starts.read().split())
-HANG_INIT = os.environ.get("HANG_INIT")
-if HANG_INIT == "always" or (HANG_INIT == "first" and START_COUNT == 1):
-    time.sleep(3600)  # an import that never finishes (a dead database, a stuck download)
-
-
-def ok(event, context):
-    return {"n": event.get("n"), "starts": START_COUNT}
-
-
-def chatty(event, context):
-    for index in range(8):
-        print(f"call {event['n']} line {index} " + "x" * 1000)
-    return event["n"]
-
-
-def slow_record(event, context):
-    time.sleep(0.3)
-    with open(os.path.join(HERE, "ran.txt"), "a") as ran:
-        ran.write(context.aws_request_id + "\\n")
-    return len(event["blob"])
-
-
-def one_long_line(event, context):
-    sys.stdout.write("L" * event["size"] + "\\n")
-    sys.stdout.flush()
-    return "done"
-
-
-def many_lines(event, context):
-    line = "L" * 1023 + "\\n"
-    sys.stdout.write(line * (event["size"] // 1024))
-    sys.stdout.flush()
-    return "done"
-
-
-def forged_ids(event, context):
-    for request_id in (5, [1, 2], None, {"a": 1}, 1.5, True):
-        print(json.dumps({"requestId": request_id, "message": "forged"}))
-    if event.get("loud"):
-        print("z" * 300_000)  # more than a pipe holds: only a live reader lets this finish
-    return event.get("n")
-
-
-def loud(event, context):
-    print("z" * 300_000)  # more than a pipe holds: only a live reader lets this finish
-    return event.get("n")
-
-
-def kill_runtime(event, context):
-    os.kill(os.getppid(), int(event["signal"]))
-    time.sleep(10)
-"""
-
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    path = tmp_path / "app.py"
-    path.write_text(APP_SOURCE)
-    return path
+    return copy_handler(tmp_path, "stress_local_runner")
 
 
 @pytest.fixture
@@ -109,26 +44,12 @@ def servers() -> Iterator[list[ServeProcess]]:
         yield started
     finally:
         for server in started:
-            if server.popen.poll() is None:
-                server.stop()
+            server.close()
 
 
 def call(server: ServeProcess, event: object, timeout: float = 20, **headers: str):
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
-    try:
-        conn.request("POST", INVOKE_PATH, body=json.dumps(event).encode(), headers=headers)
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    """The event, as JSON, to ``server``'s Invoke API."""
+    return post(server.host, server.port, INVOKE_PATH, json.dumps(event).encode(), headers, timeout)
 
 
 # ----------------------------------------------------------------------------- init bound
@@ -155,7 +76,7 @@ def test_serve_answers_an_init_that_never_finishes_then_starts_afresh(
     }
     assert elapsed < 10, elapsed
     hung_runtime = int((app.parent / "starts.txt").read_text().split()[0])
-    assert wait_for(lambda: not pid_alive(hung_runtime), 10), "the runtime whose init timed out lives on"
+    assert wait_until(lambda: not is_running(hung_runtime), 10), "the runtime whose init timed out lives on"
 
     status, headers, body = call(server, {"n": 2})
     assert status == 200 and "x-amz-function-error" not in headers, body
@@ -329,28 +250,29 @@ def test_serve_keeps_answering_when_its_console_is_gone(app: Path) -> None:
     finally:
         # SIGTERM, so serve stops its runtime (in a session of its own) before it leaves.
         os.killpg(shell.pid, signal.SIGTERM)
-        assert wait_for(lambda: session_processes(shell.pid) == [], 20)
+        assert wait_until(lambda: running_in_session(shell.pid) == [], 20)
         shell.wait(10)
+
+
+def assert_each_call_answered(server: subprocess.Popen[bytes], calls: int) -> None:
+    """``calls`` calls to the address the ``serve`` process announces, each answered with its
+    own ``n``."""
+    assert server.stdout is not None
+    address = announced_address(server.stdout.readline().decode())
+    assert address
+    host, port, _ = address
+    for n in range(calls):
+        status, headers, body = post(host, port, INVOKE_PATH, json.dumps({"n": n}).encode())
+        assert (status, json.loads(body)) == (200, n), headers
 
 
 @pytest.mark.timeout(90)
 def test_serve_keeps_answering_when_stderr_cannot_be_written(app: Path) -> None:
     """Tried: serve with its stderr on /dev/full, so every log write fails with ENOSPC."""
     with open("/dev/full", "w") as full:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "lambda_supervisor.cli", "serve", f"{app}:loud", "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=full,
-            cwd=REPO_ROOT,
-        )
+        server = start_serve(f"{app}:loud", stderr=full)
     try:
-        assert server.stdout is not None
-        match = re.search(r"http://([\d.]+):(\d+)/", server.stdout.readline().decode())
-        assert match
-        for n in range(3):
-            event = json.dumps({"n": n}).encode()
-            status, headers, body = post(match.group(1), int(match.group(2)), INVOKE_PATH, event)
-            assert (status, json.loads(body)) == (200, n), headers
+        assert_each_call_answered(server, 3)
     finally:
         server.terminate()
         server.wait(20)
@@ -363,20 +285,9 @@ def test_serve_keeps_answering_when_its_console_stalls(app: Path) -> None:
     The pipe fills after the first call; lines past a bounded backlog are dropped instead
     of holding up the runtime's output and the threads answering the Runtime API.
     """
-    server = subprocess.Popen(
-        [sys.executable, "-m", "lambda_supervisor.cli", "serve", f"{app}:loud", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=REPO_ROOT,
-    )
+    server = start_serve(f"{app}:loud", stderr=subprocess.PIPE)  # and never read
     try:
-        assert server.stdout is not None
-        match = re.search(r"http://([\d.]+):(\d+)/", server.stdout.readline().decode())
-        assert match
-        for n in range(8):
-            event = json.dumps({"n": n}).encode()
-            status, headers, body = post(match.group(1), int(match.group(2)), INVOKE_PATH, event)
-            assert (status, json.loads(body)) == (200, n), headers
+        assert_each_call_answered(server, 8)
     finally:
         server.terminate()
         server.communicate(timeout=30)

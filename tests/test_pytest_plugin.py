@@ -13,51 +13,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from runtime_harness import copy_handler
 
 from lambda_supervisor.testing import FunctionError, lambda_invoke
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HELLO = str(REPO_ROOT / "examples" / "hello.py") + ":handler"
 
-APP_SOURCE = textwrap.dedent(
-    """
-    import os
-    import time
-
-
-    class OutOfStock(Exception):
-        pass
-
-
-    def order(event, context):
-        if event.get("qty", 0) > 3:
-            raise OutOfStock(f"only 3 left, asked for {event['qty']}")
-        return {"qty": event["qty"], "pid": os.getpid(), "stage": os.environ.get("STAGE")}
-
-
-    def who(event, context):
-        return context.client_context.custom
-
-
-    def echo(event, context):
-        return event
-
-
-    def raw(event, context):
-        return b"not json at all"
-
-
-    def slow(event, context):
-        time.sleep(30)
-    """
-)
-
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    path = tmp_path / "shop.py"
-    path.write_text(APP_SOURCE)
-    return path
+    return copy_handler(tmp_path, "shop", "shop.py")
 
 
 @pytest.mark.timeout(60)
@@ -120,12 +86,8 @@ def test_fixture_keeps_one_runtime_per_handler(lambda_invoke, app: Path) -> None
 @pytest.mark.timeout(90)
 def test_plugin_fixture_is_available_in_a_users_project(tmp_path: Path) -> None:
     """A user's test file, with no conftest, gets the fixture from the entry point."""
-    (tmp_path / "app.py").write_text(
-        "def handler(event, context):\n"
-        "    if event.get('boom'):\n"
-        "        raise KeyError('boom')\n"
-        "    return {'doubled': event['n'] * 2}\n"
-    )
+    copy_handler(tmp_path, "double_or_raise")
+    # The user's test file stays a string: tests/handlers/ holds no test of its own.
     (tmp_path / "test_user_app.py").write_text(
         textwrap.dedent(
             """

@@ -7,17 +7,18 @@ the real bin/bootstrap.
 from __future__ import annotations
 
 import pytest
-from runtime_harness import STARTUP_TIMEOUT, invoke, log_records, running_runtime
+from runtime_harness import STARTUP_TIMEOUT, handler_files, invoke, log_records, running_runtime
 
 from lambda_supervisor.emulator import RuntimeAPIEmulator
 from supervisor.runtime_api import path_segment
 
-SOURCE = "def handler(event, context):\n    return {'got': event}\n"
+# Every runtime here serves tests/handlers/echo_event.py: an answer shows which event it is for.
+ECHO = handler_files("echo_event")
 
 
 @pytest.fixture
 def runtime(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path, {"app.py": SOURCE}) as runtime:
+    with running_runtime(emulator, tmp_path, ECHO) as runtime:
         yield runtime
 
 
@@ -89,7 +90,7 @@ def test_a_post_failing_for_the_whole_retry_window_is_given_up_once(emulator, tm
     post is given up."""
     emulator.inject_fault("response", action, status=status or 500, count=1000)
     env = {"LAMBDA_SUPERVISOR_API_RETRY_SECONDS": "1"}
-    with running_runtime(emulator, tmp_path, {"app.py": SOURCE}, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, ECHO, env=env) as runtime:
         invocation = emulator.submit({"n": 1}, timeout=30)
         [given_up] = log_records(runtime, "runtime API post given up")
         warnings = [
@@ -109,6 +110,7 @@ def test_an_init_error_post_answered_503_is_retried(emulator, tmp_path):
     """Tried: a module that fails to import, and its /init/error post answered 503 four
     times: retried under the same policy, reported once, and the runtime exits 1."""
     emulator.inject_fault("init_error", "status", status=503, count=4)
+    # The module's text is the case: an import that fails.
     with running_runtime(
         emulator, tmp_path, {"app.py": "import no_such_module\n"}, wait_ready=False
     ) as runtime:
@@ -132,7 +134,7 @@ def test_410_for_a_late_post_is_logged_and_the_runtime_serves_on(emulator, runti
 def test_413_from_the_api_becomes_a_response_too_large_error(tmp_path):
     """Tried: a result the Runtime API refuses with 413 (its limit set lower than ours)."""
     with RuntimeAPIEmulator(max_payload=1000) as emulator:
-        with running_runtime(emulator, tmp_path, {"app.py": SOURCE}):
+        with running_runtime(emulator, tmp_path, ECHO):
             invocation = emulator.submit({"pad": "x" * 2000}, timeout=30)
             outcome = _exactly_one(emulator, invocation, kind="error")
     assert outcome.json()["errorType"] == "Function.ResponseSizeTooLarge"
@@ -167,7 +169,7 @@ def test_runtime_started_before_the_api_is_up_retries_until_it_is(tmp_path):
     emulator.stop()
     host, port = address.rsplit(":", 1)
     late = RuntimeAPIEmulator(host=host, port=int(port))
-    with running_runtime(late, tmp_path, {"app.py": SOURCE}, wait_ready=False) as runtime:
+    with running_runtime(late, tmp_path, ECHO, wait_ready=False) as runtime:
         import time
 
         time.sleep(0.5)  # the runtime is now retrying against a closed port

@@ -16,62 +16,21 @@ import time
 from urllib.parse import unquote_to_bytes
 
 import pytest
-from chaos_support import CHAOS_APP, HANDLER, catches_signal, wait_until, worker_replacements
+from chaos_support import HANDLER, worker_replacements
 from fake_runtime_api import ACCEPTED, DROP, HOLD, FakeRuntimeAPI, Reply, answer, event
-from runtime_harness import invoke, log_records, running_runtime
+from proc_support import catches_signal, wait_until
+from runtime_harness import copy_handler, handler_files, invoke, log_records, only_answer, running_runtime
 
 from lambda_supervisor.process import RuntimeProcess
 
 ENV = {"LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS": "100"}
 XRAY_HEADER = "lambda-runtime-function-xray-error-cause"
 
-# The chaos app, and two more misbehaviours.
-APP = (
-    CHAOS_APP
-    + r"""
-import json as _json, struct as _struct, sys as _sys
-
-def freeze_soon(event, context):
-    # A child that stops this worker (SIGSTOP) a moment after the answer is sent, and lets
-    # it go on a while later: the next event then meets a worker that reads nothing.
-    if os.fork() == 0:
-        worker = os.getppid()
-        time.sleep(0.2)
-        os.kill(worker, signal.SIGSTOP)
-        time.sleep(event.get("seconds", 5))
-        os.kill(worker, signal.SIGCONT)
-        os._exit(0)
-    return ok(event, context)
-
-def forge_error(event, context):
-    # Handler code can find the reply token on the worker's stack and forge a complete,
-    # valid error frame for its own event, with whatever X-Ray cause it likes.
-    frame = _sys._getframe()
-    while "reply_token" not in frame.f_locals:
-        frame = frame.f_back
-    meta = {"reply_token": frame.f_locals["reply_token"], "error_type": "ValueError",
-            "xray_cause": event["cause"]}
-    body = _json.dumps({"errorMessage": "forged", "errorType": "ValueError",
-                        "requestId": context.aws_request_id, "stackTrace": []}).encode()
-    raw_meta = _json.dumps(meta).encode()
-    os.write(reply_pipe(), _struct.pack("!cII", b"X", len(raw_meta), len(body)) + raw_meta + body)
-    os._exit(0)
-"""
-)
-
 
 @pytest.fixture
 def runtime(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path, {"app.py": APP}, HANDLER, env=ENV) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=ENV) as runtime:
         yield runtime
-
-
-def _only_answer(emulator, invocation, timeout: float = 30):
-    outcome = invocation.result(timeout)
-    assert emulator.outcomes(invocation.request_id) == [outcome]
-    assert invocation.rejected == []
-    assert outcome.status == 202
-    return outcome
 
 
 def _ok(n: int) -> bytes:
@@ -117,7 +76,7 @@ def test_a_deadline_that_is_not_a_sane_epoch_is_treated_as_missing(emulator, run
     invocation = emulator.submit(
         {"do": "context_info"}, timeout=30, headers={"Lambda-Runtime-Deadline-Ms": deadline}
     )
-    outcome = _only_answer(emulator, invocation)
+    outcome = only_answer(emulator, invocation)
     assert outcome.kind == "response", outcome
     assert 880_000 < outcome.json()["remaining_ms"] <= 900_000
     assert invoke(emulator, {"do": "ok", "n": 2}).json()["n"] == 2
@@ -134,7 +93,7 @@ def test_an_event_already_expired_on_arrival_is_a_timeout_and_the_worker_is_kept
     past = str(int(time.time() * 1000) - 60_000)
     body = json.dumps({"do": "ok", "n": 2, "pad": "p" * size}).encode()
     invocation = emulator.submit(body, timeout=30, headers={"Lambda-Runtime-Deadline-Ms": past})
-    outcome = _only_answer(emulator, invocation)
+    outcome = only_answer(emulator, invocation)
     assert outcome.error_type == "Sandbox.Timedout", outcome
     assert outcome.json()["errorMessage"].startswith("Task timed out after")
     assert invoke(emulator, {"do": "ok", "n": 3}).json()["pid"] == before
@@ -150,7 +109,7 @@ def test_a_deadline_passing_while_a_6mb_event_is_handed_over_is_a_timeout(emulat
     assert invoke(emulator, {"do": "freeze_soon", "n": 1, "seconds": 10}).kind == "response"
     time.sleep(0.5)  # the worker is stopped now
     body = json.dumps({"do": "ok", "n": 2, "pad": "p" * 6_000_000}).encode()
-    outcome = _only_answer(emulator, emulator.submit(body, timeout=1.5))
+    outcome = only_answer(emulator, emulator.submit(body, timeout=1.5))
     assert outcome.error_type == "Sandbox.Timedout", outcome
     assert invoke(emulator, {"do": "ok", "n": 3}).json()["n"] == 3
     [replacement] = worker_replacements(runtime)
@@ -162,7 +121,7 @@ def test_a_deadline_passing_while_a_6mb_event_is_handed_over_is_a_timeout(emulat
 
 def _fake_runtime(api: FakeRuntimeAPI, tmp_path, env=None, *, wait_ready: bool = True):
     env = {**ENV, **(env or {})}
-    return running_runtime(api, tmp_path, {"app.py": APP}, HANDLER, env=env, wait_ready=wait_ready)
+    return running_runtime(api, tmp_path, handler_files("chaos_app"), HANDLER, env=env, wait_ready=wait_ready)
 
 
 @pytest.mark.timeout(60)
@@ -379,7 +338,7 @@ def test_a_huge_exception_message_keeps_the_error_and_a_capped_xray_cause(emulat
     lost). The error is posted once with a cause of at most 4 KiB, valid JSON, keeping the
     start of the message."""
     invocation = emulator.submit(b'{"do": "raise", "n": "' + b"m" * 200_000 + b'"}', timeout=30)
-    outcome = _only_answer(emulator, invocation, 15)
+    outcome = only_answer(emulator, invocation, 15)
     assert outcome.error_type == "ValueError"
     cause = _cause_header(outcome)
     [exception] = cause["exceptions"]
@@ -422,7 +381,7 @@ def test_a_forged_xray_cause_is_capped_by_the_supervisor(emulator, runtime, shap
     alone keeps the header to at most 4 KiB of valid JSON in the cause's own shape (none at
     all for the foreign shape), and the error is posted once."""
     event_body = json.dumps({"do": "forge_error", "n": 1, "cause": FORGED_CAUSES[shape]}).encode()
-    outcome = _only_answer(emulator, emulator.submit(event_body, timeout=30), 15)
+    outcome = only_answer(emulator, emulator.submit(event_body, timeout=30), 15)
     assert outcome.error_type == "ValueError" and outcome.json()["errorMessage"] == "forged"
     if shape == "foreign-shape":
         # Nothing in it is a cause: no header at all, rather than one of junk.
@@ -478,7 +437,7 @@ def test_a_numeric_setting_out_of_range_is_refused_at_start_and_reported(emulato
     """Tried: each LAMBDA_SUPERVISOR_* number set to nan, inf, -1 and 1e308. The runtime
     refuses it at start with one line naming the variable, reports it to /init/error as
     Runtime.InvalidConfiguration, and exits 2 without polling for an event."""
-    (tmp_path / "app.py").write_text(APP)
+    copy_handler(tmp_path, "chaos_app")
     runtime = RuntimeProcess(HANDLER, runtime_api=emulator.address, task_root=tmp_path, env={name: value})
     with runtime:
         assert runtime.wait(15) == 2
@@ -506,7 +465,7 @@ def test_numeric_settings_at_the_edges_of_their_range_are_accepted(emulator, tmp
         "LAMBDA_SUPERVISOR_MAX_WORKER_RSS_MB": "1048576",
         "LAMBDA_SUPERVISOR_WORKER_MEMORY_MB": "",
     }
-    with running_runtime(emulator, tmp_path, {"app.py": APP}, HANDLER, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=env) as runtime:
         assert invoke(emulator, {"do": "ok", "n": 1}).json()["n"] == 1
         assert runtime.running
     assert emulator.init_errors == []
@@ -515,7 +474,7 @@ def test_numeric_settings_at_the_edges_of_their_range_are_accepted(emulator, tmp
 @pytest.mark.timeout(30)
 def test_a_count_that_is_not_whole_is_refused(emulator, tmp_path):
     """Tried: LAMBDA_SUPERVISOR_MAX_INVOCATIONS=2.5 (used to be cut to 2 without a word)."""
-    (tmp_path / "app.py").write_text(APP)
+    copy_handler(tmp_path, "chaos_app")
     env = {"LAMBDA_SUPERVISOR_MAX_INVOCATIONS": "2.5"}
     with RuntimeProcess(HANDLER, runtime_api=emulator.address, task_root=tmp_path, env=env) as runtime:
         assert runtime.wait(15) == 2

@@ -6,59 +6,12 @@ import json
 import time
 
 import pytest
-from runtime_harness import invoke, running_runtime
-
-HANDLERS = """
-import decimal, os, threading, time
-
-def describe(event, context):
-    first = context.get_remaining_time_in_millis()
-    time.sleep(0.05)
-    second = context.get_remaining_time_in_millis()
-    cc = context.client_context
-    return {
-        "aws_request_id": context.aws_request_id,
-        "function_name": context.function_name,
-        "function_version": context.function_version,
-        "invoked_function_arn": context.invoked_function_arn,
-        "memory_limit_in_mb": context.memory_limit_in_mb,
-        "log_group_name": context.log_group_name,
-        "log_stream_name": context.log_stream_name,
-        "tenant_id": context.tenant_id,
-        "identity": [context.identity.cognito_identity_id, context.identity.cognito_identity_pool_id],
-        "client_context": None if cc is None else {
-            "custom": cc.custom, "env": cc.env,
-            "client": None if cc.client is None else [cc.client.installation_id, cc.client.app_title],
-        },
-        "remaining": [first, second],
-        "remaining_type": type(first).__name__,
-        "trace": os.environ.get("_X_AMZN_TRACE_ID"),
-        "event": event,
-    }
-
-def decimals(event, context):
-    return {"price": decimal.Decimal("19.990000000000000001"), "count": decimal.Decimal(3)}
-
-def raw_bytes(event, context):
-    return b"\\x00\\x01binary"
-
-def text(event, context):
-    return "plain"
-
-def nothing(event, context):
-    return None
-
-def echo_type(event, context):
-    return {"type": type(event).__name__, "value": event.decode() if isinstance(event, bytes) else event}
-
-def route(event, context):
-    return globals()[event["do"] if isinstance(event, dict) and "do" in event else "echo_type"](event, context)
-"""
+from runtime_harness import handler_files, invoke, running_runtime
 
 
 @pytest.fixture
 def runtime(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, "app:route") as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("context_and_results"), "app:route") as runtime:
         yield runtime
 
 
@@ -174,8 +127,7 @@ def test_invocation_id_is_echoed_on_response_and_error(emulator, runtime):
 
 @pytest.mark.timeout(60)
 def test_handler_exception_carries_an_xray_cause(emulator, tmp_path):
-    source = "def handler(event, context):\n    raise LookupError('gone')\n"
-    with running_runtime(emulator, tmp_path, {"app.py": source}):
+    with running_runtime(emulator, tmp_path, handler_files("raise_lookup_error")):
         outcome = invoke(emulator)
     cause = json.loads(outcome.headers["Lambda-Runtime-Function-XRay-Error-Cause"])
     assert cause["exceptions"][0]["type"] == "LookupError"
@@ -187,18 +139,7 @@ def test_handler_exception_carries_an_xray_cause(emulator, tmp_path):
 def test_a_popular_library_reads_the_context_unchanged(emulator, tmp_path):
     """AWS Lambda Powertools' Logger reads context attributes by name and logs them."""
     pytest.importorskip("aws_lambda_powertools")
-    source = """
-        from aws_lambda_powertools import Logger
-        from aws_lambda_powertools.utilities.typing import LambdaContext
-
-        logger = Logger(service="orders")
-
-        @logger.inject_lambda_context
-        def handler(event: dict, context: LambdaContext) -> dict:
-            logger.info("processing order")
-            return {"request": context.aws_request_id}
-    """
-    with running_runtime(emulator, tmp_path, {"app.py": source}) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("powertools_logger")) as runtime:
         invocation = emulator.submit({"order": 1}, timeout=30)
         assert invocation.result(30).json() == {"request": invocation.request_id}
         record = runtime.wait_for_json(lambda r: r.get("message") == "processing order", 10)

@@ -10,78 +10,8 @@ import os
 import time
 
 import pytest
-from runtime_harness import invoke, log_records, running_runtime
-
-HANDLERS = """
-import ctypes, os, signal, sys, time
-
-INIT_ID = os.urandom(4).hex()  # changes whenever init runs again
-
-def ok(event, context):
-    return {"init_id": INIT_ID, "pid": os.getpid()}
-
-def raises(event, context):
-    helper(event)
-
-def helper(event):
-    raise ValueError(f"bad value {event['n']}")
-
-class CustomError(Exception):
-    pass
-
-def raises_custom(event, context):
-    raise CustomError("custom")
-
-def exit_3(event, context):
-    os._exit(3)
-
-def sys_exit_4(event, context):
-    sys.exit(4)
-
-def keyboard_interrupt(event, context):
-    raise KeyboardInterrupt
-
-def segfault(event, context):
-    ctypes.string_at(0)
-
-def sigkill_self(event, context):
-    os.kill(os.getpid(), signal.SIGKILL)
-
-def close_stdout_and_exit(event, context):
-    sys.stdout.close()
-    os.close(1)
-    sys.exit(0)
-
-def sleep_forever(event, context):
-    time.sleep(3600)
-
-def busy_loop(event, context):
-    while True:
-        pass
-
-def ignore_sigterm(event, context):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    child = os.fork()
-    if child == 0:
-        while True:
-            time.sleep(1)
-    with open(event["child_pid_file"], "w") as f:
-        f.write(str(child))
-    while True:
-        pass
-
-def returns_set(event, context):
-    return {1, 2}
-
-def returns_big_json(event, context):
-    return "x" * (7 * 1024 * 1024)
-
-def returns_huge_bytes(event, context):
-    return b"x" * (300 * 1024 * 1024)
-
-def route(event, context):
-    return globals()[event["do"]](event, context)
-"""
+from proc_support import is_running, peak_rss_kb, wait_until
+from runtime_harness import handler_files, invoke, log_records, running_runtime
 
 
 def _env() -> dict[str, str]:
@@ -90,7 +20,9 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture
 def runtime(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, "app:route", env=_env()) as runtime:
+    with running_runtime(
+        emulator, tmp_path, handler_files("fail_every_way"), "app:route", env=_env()
+    ) as runtime:
         yield runtime
 
 
@@ -189,26 +121,14 @@ def test_handler_past_its_deadline_is_killed_with_its_process_group(emulator, ru
     assert elapsed < 10
     if child_pid_file.exists():
         child = int(child_pid_file.read_text())
-        _wait_gone(child)
+        # SIGKILLed with the group: gone, or a zombie until init reaps it.
+        assert wait_until(lambda: not is_running(child), 10), (
+            f"process {child} left behind by the handler survived the kill"
+        )
     killed = log_records(runtime, "worker killed at deadline")
     assert killed and killed[-1]["requestId"] == body["requestId"]
     after = _still_serving(emulator)
     assert after["pid"] != before["pid"]
-
-
-def _wait_gone(pid: int) -> None:
-    """The grandchild was SIGKILLed with the group; once reaped by init it disappears."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-            if state == "Z":
-                return
-        except FileNotFoundError:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"process {pid} left behind by the handler survived the kill")
 
 
 @pytest.mark.timeout(60)
@@ -246,13 +166,5 @@ def test_a_huge_result_never_reaches_the_supervisors_memory(emulator, runtime):
     _still_serving(emulator)
     outcome = invoke(emulator, {"do": "returns_huge_bytes"})
     assert outcome.json()["errorType"] == "Function.ResponseSizeTooLarge"
-    assert _peak_rss_mb(runtime.pid) < 100
+    assert peak_rss_kb(runtime.pid) / 1024 < 100
     _still_serving(emulator)
-
-
-def _peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")

@@ -7,9 +7,7 @@ package paths Lambda accepts.
 from __future__ import annotations
 
 import pytest
-from runtime_harness import STARTUP_TIMEOUT, invoke, running_runtime
-
-OK_MODULE = "def handler(event, context):\n    return {'ok': True}\n"
+from runtime_harness import STARTUP_TIMEOUT, handler_files, invoke, running_runtime
 
 
 def _init_error(emulator, tmp_path, files, handler):
@@ -24,6 +22,7 @@ def _init_error(emulator, tmp_path, files, handler):
         return outcome, runtime
 
 
+# Where a case's module fails as it is imported, its text is the case: it stays a string here.
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     ("files", "handler", "error_type", "message"),
@@ -36,7 +35,7 @@ def _init_error(emulator, tmp_path, files, handler):
             id="import-error",
         ),
         pytest.param(
-            {"other.py": OK_MODULE},
+            handler_files("return_ok", "other.py"),
             "app:handler",
             "Runtime.ImportModuleError",
             "Unable to import module 'app': No module named 'app'",
@@ -50,28 +49,28 @@ def _init_error(emulator, tmp_path, files, handler):
             id="syntax-error",
         ),
         pytest.param(
-            {"app.py": OK_MODULE},
+            handler_files("return_ok"),
             "app:nope",
             "Runtime.HandlerNotFound",
             "Handler 'nope' missing on module 'app'",
             id="missing-function",
         ),
         pytest.param(
-            {"app.py": OK_MODULE},
+            handler_files("return_ok"),
             "nodothere",
             "Runtime.MalformedHandlerName",
             "Bad handler 'nodothere': expected 'module.function' or 'module:function'",
             id="malformed-no-separator",
         ),
         pytest.param(
-            {"app.py": OK_MODULE},
+            handler_files("return_ok"),
             "..app.handler",
             "Runtime.MalformedHandlerName",
             "Bad handler '..app.handler': empty module name segment",
             id="malformed-relative",
         ),
         pytest.param(
-            {"app.py": OK_MODULE},
+            handler_files("return_ok"),
             "sys.handler",
             "Runtime.BuiltInModuleConflict",
             "Cannot use built-in module sys as a handler module",
@@ -112,6 +111,7 @@ def test_init_failure_is_posted_with_awss_error_type(emulator, tmp_path, files, 
 
 @pytest.mark.timeout(60)
 def test_exception_at_import_carries_the_user_stack(emulator, tmp_path):
+    # The module's text is the case: the stack it raises at import from.
     files = {"app.py": "def load():\n    raise KeyError('DB_URL')\n\nload()\n"}
     outcome, _ = _init_error(emulator, tmp_path, files, "app:handler")
     body = outcome.json()
@@ -121,7 +121,7 @@ def test_exception_at_import_carries_the_user_stack(emulator, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_no_handler_configured_is_a_malformed_name(emulator, tmp_path):
-    outcome, _ = _init_error(emulator, tmp_path, {"app.py": OK_MODULE}, None)
+    outcome, _ = _init_error(emulator, tmp_path, handler_files("return_ok"), None)
     assert outcome.json()["errorType"] == "Runtime.MalformedHandlerName"
 
 
@@ -130,8 +130,8 @@ def test_no_handler_configured_is_a_malformed_name(emulator, tmp_path):
 PACKAGE_FILES = {
     "pkg/__init__.py": "",
     "pkg/sub/__init__.py": "",
-    "pkg/sub/mod.py": "import sys\ndef handler(event, context):\n    return {'where': __name__, 'path0': sys.path[0]}\n",
-    "app.py": OK_MODULE,
+    **handler_files("report_module_and_path", "pkg/sub/mod.py"),
+    **handler_files("return_ok"),
 }
 
 
@@ -161,17 +161,10 @@ def test_a_replacement_worker_imports_the_functions_own_copy_of_the_supervisors_
     """A function bundling its own urllib3 and structlog gets them in every worker, not only
     in the first one (which is forked before the supervisor imports its copies)."""
     files = {
+        # The function's own copies of the two libraries: their names are the point.
         "urllib3/__init__.py": "__version__ = 'bundled-urllib3'\n",
         "structlog/__init__.py": "__version__ = 'bundled-structlog'\n",
-        "app.py": """
-            import os
-            import structlog, urllib3
-
-            def handler(event, context):
-                if event.get("die"):
-                    os._exit(1)
-                return [urllib3.__version__, structlog.__version__, os.getpid()]
-        """,
+        **handler_files("bundled_library_versions"),
     }
     with running_runtime(emulator, tmp_path, files):
         first = invoke(emulator).json()

@@ -7,42 +7,14 @@ import signal
 import time
 
 import pytest
-from runtime_harness import invoke, log_records, running_runtime
-
-HANDLERS = """
-import os, signal, sys, time
-
-INIT_ID = os.urandom(4).hex()
-HOOK_FILE = os.environ.get("HOOK_FILE")
-hoard = []
-
-def on_sigterm(signum, frame):
-    # The shutdown hook a function installs to flush what it holds.
-    if HOOK_FILE:
-        with open(HOOK_FILE, "a") as f:
-            f.write(f"hook {os.getpid()}\\n")
-    sys.exit(0)
-
-signal.signal(signal.SIGTERM, on_sigterm)
-
-def handler(event, context):
-    action = event.get("do")
-    if action == "grow":
-        hoard.append(bytearray(event["mb"] * 1024 * 1024))
-    elif action == "allocate":
-        block = bytearray(event["mb"] * 1024 * 1024)
-        return len(block)
-    elif action == "sleep":
-        open(event["started_file"], "w").close()
-        time.sleep(event["seconds"])
-    return {"pid": os.getpid(), "init_id": INIT_ID}
-"""
+from proc_support import children_of, is_running, wait_until
+from runtime_harness import copy_handler, handler_files, invoke, log_records, running_runtime
 
 
 @pytest.mark.timeout(90)
 def test_worker_is_recycled_after_n_invocations_without_losing_one(emulator, tmp_path):
     env = {"LAMBDA_SUPERVISOR_MAX_INVOCATIONS": "3"}
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("hoard_allocate_or_sleep"), env=env) as runtime:
         results = [invoke(emulator, {"n": n}).json() for n in range(7)]
         started = log_records(runtime, "worker started")
     pids = [r["pid"] for r in results]
@@ -55,7 +27,7 @@ def test_worker_is_recycled_after_n_invocations_without_losing_one(emulator, tmp
 @pytest.mark.timeout(90)
 def test_worker_is_recycled_above_an_rss_threshold(emulator, tmp_path):
     env = {"LAMBDA_SUPERVISOR_MAX_WORKER_RSS_MB": "80"}
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("hoard_allocate_or_sleep"), env=env) as runtime:
         first = invoke(emulator, {"do": "grow", "mb": 120}).json()
         second = invoke(emulator, {}).json()
         third = invoke(emulator, {}).json()
@@ -69,7 +41,7 @@ def test_worker_is_recycled_above_an_rss_threshold(emulator, tmp_path):
 def test_runaway_allocation_is_reported_as_out_of_memory(emulator, tmp_path):
     """Tried: a handler allocating 2 GB under a 256 MB worker memory limit."""
     env = {"LAMBDA_SUPERVISOR_WORKER_MEMORY_MB": "256"}
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, env=env):
+    with running_runtime(emulator, tmp_path, handler_files("hoard_allocate_or_sleep"), env=env):
         before = invoke(emulator, {}).json()
         outcome = invoke(emulator, {"do": "allocate", "mb": 2048})
         after = invoke(emulator, {}).json()
@@ -86,7 +58,7 @@ def test_runaway_allocation_is_reported_as_out_of_memory(emulator, tmp_path):
 def test_sigterm_while_idle_runs_the_workers_hook_and_exits_cleanly(emulator, tmp_path):
     hook_file = tmp_path / "hook.log"
     env = {"HOOK_FILE": str(hook_file)}
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("hoard_allocate_or_sleep"), env=env) as runtime:
         worker_pid = invoke(emulator, {}).json()["pid"]
         os.kill(runtime.pid, signal.SIGTERM)
         assert runtime.wait(10) == 0
@@ -97,7 +69,7 @@ def test_sigterm_while_idle_runs_the_workers_hook_and_exits_cleanly(emulator, tm
 @pytest.mark.timeout(60)
 def test_sigterm_mid_invocation_lets_a_short_one_finish(emulator, tmp_path):
     started_file = tmp_path / "started"
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("hoard_allocate_or_sleep")) as runtime:
         invoke(emulator, {})
         invocation = emulator.submit(
             {"do": "sleep", "seconds": 0.5, "started_file": str(started_file)}, timeout=30
@@ -111,7 +83,7 @@ def test_sigterm_mid_invocation_lets_a_short_one_finish(emulator, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_sigterm_mid_invocation_reports_a_long_one_instead_of_waiting(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("hoard_allocate_or_sleep")) as runtime:
         invoke(emulator, {})
         started_file = tmp_path / "started"
         invocation = emulator.submit(
@@ -130,40 +102,7 @@ def test_sigterm_mid_invocation_reports_a_long_one_instead_of_waiting(emulator, 
 
 def _wait_for_file(path, timeout: float = 10) -> None:
     """The handler has the event in hand once it has written its marker file."""
-    give_up = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < give_up, "the handler never started"
-        time.sleep(0.01)
-
-
-ORPHAN_MAKER = """
-import os, time
-
-def handler(event, context):
-    # Double fork: the grandchild outlives its parent and is re-parented to PID 1.
-    child = os.fork()
-    if child == 0:
-        if os.fork() == 0:
-            time.sleep(0.2)
-        os._exit(0)
-    os.waitpid(child, 0)
-    return os.getpid()
-"""
-
-
-def _children(pid: int) -> list[tuple[int, str]]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append((int(entry), fields[0]))
-    return found
+    assert wait_until(path.exists, timeout, 0.01), "the handler never started"
 
 
 @pytest.mark.timeout(60)
@@ -177,23 +116,23 @@ def test_as_pid_1_the_supervisor_reaps_what_handlers_leave_behind(emulator, tmp_
     unshare = shutil.which("unshare")
     if unshare is None or subprocess.run([unshare, "--pid", "--fork", "true"]).returncode != 0:
         pytest.skip("needs unshare --pid (root) to run the runtime as PID 1")
-    (tmp_path / "app.py").write_text(ORPHAN_MAKER)
+    copy_handler(tmp_path, "leave_an_orphan")
     env = RuntimeProcess("app:handler", runtime_api=emulator.address, task_root=tmp_path).environment()
     process = subprocess.Popen(
         [unshare, "--pid", "--fork", "--kill-child", str(BOOTSTRAP)], env=env, stdout=subprocess.DEVNULL
     )
     try:
         assert emulator.wait_for_poll(30)
-        [(supervisor_pid, _)] = _children(process.pid)
+        [supervisor] = children_of(process.pid)
         for _ in range(5):
             assert emulator.submit({}, timeout=30).result(30).kind == "response"
             time.sleep(0.3)  # let this round's grandchild exit and become an orphan
         emulator.submit({}, timeout=30).result(30)
-        zombies = [pid for pid, state in _children(supervisor_pid) if state == "Z"]
+        zombies = [p.pid for p in children_of(supervisor.pid) if p.state == "Z"]
         # Reaped after every invocation: at most the newest orphan (exiting just now) is
         # left; without reaping all five earlier ones would still be there.
         assert len(zombies) <= 1, zombies
-        os.kill(supervisor_pid, signal.SIGTERM)
+        os.kill(supervisor.pid, signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
         if process.poll() is None:
@@ -205,21 +144,12 @@ def test_as_pid_1_the_supervisor_reaps_what_handlers_leave_behind(emulator, tmp_
 def test_a_worker_does_not_outlive_a_killed_supervisor(emulator, tmp_path):
     """Tried: SIGKILL to the supervisor while its handler sleeps."""
     started_file = tmp_path / "started"
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("hoard_allocate_or_sleep")) as runtime:
         worker_pid = invoke(emulator, {}).json()["pid"]
         emulator.submit({"do": "sleep", "seconds": 60, "started_file": str(started_file)}, timeout=120)
         _wait_for_file(started_file)
         os.kill(runtime.pid, signal.SIGKILL)
         runtime.wait(10)
-        give_up = time.monotonic() + 10
-        while os.path.exists(f"/proc/{worker_pid}") and _state(worker_pid) != "Z":
-            assert time.monotonic() < give_up, "the worker kept running without its supervisor"
-            time.sleep(0.02)
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
+        assert wait_until(lambda: not is_running(worker_pid), 10), (
+            "the worker kept running without its supervisor"
+        )

@@ -7,36 +7,7 @@ import json
 import threading
 
 import pytest
-from runtime_harness import invoke, log_records, running_runtime
-
-HANDLERS = """
-import logging, threading, time
-
-log = logging.getLogger("orders")
-late_logged = threading.Event()
-
-def log_things(event, context):
-    log.warning("warned %s", "here", extra={"order_id": 42})
-    log.info("info line")
-    log.debug("debug line")
-    try:
-        1 / 0
-    except ZeroDivisionError:
-        log.exception("failed")
-    print("plain print")
-    return "ok"
-
-def log_later(event, context):
-    # A thread that logs after the invocation has ended must not claim its request id.
-    def later():
-        time.sleep(0.3)
-        log.warning("after the invocation")
-    threading.Thread(target=later).start()
-    return "ok"
-
-def route(event, context):
-    return globals()[event["do"]](event, context)
-"""
+from runtime_harness import handler_files, invoke, log_records, running_runtime
 
 
 def _records(runtime, predicate, timeout=10):
@@ -48,7 +19,7 @@ def _records(runtime, predicate, timeout=10):
 @pytest.mark.timeout(60)
 def test_json_logs_carry_lambdas_field_names_and_the_request_id(emulator, tmp_path):
     env = {"AWS_LAMBDA_LOG_LEVEL": "INFO"}
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, "app:route", env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("log_things"), "app:route", env=env) as runtime:
         invocation = emulator.submit({"do": "log_things"}, timeout=30)
         invocation.result(30)
         warned = _records(runtime, lambda r: r.get("message") == "warned here")
@@ -73,7 +44,7 @@ def test_json_logs_carry_lambdas_field_names_and_the_request_id(emulator, tmp_pa
 
 @pytest.mark.timeout(60)
 def test_default_level_keeps_the_standard_warning_threshold(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, "app:route") as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("log_things"), "app:route") as runtime:
         invoke(emulator, {"do": "log_things"})
         _records(runtime, lambda r: r.get("message") == "warned here")
         assert not any(r.get("message") == "info line" for r in runtime.json_lines())
@@ -82,7 +53,7 @@ def test_default_level_keeps_the_standard_warning_threshold(emulator, tmp_path):
 @pytest.mark.timeout(60)
 def test_level_filter_applies_to_the_supervisor_too(emulator, tmp_path):
     env = {"AWS_LAMBDA_LOG_LEVEL": "ERROR"}
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, "app:route", env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("log_things"), "app:route", env=env) as runtime:
         invoke(emulator, {"do": "log_things"})
         _records(runtime, lambda r: r.get("message") == "failed")
         messages = [r.get("message") for r in runtime.json_lines()]
@@ -93,7 +64,7 @@ def test_level_filter_applies_to_the_supervisor_too(emulator, tmp_path):
 @pytest.mark.timeout(60)
 def test_text_format(emulator, tmp_path):
     env = {"AWS_LAMBDA_LOG_FORMAT": "Text", "AWS_LAMBDA_LOG_LEVEL": "DEBUG"}
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, "app:route", env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("log_things"), "app:route", env=env) as runtime:
         invocation = emulator.submit({"do": "log_things"}, timeout=30)
         invocation.result(30)
         line = runtime.wait_for_line(lambda text: "warned here" in text, 10)
@@ -109,7 +80,7 @@ def test_text_format(emulator, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_request_id_is_reset_between_invocations(emulator, tmp_path):
-    with running_runtime(emulator, tmp_path, {"app.py": HANDLERS}, "app:route") as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("log_things"), "app:route") as runtime:
         invocation = emulator.submit({"do": "log_later"}, timeout=30)
         invocation.result(30)
         record = _records(runtime, lambda r: r.get("message") == "after the invocation")
@@ -118,16 +89,7 @@ def test_request_id_is_reset_between_invocations(emulator, tmp_path):
 
 @pytest.mark.timeout(90)
 def test_supervisor_logs_its_lifecycle_as_json(emulator, tmp_path):
-    source = """
-        import os, time
-        def handler(event, context):
-            if event == {"do": "die"}:
-                os._exit(5)
-            if event == {"do": "hang"}:
-                time.sleep(60)
-            return 1
-    """
-    with running_runtime(emulator, tmp_path, {"app.py": source}) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("crash_or_hang_on_demand")) as runtime:
         invoke(emulator, {"do": "die"})
         hang = emulator.submit({"do": "hang"}, timeout=1)
         hang.result(30)
@@ -147,9 +109,8 @@ def test_supervisor_logs_its_lifecycle_as_json(emulator, tmp_path):
 @pytest.mark.timeout(60)
 def test_payloads_and_environment_secrets_are_never_logged(emulator, tmp_path):
     """Tried: a secret in the event, in the result, in an error and in the environment."""
-    source = "def handler(event, context):\n    if event.get('fail'): raise ValueError('no')\n    return {'echo': event}\n"
     env = {"DB_PASSWORD": "env-secret-6a1f", "AWS_LAMBDA_LOG_LEVEL": "DEBUG"}
-    with running_runtime(emulator, tmp_path, {"app.py": source}, env=env) as runtime:
+    with running_runtime(emulator, tmp_path, handler_files("echo_or_raise"), env=env) as runtime:
         invoke(emulator, {"card": "event-secret-93b2"})
         invoke(emulator, {"card": "event-secret-93b2", "fail": True})
         threading.Event().wait(0.2)

@@ -15,43 +15,16 @@ import json
 import os
 import socket
 import struct
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runtime_harness import invoke, running_runtime
-from test_local_cli import INVOKE_PATH, REPO_ROOT, ServeProcess, post
+from http_support import INVOKE_PATH, exchange, post
+from local_support import ServeProcess, run_cli
+from proc_support import children_of, environ, wait_until
+from runtime_harness import copy_handler, handler_files, invoke, running_runtime
 
 from lambda_supervisor.emulator import MAX_HAND_OUTS, UNDELIVERABLE, RuntimeAPIEmulator
 from lambda_supervisor.testing import lambda_invoke
-
-APP_SOURCE = """
-import os
-
-
-def echo(event, context):
-    return {
-        "event": event,
-        "arn": context.invoked_function_arn,
-        "remainingMs": context.get_remaining_time_in_millis(),
-        "traceId": os.environ.get("_X_AMZN_TRACE_ID"),
-    }
-
-
-def environment(event, context):
-    import botocore.session
-
-    credentials = botocore.session.get_session().get_credentials()
-    names = event.get("names", [])
-    return {
-        "seen": {name: os.environ.get(name) for name in names},
-        "accessKey": credentials.access_key if credentials else None,
-        "hasPath": bool(os.environ.get("PATH")),
-    }
-"""
 
 SECRETS = {
     "AWS_ACCESS_KEY_ID": "AKIADEVELOPERSOWNKEY",
@@ -63,55 +36,7 @@ SECRETS = {
 
 @pytest.fixture
 def app_path(tmp_path: Path) -> Path:
-    path = tmp_path / "app.py"
-    path.write_text(APP_SOURCE)
-    return path
-
-
-@pytest.fixture
-def serve_echo(app_path: Path) -> Iterator[ServeProcess]:
-    server = ServeProcess(f"{app_path}:echo", "--timeout", "30")
-    try:
-        yield server
-    finally:
-        if server.popen.poll() is None:
-            server.stop()
-
-
-def exchange(
-    port: int, request: bytes, *, half_close: bool = False
-) -> tuple[int | None, dict[str, str], bytes]:
-    """Send raw bytes to 127.0.0.1:port and read until the server closes: status, headers, body.
-
-    The status is None when the server closed without answering.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-        sock.sendall(request)
-        if half_close:
-            sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            received += chunk
-            head, sep, rest = received.partition(b"\r\n\r\n")
-            if sep and b"content-length:" in head.lower():
-                length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
-                if len(rest) >= length:
-                    break
-    if not received:
-        return None, {}, b""
-    head, _, body = received.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split()[1]), headers, body
+    return copy_handler(tmp_path, "echo_and_environment")
 
 
 def invoke_request(port: int, body: bytes, extra: str = "", path: str = INVOKE_PATH) -> bytes:
@@ -137,23 +62,18 @@ def started_invocations(server: ServeProcess) -> int:
 
 def runtime_of(server: ServeProcess) -> tuple[int, dict[str, str]]:
     """The runtime process ``serve`` started (its child) and that process's environment."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if fields[1] != str(server.popen.pid):
-                    continue
-                raw = (entry / "environ").read_bytes()
-            except (OSError, IndexError):
-                continue
-            env = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
-            if "AWS_LAMBDA_RUNTIME_API" in env:
-                return int(entry.name), env
-        time.sleep(0.05)
-    pytest.fail("serve started no runtime process")
+
+    def runtime() -> tuple[int, dict[str, str]] | None:
+        for child in children_of(server.popen.pid):
+            env = environ(child.pid)
+            if env is not None and "AWS_LAMBDA_RUNTIME_API" in env:
+                return child.pid, env
+        return None
+
+    found = wait_until(runtime, 20, 0.05)
+    if found is None:
+        pytest.fail("serve started no runtime process")
+    return found
 
 
 # ----------------------------------------------------------------------------- Runtime API
@@ -232,7 +152,7 @@ def test_requests_a_web_page_could_make_are_refused(serve_echo: ServeProcess) ->
     ]
     for headers in refused:
         request = f"POST {INVOKE_PATH} HTTP/1.1\r\n{headers}\r\nContent-Length: 2\r\n\r\n{{}}".encode()
-        status, answer_headers, body = exchange(port, request)
+        status, answer_headers, body = exchange(f"127.0.0.1:{port}", request)
         assert (status, answer_headers.get("x-amzn-errortype")) == (403, "AccessDeniedException"), headers
         assert json.loads(body)["message"].startswith("Request refused: "), headers
     served = [
@@ -243,7 +163,7 @@ def test_requests_a_web_page_could_make_are_refused(serve_echo: ServeProcess) ->
         request = (
             f"POST {INVOKE_PATH} HTTP/1.1\r\n{headers}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
         )
-        status, _, body = exchange(port, request.encode())
+        status, _, body = exchange(f"127.0.0.1:{port}", request.encode())
         assert (status, json.loads(body)["event"]) == (200, {}), headers
     assert started_invocations(serve_echo) == len(served)
 
@@ -286,7 +206,7 @@ def test_malformed_framing_is_a_400_and_queues_nothing(serve_echo: ServeProcess)
         "nested-100000-deep": (invoke_request(port, deep), False),
     }
     for name, (request, half_close) in cases.items():
-        status, headers, body = exchange(port, request, half_close=half_close)
+        status, headers, body = exchange(f"127.0.0.1:{port}", request, half_close=half_close)
         assert (status, headers.get("x-amzn-errortype")) == (400, "InvalidRequestContentException"), name
         assert "message" in json.loads(body), name
     assert_served_normally(serve_echo)
@@ -301,9 +221,10 @@ def test_an_event_the_runtime_never_receives_is_answered_not_requeued_for_ever(e
     is answered with an error after MAX_HAND_OUTS tries, and the next event is handed out."""
     too_big = emulator.submit(b'"' + b"x" * (16 << 20) + b'"', timeout=30)
     host, port = emulator.address.split(":")
+    take_next = f"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
     for _ in range(MAX_HAND_OUTS):
         with socket.create_connection((host, int(port)), timeout=10) as taker:
-            taker.sendall(f"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            taker.sendall(take_next.encode())
             assert taker.recv(1024).startswith(b"HTTP/1.1 200")
             taker.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not FIN
     outcome = too_big.result(20)
@@ -321,12 +242,12 @@ def test_an_event_the_runtime_never_receives_is_answered_not_requeued_for_ever(e
 def test_an_event_over_what_the_runtime_reads_is_answered_once_by_the_runtime(emulator, tmp_path) -> None:
     """Tried: an event over the 64 MB the runtime reads. The runtime knows its request id
     from the answer's head, so it answers it itself, once, and serves the next event."""
-    with running_runtime(emulator, tmp_path, {"app.py": "def handler(event, context):\n    return 'ok'\n"}):
+    with running_runtime(emulator, tmp_path, handler_files("return_ok")):
         too_big = emulator.submit(b'"' + b"x" * (65 << 20) + b'"', timeout=30)
         outcome = too_big.result(20)
         assert (outcome.kind, outcome.error_type, outcome.status) == ("error", "Runtime.IncompleteEvent", 202)
         assert too_big.hand_outs == 1
-        assert invoke(emulator).json() == "ok"
+        assert invoke(emulator).json() == {"ok": True}
         assert len(emulator.outcomes(too_big.request_id)) == 1
 
 
@@ -351,7 +272,7 @@ def test_values_that_would_split_the_runtimes_header_lines_are_refused(serve_ech
         "client-context": invoke_request(port, b"{}", f"X-Amz-Client-Context: {context}\r\n"),
     }
     for name, request in cases.items():
-        status, headers, body = exchange(port, request)
+        status, headers, body = exchange(f"127.0.0.1:{port}", request)
         assert (status, headers.get("x-amzn-errortype")) == (400, "InvalidRequestContentException"), name
         assert "line break" in json.loads(body)["message"], name
     assert_served_normally(serve_echo)
@@ -367,14 +288,7 @@ def run_invoke(app_path: Path, tmp_path: Path, *options: str) -> dict:
     credentials_file.write_text("[default]\naws_access_key_id = AKIAFROMTHEFILE\naws_secret_access_key = s\n")
     env = {**os.environ, **SECRETS, "AWS_SHARED_CREDENTIALS_FILE": str(credentials_file)}
     event = json.dumps({"names": [*SECRETS, "AWS_SHARED_CREDENTIALS_FILE", "GREETING"]})
-    done = subprocess.run(
-        [sys.executable, "-m", "lambda_supervisor.cli", "invoke", f"{app_path}:environment", "--event", event]
-        + list(options),
-        capture_output=True,
-        timeout=60,
-        cwd=REPO_ROOT,
-        env=env,
-    )
+    done = run_cli("invoke", f"{app_path}:environment", "--event", event, *options, env=env)
     assert done.returncode == 0, done.stderr.decode()
     return json.loads(done.stdout)
 

@@ -1,0 +1,5 @@
+"""Always raises ``LookupError('gone')``."""
+
+
+def handler(event, context):
+    raise LookupError("gone")

@@ -1,0 +1,5 @@
+"""Answers ``{"ok": true}``."""
+
+
+def handler(event, context):
+    return {"ok": True}
