@@ -35,15 +35,22 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_to_bytes
+
+from lambda_supervisor.runtime_modules import load
+
+if TYPE_CHECKING:
+    from worker import errors
+else:
+    errors = load("worker/errors.py")
 
 RUNTIME_PREFIX = "/2018-06-01"
 EXTENSION_PREFIX = "/2020-01-01/extension"
 DEFAULT_ACCOUNT = "012345678912"
 DEFAULT_REGION = "us-east-1"
-DEFAULT_MAX_PAYLOAD = 6_291_556
-STREAMED_MAX_PAYLOAD = 200 * 1024 * 1024
+DEFAULT_MAX_PAYLOAD = errors.MAX_SYNC_PAYLOAD
+STREAMED_MAX_PAYLOAD = errors.MAX_STREAMED_PAYLOAD
 # What ``X-Amz-Log-Type: Tail`` returns of an invocation's logs, as the Invoke API does.
 LOG_TAIL_BYTES = 4096
 # Bodies larger than this are not even drained: the connection is simply closed.
@@ -57,7 +64,7 @@ LOOPBACK = "127.0.0.1"
 # An event whose hand-out fails this many times (the runtime never receives it) is
 # answered with UNDELIVERABLE instead of being put back in line once more.
 MAX_HAND_OUTS = 3
-UNDELIVERABLE = "Runtime.EventNotDelivered"
+UNDELIVERABLE = errors.EVENT_NOT_DELIVERED
 # After refusing a request, how long (and how much) its unread rest is read and dropped,
 # so that closing the socket does not reset it before the peer has read the refusal.
 _LINGER_SECONDS = 1.0
@@ -648,8 +655,8 @@ class RuntimeAPIEmulator:
                 return None
             remaining = (invocation.deadline_ms - _now_ms()) / 1000 + self.invoke_grace
             if remaining <= 0:
-                message = f"Task timed out after {invocation.timeout:.2f} seconds"
-                self.fail_invocation(invocation, "Sandbox.Timedout", message)
+                message = errors.timeout_message(invocation.timeout)
+                self.fail_invocation(invocation, errors.TIMEOUT, message)
                 break
             invocation._done.wait(min(remaining, 0.5))
         return invocation.accepted[0]
@@ -1455,7 +1462,7 @@ class _InvokeSide:
     def _answer(self, invocation: Invocation, outcome: Outcome) -> None:
         headers = {"X-Amzn-Requestid": invocation.request_id, "X-Amz-Executed-Version": "$LATEST"}
         if outcome.kind != "response" or outcome.trailers.get("Lambda-Runtime-Function-Error-Type"):
-            headers["X-Amz-Function-Error"] = "Unhandled"
+            headers["X-Amz-Function-Error"] = errors.UNHANDLED
         body = outcome.body
         if outcome.kind == "response" and outcome.trailers.get("Lambda-Runtime-Function-Error-Body"):
             body = base64.b64decode(outcome.trailers["Lambda-Runtime-Function-Error-Body"])

@@ -24,42 +24,24 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from importlib.util import find_spec, module_from_spec, spec_from_file_location
+from importlib.util import find_spec
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from lambda_supervisor.emulator import LOG_TAIL_BYTES, Invocation, Outcome, RuntimeAPIEmulator
 from lambda_supervisor.process import (
     AWS_CREDENTIALS,
     PASSED_THROUGH,
-    REPO_ROOT,
     LineTail,
     RuntimeProcess,
     parse_json_object,
 )
+from lambda_supervisor.runtime_modules import load
 
 if TYPE_CHECKING:
-    from supervisor import errors
-
-
-def _runtime_errors() -> ModuleType:
-    """The runtime's ``supervisor/errors.py``, where its error types and exit wording live.
-
-    Loaded from beside this package, not imported by name: ``python -m`` puts the current
-    directory first on sys.path, and a function's directory may hold a ``supervisor``
-    package of its own (a dependency of that name), which must not be taken for ours.
-    """
-    path = REPO_ROOT / "supervisor" / "errors.py"
-    spec = spec_from_file_location("lambda_supervisor._runtime_errors", path)
-    assert spec is not None and spec.loader is not None, path
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-if not TYPE_CHECKING:
-    errors = _runtime_errors()
+    from worker import errors
+else:
+    errors = load("worker/errors.py")
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_PORT = 9000
@@ -617,8 +599,8 @@ def _error_type(outcome: Outcome) -> str | None:
     try:
         body = outcome.json()
     except ValueError:
-        return "Unhandled"
-    return body.get("errorType", "Unhandled") if isinstance(body, dict) else "Unhandled"
+        return errors.UNHANDLED
+    return body.get("errorType", errors.UNHANDLED) if isinstance(body, dict) else errors.UNHANDLED
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 EventDict = MutableMapping[str, Any]
@@ -203,16 +203,16 @@ class LambdaLogHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def emit_error(self, body: dict[str, Any]) -> None:
-        """Log a failed invocation's error body as one record, as Lambda's runtime does."""
+    def emit_error(self, report: Mapping[str, Any]) -> None:
+        """Log a failed invocation's error report as one record, as Lambda's runtime does."""
         event = {
             "timestamp": format_timestamp(time.time()),
             "level": "ERROR",
-            "message": f"{body['errorType']}: {body['errorMessage']}",
-            "requestId": body.get("requestId") or None,
-            "errorType": body["errorType"],
-            "errorMessage": body["errorMessage"],
-            "stackTrace": body["stackTrace"],
+            "message": f"{report['errorType']}: {report['errorMessage']}",
+            "requestId": report.get("requestId") or None,
+            "errorType": report["errorType"],
+            "errorMessage": report["errorMessage"],
+            "stackTrace": report["stackTrace"],
         }
         try:
             os.write(self.fd, (render(event, "error", self.chain) + "\n").encode("utf-8", "backslashreplace"))

@@ -15,7 +15,6 @@ import time
 from types import FrameType
 from typing import Any
 
-from supervisor import errors
 from supervisor.config import Settings
 from supervisor.runtime_api import Invocation, LongPollAborted, PostOutcome, RuntimeAPIClient
 from supervisor.worker_process import (
@@ -33,6 +32,7 @@ from supervisor.worker_process import (
     WorkerProcess,
     adopts_orphans,
 )
+from worker import errors
 
 EXIT_OK = 0
 EXIT_INIT_FAILED = 1
@@ -83,11 +83,13 @@ class Supervisor:
                 pid=self.worker.pid,
                 status=errors.describe_status(reply.wait_status),
             )
-            body = _encode(errors.exit_error(reply.wait_status, ""))
+            body = errors.encode(errors.exit_error(reply.wait_status, ""))
             error_type = errors.EXIT_ERROR
         else:
             self.worker.kill()
-            body = _encode(errors.error_body(f"worker failed to initialise: {reply}", errors.PROTOCOL_ERROR))
+            body = errors.encode(
+                errors.report(f"worker failed to initialise: {reply}", errors.PROTOCOL_ERROR)
+            )
             error_type = errors.PROTOCOL_ERROR
         self.api.post_init_error(body, error_type)
         self._log_init_error(body)
@@ -261,14 +263,14 @@ class Supervisor:
             self._replace_worker("worker reply over the payload limit", requestId=request_id, size=reply.size)
         else:
             self.worker.kill()
-            body = errors.error_body(
+            report = errors.report(
                 f"Worker sent an invalid reply: {reply.reason}", errors.PROTOCOL_ERROR, request_id
             )
-            self._post_error(invocation, body)
+            self._post_error(invocation, report)
             self._replace_worker("worker broke the pipe protocol", requestId=request_id, reason=reply.reason)
 
-    def _post_error(self, invocation: Invocation, body: dict[str, Any]) -> None:
-        self.api.post_error(invocation, _encode(body), body["errorType"])
+    def _post_error(self, invocation: Invocation, report: errors.ErrorReport) -> None:
+        self.api.post_error(invocation, errors.encode(report), report["errorType"])
 
     def _kill_at(self, invocation: Invocation) -> float:
         """The monotonic instant to give up on the handler: the deadline less the margin."""
@@ -380,7 +382,3 @@ class Supervisor:
             errorMessage=fields.get("errorMessage"),
             stackTrace=fields.get("stackTrace"),
         )
-
-
-def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")

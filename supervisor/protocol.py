@@ -16,6 +16,8 @@ import struct
 import time
 from typing import Any, NamedTuple
 
+from worker.errors import MAX_FRAME_METADATA
+
 HEADER = struct.Struct("!cII")
 
 # Supervisor -> worker.
@@ -26,7 +28,6 @@ INIT_ERROR = b"I"
 RESULT = b"O"
 ERROR = b"X"
 
-MAX_METADATA = 1 << 20
 # Bodies up to this size are read together with the metadata.
 _READ_WITH_METADATA = 64 << 10
 _MAX_POLL_MS = 24 * 3600 * 1000
@@ -147,7 +148,7 @@ def read_frame(
     kind, meta_len, body_len = HEADER.unpack(header)
     if allowed is not None and kind not in allowed:
         raise ProtocolError(f"unexpected frame kind {kind!r}")
-    if meta_len > MAX_METADATA:
+    if meta_len > MAX_FRAME_METADATA:
         raise ProtocolError(f"frame metadata of {meta_len} bytes is over the limit")
     if body_len > max_body:
         raise BodyTooLarge(body_len)

@@ -17,14 +17,14 @@ import time
 from enum import Enum
 from typing import Any
 
-from supervisor import errors
 from supervisor.runtime_connection import (
     TRANSPORT_ERRORS,
     Headers,
     IncompleteAnswer,
     RuntimeConnection,
 )
-from worker.reports import XRAY_CAUSE_BYTES
+from worker import errors
+from worker.errors import XRAY_CAUSE_BYTES
 
 API_VERSION = "/2018-06-01"
 EXTENSION_API = "/2020-01-01/extension"
@@ -60,10 +60,6 @@ _CAUSE_EXCEPTIONS = 4
 _CAUSE_FRAMES = 32
 _CAUSE_MESSAGE = 1024
 _CAUSE_TEXT = 256
-# An event whose head arrived but whose body did not (the connection broke mid-body).
-INCOMPLETE_EVENT = "Runtime.IncompleteEvent"
-# A runtime refusing its own configuration, reported to /init/error.
-INVALID_CONFIGURATION = "Runtime.InvalidConfiguration"
 
 
 class LongPollAborted(Exception):
@@ -223,7 +219,7 @@ def _utf8_header(value: str | None) -> str | None:
 
 def header_token(value: str) -> str:
     """Make an errorType safe for an HTTP header (class names may be any identifier)."""
-    return _UNSAFE_HEADER_CHARS.sub("", value)[:128] or "Runtime.Unknown"
+    return _UNSAFE_HEADER_CHARS.sub("", value)[: errors.ERROR_TYPE_HEADER_CHARS] or errors.UNKNOWN
 
 
 class Retry:
@@ -545,11 +541,11 @@ class RuntimeAPIClient:
             self._error("event cut short cannot be answered; skipped", reason=str(skipped), **skipped.fields)
             return
         message = f"The Runtime API connection broke before the whole event arrived ({cut})"
-        body = errors.error_body(message, INCOMPLETE_EVENT, invocation.request_id)
+        report = errors.report(message, errors.INCOMPLETE_EVENT, invocation.request_id)
         self._error(
             "event cut short by the Runtime API; answered with an error", requestId=invocation.request_id
         )
-        self.post_error(invocation, json.dumps(body).encode(), INCOMPLETE_EVENT)
+        self.post_error(invocation, errors.encode(report), errors.INCOMPLETE_EVENT)
 
     def _echo_invocation_id(self, invocation: Invocation, headers: dict[str, str]) -> None:
         if invocation.invocation_id is None:
@@ -648,6 +644,6 @@ def report_config_error(address: str, message: str, log: Any = None) -> None:
         client = RuntimeAPIClient(address, log=log)
     except RuntimeAPIError:
         return
-    body = errors.error_body(message, INVALID_CONFIGURATION)
-    client.post_init_error(json.dumps(body).encode(), INVALID_CONFIGURATION)
+    report = errors.report(message, errors.INVALID_CONFIGURATION)
+    client.post_init_error(errors.encode(report), errors.INVALID_CONFIGURATION)
     client.close()

@@ -20,6 +20,8 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError
 
+from worker.errors import MAX_ANSWER_BYTES
+
 # The limits http.client applies: a longer line or more headers make an answer unusable,
 # like any other garbled answer, and it is retried on a fresh connection.
 _MAX_LINE = 65536
@@ -28,9 +30,6 @@ _MAX_HEAD = _MAX_LINE * 4
 _RECV_SIZE = 1 << 16
 # Bodies up to this size go out in the same send as the request head.
 _JOINED_SEND_LIMIT = 1 << 16
-# Far above any Lambda payload (6 MB): a larger Content-Length is a broken answer, and no
-# buffer of that size is allocated for it.
-_MAX_BODY = 64 << 20
 # A timed exchange waits on its socket in slices this long, so that a deadline brought
 # forward by ``cut_short`` (from a signal handler) is kept to within one slice.
 _WAIT_SLICE = 0.05
@@ -290,7 +289,7 @@ def _read_body(
             length = int(headers["content-length"])
         except ValueError:
             raise TransportError(f"bad Content-Length {headers['content-length'][:40]!r}") from None
-        if not 0 <= length <= _MAX_BODY:
+        if not 0 <= length <= MAX_ANSWER_BYTES:
             raise TransportError(f"Content-Length {length} is out of range")
         data = reader.exact(length)
     else:
@@ -384,8 +383,8 @@ class _SocketReader:
             except ValueError:
                 raise TransportError(f"bad chunk size {size_field[:20]!r}") from None
             total += size
-            if size < 0 or total > _MAX_BODY:
-                raise TransportError(f"chunked body over {_MAX_BODY} bytes or chunk size {size}")
+            if size < 0 or total > MAX_ANSWER_BYTES:
+                raise TransportError(f"chunked body over {MAX_ANSWER_BYTES} bytes or chunk size {size}")
             if size == 0:
                 while self._line():  # trailers, up to the empty line
                     pass

@@ -22,13 +22,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from supervisor import protocol
+from worker import errors
 
 if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
     from supervisor.config import Settings
     from supervisor.runtime_api import Invocation
 
-# Room for an error body beyond the response limit (the worker truncates its own).
-_ERROR_SLACK = 1 << 20
 _REPLIES = frozenset((protocol.RESULT, protocol.ERROR))
 ANSWERED_TWICE = "worker answered an event twice"
 # How long a SIGKILLed process gets to die before it is given up on. SIGKILL cannot be
@@ -139,7 +138,7 @@ class WorkerProcess:
         reply = self._read(
             deadline,
             frozenset((protocol.READY, protocol.INIT_ERROR)),
-            _ERROR_SLACK,
+            errors.ERROR_REPLY_SLACK,
             self.interrupt_fd if interruptible else None,
         )
         if isinstance(reply, protocol.Frame):
@@ -147,7 +146,7 @@ class WorkerProcess:
                 init_ms = reply.meta.get("init_ms")
                 # Handler code can write on the pipe while it is imported: trust no field.
                 return Ready(float(init_ms) if isinstance(init_ms, (int, float)) else 0.0)
-            return InitFailed(reply.body, str(reply.meta.get("error_type", "Runtime.Unknown")))
+            return InitFailed(reply.body, str(reply.meta.get("error_type", errors.UNKNOWN)))
         if isinstance(reply, Oversized):
             return Garbled(f"init reply of {reply.size} bytes")
         return reply
@@ -173,7 +172,7 @@ class WorkerProcess:
         fault of this event. The worker is marked ``answered_twice``, to be replaced."""
         interrupt = self.interrupt_fd if interruptible else None
         while True:
-            reply = self._read(deadline, _REPLIES, self.max_response + _ERROR_SLACK, interrupt)
+            reply = self._read(deadline, _REPLIES, self.max_response + errors.ERROR_REPLY_SLACK, interrupt)
             if not isinstance(reply, protocol.Frame):
                 return reply
             got = reply.meta.get("reply_token")
@@ -193,7 +192,7 @@ class WorkerProcess:
         cause = reply.meta.get("xray_cause")
         return Failed(
             reply.body,
-            str(reply.meta.get("error_type", "Runtime.Unknown")),
+            str(reply.meta.get("error_type", errors.UNKNOWN)),
             cause if isinstance(cause, dict) else None,
             retire=bool(reply.meta.get("retire")),
         )
@@ -204,7 +203,7 @@ class WorkerProcess:
         What it wrote would otherwise be read as the next event's reply."""
         if self.from_worker < 0 or not protocol.readable(self.from_worker):
             return None
-        stray = self._read(time.monotonic(), _REPLIES, self.max_response + _ERROR_SLACK)
+        stray = self._read(time.monotonic(), _REPLIES, self.max_response + errors.ERROR_REPLY_SLACK)
         if isinstance(stray, protocol.Frame) and self.answered is not None:
             if stray.meta.get("reply_token") == self.answered:
                 self.answered_twice = True

@@ -13,15 +13,12 @@ import sys
 import time
 from typing import Any
 
-from supervisor import errors, protocol
+from supervisor import protocol
 from supervisor.logs import LambdaLogHandler, RequestIdHolder, configure_handler_logging
-from worker import marshal
+from worker import errors, marshal
 from worker.context import ContextUnmarshalError, LambdaContext
 from worker.handler_loader import Handler, InitError, load_handler
-from worker.reports import bounded_body, encode_body, exception_report
-
-# Largest event the supervisor will ever send; anything bigger is a framing error.
-MAX_EVENT_BYTES = 64 << 20
+from worker.reports import bounded_report, exception_report
 
 _log_handler: LambdaLogHandler | None = None
 
@@ -61,9 +58,9 @@ def run(
     try:
         handler = load_handler(handler_name)
     except InitError as exc:
-        report = bounded_body(errors.error_body(exc.message, exc.error_type, "", exc.stack_trace))
+        report = bounded_report(errors.report(exc.message, exc.error_type, "", exc.stack_trace))
         meta = {"error_type": report["errorType"]}
-        protocol.write_frame(to_supervisor, protocol.INIT_ERROR, meta, encode_body(report))
+        protocol.write_frame(to_supervisor, protocol.INIT_ERROR, meta, errors.encode(report))
         return
     _leave_if_forked(worker_pid)
     init_ms = (time.monotonic() - started) * 1000
@@ -71,7 +68,7 @@ def run(
     while True:
         try:
             frame = protocol.read_frame(
-                from_supervisor, max_body=MAX_EVENT_BYTES, allowed=frozenset((protocol.EVENT,))
+                from_supervisor, max_body=errors.MAX_EVENT_BYTES, allowed=frozenset((protocol.EVENT,))
             )
         except protocol.PeerClosed:
             return
@@ -109,19 +106,19 @@ def invoke(
         result = handler(event, context)
         payload, content_type = marshal.encode_result(result)
     except ContextUnmarshalError as exc:
-        return _error_frame(errors.error_body(str(exc), "Runtime.LambdaContextUnmarshalError", request_id))
+        return _error_frame(errors.report(str(exc), errors.CONTEXT_UNMARSHAL_ERROR, request_id))
     except marshal.UnmarshalError as exc:
-        return _error_frame(errors.error_body(str(exc), "Runtime.UnmarshalError", request_id))
+        return _error_frame(errors.report(str(exc), errors.UNMARSHAL_ERROR, request_id))
     except marshal.MarshalError as exc:
-        return _error_frame(errors.error_body(str(exc), "Runtime.MarshalError", request_id))
+        return _error_frame(errors.report(str(exc), errors.MARSHAL_ERROR, request_id))
     except MemoryError as exc:
         # The heap is suspect after this: answer, then ask to be replaced.
         if memory_limit_mb:
             message = f"The handler exceeded the worker memory limit of {memory_limit_mb:g} MB"
-            body_, _ = exception_report(exc, request_id, errors.OUT_OF_MEMORY, message)
+            report, _ = exception_report(exc, request_id, errors.OUT_OF_MEMORY, message)
         else:
-            body_, _ = exception_report(exc, request_id)
-        kind, meta_, payload_ = _error_frame(body_)
+            report, _ = exception_report(exc, request_id)
+        kind, meta_, payload_ = _error_frame(report)
         meta_["retire"] = True
         return kind, meta_, payload_
     except Exception as exc:
@@ -133,14 +130,16 @@ def invoke(
     return protocol.RESULT, {"content_type": content_type}, payload
 
 
-def _error_frame(body: dict[str, Any], cause: dict[str, Any] | None = None) -> tuple[bytes, dict, bytes]:
-    body = bounded_body(body)
+def _error_frame(
+    report: errors.ErrorReport, cause: dict[str, Any] | None = None
+) -> tuple[bytes, dict, bytes]:
+    report = bounded_report(report)
     if _log_handler is not None:
-        _log_handler.emit_error(body)
-    meta: dict[str, Any] = {"error_type": body["errorType"]}
+        _log_handler.emit_error(report)
+    meta: dict[str, Any] = {"error_type": report["errorType"]}
     if cause is not None:
         meta["xray_cause"] = cause
-    return protocol.ERROR, meta, encode_body(body)
+    return protocol.ERROR, meta, errors.encode(report)
 
 
 def _set_trace_id(trace_id: str | None) -> None:

@@ -14,17 +14,10 @@ import os
 import traceback
 from typing import Any
 
-from supervisor import errors
+from worker import errors
+from worker.errors import ERROR_BODY_BYTES, ERROR_TYPE_CHARS, XRAY_CAUSE_BYTES
 from worker.tracebacks import format_frames, user_frames
 
-# The whole error body, encoded. Any real message and stack trace fit; the record that logs
-# it (message included twice) stays inside one CloudWatch Logs event (256 KiB); and it is
-# far inside what the supervisor accepts for an error reply (1 MiB at init).
-ERROR_BODY_BYTES = 64 << 10
-# The X-Ray cause travels in a request header, which servers refuse past 64 KiB or less.
-XRAY_CAUSE_BYTES = 4 << 10
-# An errorType is also a header value (Lambda-Runtime-Function-Error-Type).
-ERROR_TYPE_CHARS = 256
 # What the cause keeps of the message and of the stack (the outermost and innermost frames).
 _CAUSE_MESSAGE_CHARS = 1024
 _CAUSE_FRAMES = 16
@@ -54,8 +47,8 @@ def user_stack(exc: BaseException) -> tuple[traceback.StackSummary, list[str]]:
 
 def exception_report(
     exc: BaseException, request_id: str = "", error_type: str | None = None, message: str | None = None
-) -> tuple[errors.ErrorBody, dict[str, Any]]:
-    """The error body and the X-Ray cause for an exception from user code.
+) -> tuple[errors.ErrorReport, dict[str, Any]]:
+    """The error report and the X-Ray cause for an exception from user code.
 
     ``error_type`` and ``message`` replace the exception's own where the runtime words the
     failure itself (out of memory).
@@ -64,29 +57,29 @@ def exception_report(
     error_type = own_type if error_type is None else error_type
     message = own_message if message is None else message
     frames, stack = user_stack(exc)
-    body = bounded_body(errors.error_body(message, error_type, request_id, stack))
-    return body, xray_cause(body["errorType"], message, frames)
+    report = bounded_report(errors.report(message, error_type, request_id, stack))
+    return report, xray_cause(report["errorType"], message, frames)
 
 
-def bounded_body(body: errors.ErrorBody) -> errors.ErrorBody:
-    """``body`` with errorMessage and stackTrace cut so that it encodes to at most
+def bounded_report(report: errors.ErrorReport) -> errors.ErrorReport:
+    """``report`` with errorMessage and stackTrace cut so that it encodes to at most
     ``ERROR_BODY_BYTES``; errorType and requestId are kept, and it stays the four keys."""
-    body = errors.error_body(
-        _text(body.get("errorMessage")),
-        _text(body.get("errorType"))[:ERROR_TYPE_CHARS],
-        _text(body.get("requestId")),
-        [_text(entry) for entry in body.get("stackTrace") or []],
+    report = errors.report(
+        _text(report.get("errorMessage")),
+        _text(report.get("errorType"))[:ERROR_TYPE_CHARS],
+        _text(report.get("requestId")),
+        [_text(entry) for entry in report.get("stackTrace") or []],
     )
-    if _size(body) <= ERROR_BODY_BYTES:
-        return body
+    if _size(report) <= ERROR_BODY_BYTES:
+        return report
     # The stack gets what the message leaves, and at least a quarter; the message the rest.
-    stack = body["stackTrace"]
-    body["stackTrace"] = []
-    body["stackTrace"] = _clip_entries(stack, max(ERROR_BODY_BYTES // 4, ERROR_BODY_BYTES - _size(body)))
-    message = body["errorMessage"]
-    body["errorMessage"] = ""
-    body["errorMessage"] = _clip_text(message, ERROR_BODY_BYTES - _size(body))
-    return body
+    stack = report["stackTrace"]
+    report["stackTrace"] = []
+    report["stackTrace"] = _clip_entries(stack, max(ERROR_BODY_BYTES // 4, ERROR_BODY_BYTES - _size(report)))
+    message = report["errorMessage"]
+    report["errorMessage"] = ""
+    report["errorMessage"] = _clip_text(message, ERROR_BODY_BYTES - _size(report))
+    return report
 
 
 def xray_cause(error_type: str, message: str, frames: traceback.StackSummary) -> dict[str, Any]:
@@ -126,11 +119,6 @@ def _ends(items: list[Any], count: int) -> list[Any]:
     return items[:head] + items[len(items) - (count - head) :]
 
 
-def encode_body(body: errors.ErrorBody) -> bytes:
-    """An error body as the worker sends it: UTF-8 JSON, lone surrogates escaped."""
-    return json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")
-
-
 def _text(value: Any) -> str:
     """``value`` as a plain ``str``; a ``str`` subclass's methods are user code too."""
     try:
@@ -141,8 +129,8 @@ def _text(value: Any) -> str:
 
 
 def _size(value: Any, ascii: bool = False) -> int:
-    """Encoded length: as ``encode_body`` writes it, or (``ascii``) as the supervisor writes
-    the X-Ray cause into its header."""
+    """Encoded length: as ``errors.encode`` writes a report, or (``ascii``) as the supervisor
+    writes the X-Ray cause into its header."""
     if not ascii:
         return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace"))
     return len(json.dumps(value, separators=(",", ":")))
