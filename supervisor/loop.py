@@ -17,22 +17,9 @@ from typing import Any
 
 from supervisor.config import Settings
 from supervisor.runtime_api import Invocation, LongPollAborted, PostOutcome, RuntimeAPIClient
-from supervisor.worker_process import (
-    ANSWERED_TWICE,
-    Died,
-    Failed,
-    InitFailed,
-    Interrupted,
-    InvokeReply,
-    Oversized,
-    Ready,
-    Result,
-    StartReply,
-    TimedOut,
-    WorkerProcess,
-    adopts_orphans,
-)
+from supervisor.worker_process import ANSWERED_TWICE, Died, Reply, StartReply, WorkerProcess, adopts_orphans
 from worker import errors
+from worker.protocol import Failed, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
 
 EXIT_OK = 0
 EXIT_INIT_FAILED = 1
@@ -75,24 +62,25 @@ class Supervisor:
         if isinstance(reply, Ready):
             self._log_worker_started(reply)
             return True
+        error_body: bytes | bytearray
         if isinstance(reply, InitFailed):
-            body, error_type = reply.body, reply.error_type
+            error_body, error_type = reply.error_body, reply.error_type
         elif isinstance(reply, Died):
             self.log.error(
                 "worker died during init",
                 pid=self.worker.pid,
                 status=errors.describe_status(reply.wait_status),
             )
-            body = errors.encode(errors.exit_error(reply.wait_status, ""))
+            error_body = errors.encode(errors.exit_error(reply.wait_status, ""))
             error_type = errors.EXIT_ERROR
         else:
             self.worker.kill()
-            body = errors.encode(
-                errors.report(f"worker failed to initialise: {reply}", errors.PROTOCOL_ERROR)
+            error_body = errors.encode(
+                errors.report(f"worker failed to initialise: {reply!r}", errors.PROTOCOL_ERROR)
             )
             error_type = errors.PROTOCOL_ERROR
-        self.api.post_init_error(body, error_type)
-        self._log_init_error(body)
+        self.api.post_init_error(error_body, error_type)
+        self._log_init_error(error_body)
         self.worker.release()
         return False
 
@@ -190,7 +178,7 @@ class Supervisor:
             served_by.invocations += 1
             self._recycle_if_due()
 
-    def _not_handed_over(self, kill_at: float) -> InvokeReply:
+    def _not_handed_over(self, kill_at: float) -> TimedOut | Died:
         """Why the worker never got the whole event: the deadline passed while it was taking
         it (a timeout; the worker holds part of an event, so it is replaced), or it died."""
         if time.monotonic() >= kill_at:
@@ -206,7 +194,7 @@ class Supervisor:
         """
         self.worker.reap_orphans()
 
-    def _wait_reply(self, kill_at: float, token: str) -> InvokeReply:
+    def _wait_reply(self, kill_at: float, token: str) -> Reply:
         """The worker's reply; on shutdown, waited for only for the grace period."""
         reply = self.worker.wait_reply(kill_at, token)
         while isinstance(reply, Interrupted):
@@ -221,17 +209,19 @@ class Supervisor:
                 reply = Died(self.worker.kill())
         return reply
 
-    def _answer(self, invocation: Invocation, reply: InvokeReply) -> None:
+    def _answer(self, invocation: Invocation, reply: Reply) -> None:
         request_id = invocation.request_id
         if isinstance(reply, Result):
-            outcome = self.api.post_response(invocation, reply.body, reply.content_type)
+            outcome = self.api.post_response(invocation, reply.payload, reply.content_type)
             if outcome is PostOutcome.TOO_LARGE:
                 self._post_error(
                     invocation,
-                    errors.response_too_large(len(reply.body), self.settings.max_response_bytes, request_id),
+                    errors.response_too_large(
+                        len(reply.payload), self.settings.max_response_bytes, request_id
+                    ),
                 )
         elif isinstance(reply, Failed):
-            self.api.post_error(invocation, reply.body, reply.error_type, reply.xray_cause)
+            self.api.post_error(invocation, reply.error_body, reply.error_type, reply.xray_cause)
             if reply.retire:
                 self._retire_worker(f"worker retired after {reply.error_type}")
         # Below, the answer is posted first and the record about the worker is logged once
@@ -320,7 +310,7 @@ class Supervisor:
             self._log_worker_started(reply, why)
             return
         if isinstance(reply, InitFailed):
-            self._log_init_error(reply.body)
+            self._log_init_error(reply.error_body)
         elif isinstance(reply, Died):
             self.log.error(
                 "replacement worker died during init", status=errors.describe_status(reply.wait_status)
@@ -369,9 +359,9 @@ class Supervisor:
             reason=reason,
         )
 
-    def _log_init_error(self, body: bytes) -> None:
+    def _log_init_error(self, error_body: bytes | bytearray) -> None:
         try:
-            fields = json.loads(body)
+            fields = json.loads(error_body)
         except (ValueError, RecursionError):
             fields = None
         if not isinstance(fields, dict):

@@ -101,7 +101,7 @@ class Invocation:
         "request_id",
         "request_id_bytes",
         "deadline_ms",
-        "body",
+        "payload",
         "content_type",
         "invoked_function_arn",
         "trace_id",
@@ -118,7 +118,7 @@ class Invocation:
         self,
         request_id: str,
         deadline_ms: int,
-        body: bytes | bytearray,
+        payload: bytes | bytearray,
         content_type: str | None = None,
         invoked_function_arn: str | None = None,
         trace_id: str | None = None,
@@ -133,7 +133,7 @@ class Invocation:
         self.request_id = request_id
         self.request_id_bytes = request_id.encode("utf-8") if request_id_bytes is None else request_id_bytes
         self.deadline_ms = deadline_ms
-        self.body = body
+        self.payload = payload
         self.content_type = content_type
         self.invoked_function_arn = invoked_function_arn
         self.trace_id = trace_id
@@ -146,25 +146,7 @@ class Invocation:
         self.reply_token = os.urandom(8).hex()
 
     def __repr__(self) -> str:
-        return f"Invocation({self.request_id!r}, deadline_ms={self.deadline_ms}, {len(self.body)} bytes)"
-
-    def worker_meta(self) -> dict[str, Any]:
-        """What the worker needs to build the event and the context object.
-
-        ``reply_token`` is echoed on the worker's reply and never shown to the handler, so a
-        stray frame written by handler code can never pass for this event's answer.
-        """
-        return {
-            "reply_token": self.reply_token,
-            "request_id": self.request_id,
-            "deadline_ms": self.deadline_ms,
-            "content_type": self.content_type,
-            "invoked_function_arn": self.invoked_function_arn,
-            "trace_id": self.trace_id,
-            "client_context": self.client_context,
-            "cognito_identity": self.cognito_identity,
-            "tenant_id": self.tenant_id,
-        }
+        return f"Invocation({self.request_id!r}, deadline_ms={self.deadline_ms}, {len(self.payload)} bytes)"
 
     @property
     def timeout_seconds(self) -> float:
@@ -405,17 +387,19 @@ class RuntimeAPIClient:
                 f"GET /next answered {status}: {response.data[:512]!r}; the environment is broken"
             )
 
-    def post_response(self, invocation: Invocation, body: bytes, content_type: str) -> PostOutcome:
+    def post_response(
+        self, invocation: Invocation, payload: bytes | bytearray, content_type: str
+    ) -> PostOutcome:
         headers = {"Content-Type": content_type}
         self._echo_invocation_id(invocation, headers)
         return self._post(
-            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/response", body, headers
+            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/response", payload, headers
         )
 
     def post_error(
         self,
         invocation: Invocation,
-        body: bytes,
+        error_body: bytes | bytearray,
         error_type: str,
         xray_cause: dict[str, Any] | None = None,
     ) -> PostOutcome:
@@ -429,19 +413,19 @@ class RuntimeAPIClient:
             if cause is not None:
                 headers[XRAY_CAUSE_HEADER] = cause
         return self._post(
-            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/error", body, headers
+            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/error", error_body, headers
         )
 
-    def post_init_error(self, body: bytes, error_type: str) -> PostOutcome:
+    def post_init_error(self, error_body: bytes | bytearray, error_type: str) -> PostOutcome:
         headers = {
             "Content-Type": "application/json",
             "Lambda-Runtime-Function-Error-Type": header_token(error_type),
         }
-        return self._post("/runtime/init/error", body, headers)
+        return self._post("/runtime/init/error", error_body, headers)
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> PostOutcome:
+    def _post(self, path: str, body: bytes | bytearray, headers: dict[str, str]) -> PostOutcome:
         retry = Retry(self, "POST " + path)
         # Set once an attempt may have reached the API unanswered: a refusal after that
         # means the earlier attempt landed, and the event already has its one answer.
@@ -491,7 +475,7 @@ class RuntimeAPIClient:
             self._error("runtime API post failed", path=path, status=status, body=response.data[:512])
             return PostOutcome.FAILED
 
-    def _parse_invocation(self, headers: Headers, body: bytes | bytearray) -> Invocation:
+    def _parse_invocation(self, headers: Headers, payload: bytes | bytearray) -> Invocation:
         """The event a /next answer hands out; ``Unanswerable`` if it names none."""
 
         def header(name: str) -> str | None:
@@ -521,7 +505,7 @@ class RuntimeAPIClient:
             request_id=request_id,
             request_id_bytes=raw_id,
             deadline_ms=deadline_ms,
-            body=body,
+            payload=payload,
             content_type=header("Content-Type"),
             invoked_function_arn=header("Lambda-Runtime-Invoked-Function-Arn"),
             trace_id=header("Lambda-Runtime-Trace-Id"),

@@ -165,7 +165,7 @@ class RuntimeConnection:
         self,
         method: str,
         path: str,
-        body: bytes | None = None,
+        body: bytes | bytearray | None = None,
         headers: dict[str, str] | None = None,
         *,
         abortable: bool = False,
@@ -213,7 +213,7 @@ class RuntimeConnection:
             self._deadline = None
             self.pool._put_conn(connection)
 
-    def _send(self, sock: socket.socket, data: bytes) -> None:
+    def _send(self, sock: socket.socket, data: bytes | bytearray) -> None:
         if self._deadline is None:
             sock.sendall(data)
             return
@@ -254,7 +254,7 @@ class RuntimeConnection:
         return connection.sock
 
     def _request_head(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None
+        self, method: str, path: str, body: bytes | bytearray | None, headers: dict[str, str] | None
     ) -> bytes:
         lines = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_line]
         if headers:

@@ -12,76 +12,39 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import select
 import signal
 import struct
 import sys
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import TYPE_CHECKING, NamedTuple
 
-from supervisor import protocol
-from worker import errors
+from worker import errors, protocol
+from worker.protocol import Failed, Garbled, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
 
 if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
     from supervisor.config import Settings
     from supervisor.runtime_api import Invocation
 
-_REPLIES = frozenset((protocol.RESULT, protocol.ERROR))
 ANSWERED_TWICE = "worker answered an event twice"
 # How long a SIGKILLed process gets to die before it is given up on. SIGKILL cannot be
 # caught or blocked; only a process stuck in the kernel (a hung file system) outlasts it.
 KILL_WAIT = 2.0
-# What a reply's content type must look like to go into the /response request's headers:
-# handler code can reach the worker's marshalling, and a CR or LF would split the request.
-_HEADER_VALUE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
-
-
-class Ready(NamedTuple):
-    init_ms: float
-
-
-class InitFailed(NamedTuple):
-    body: bytes
-    error_type: str
-
-
-class Result(NamedTuple):
-    body: bytes
-    content_type: str
-
-
-class Failed(NamedTuple):
-    body: bytes
-    error_type: str
-    xray_cause: dict[str, Any] | None
-    # The worker asks to be replaced (its heap is suspect after a MemoryError).
-    retire: bool = False
 
 
 class Died(NamedTuple):
+    """The worker exited (its pipe closed, and its exit status is known)."""
+
     wait_status: int
 
 
-class TimedOut(NamedTuple):
-    """The deadline passed with no reply."""
-
-
-class Oversized(NamedTuple):
-    size: int
-
-
-class Garbled(NamedTuple):
-    reason: str
-
-
-class Interrupted(NamedTuple):
-    """A signal arrived while the handler was running; the reply may still come."""
-
-
-StartReply = Union[Ready, InitFailed, Died, TimedOut, Garbled, Interrupted]
-InvokeReply = Union[Result, Failed, Died, TimedOut, Oversized, Garbled, Interrupted]
+# What waiting for a worker's init report, or for its reply to an event, can come to. The
+# failures of the pipe (``TimedOut`` and the rest) are handed on as they were raised. A
+# ``Reply`` is what an event's one answer is made from; ``Interrupted`` only ends a wait.
+StartReply = Ready | InitFailed | Died | TimedOut | Garbled | Interrupted
+Reply = Result | Failed | Died | TimedOut | Oversized | Garbled
+InvokeReply = Reply | Interrupted
 
 
 class WorkerProcess:
@@ -137,16 +100,12 @@ class WorkerProcess:
         deadline = None if timeout is None else time.monotonic() + timeout
         reply = self._read(
             deadline,
-            frozenset((protocol.READY, protocol.INIT_ERROR)),
+            protocol.START_KINDS,
             errors.ERROR_REPLY_SLACK,
             self.interrupt_fd if interruptible else None,
         )
         if isinstance(reply, protocol.Frame):
-            if reply.kind == protocol.READY:
-                init_ms = reply.meta.get("init_ms")
-                # Handler code can write on the pipe while it is imported: trust no field.
-                return Ready(float(init_ms) if isinstance(init_ms, (int, float)) else 0.0)
-            return InitFailed(reply.body, str(reply.meta.get("error_type", errors.UNKNOWN)))
+            return protocol.parse_start(reply)
         if isinstance(reply, Oversized):
             return Garbled(f"init reply of {reply.size} bytes")
         return reply
@@ -154,15 +113,8 @@ class WorkerProcess:
     def send(self, invocation: Invocation, deadline: float) -> bool:
         """Hand over one event; False when the worker is gone (or stopped reading)."""
         try:
-            protocol.write_frame(
-                self.to_worker,
-                protocol.EVENT,
-                invocation.worker_meta(),
-                invocation.body,
-                deadline=deadline,
-                watch=self.pidfd,
-            )
-        except (BrokenPipeError, protocol.PeerClosed, protocol.DeadlineExceeded):
+            protocol.write_event(self.to_worker, invocation, deadline=deadline, watch=self.pidfd)
+        except (BrokenPipeError, protocol.Closed, TimedOut):
             return False
         return True
 
@@ -172,30 +124,22 @@ class WorkerProcess:
         fault of this event. The worker is marked ``answered_twice``, to be replaced."""
         interrupt = self.interrupt_fd if interruptible else None
         while True:
-            reply = self._read(deadline, _REPLIES, self.max_response + errors.ERROR_REPLY_SLACK, interrupt)
-            if not isinstance(reply, protocol.Frame):
-                return reply
-            got = reply.meta.get("reply_token")
+            frame = self._read(
+                deadline, protocol.REPLY_KINDS, self.max_response + errors.ERROR_REPLY_SLACK, interrupt
+            )
+            if not isinstance(frame, protocol.Frame):
+                return frame
+            got = protocol.reply_token(frame)
             if got == token:
                 break
             if self.answered is None or got != self.answered:
                 return Garbled("a reply that does not belong to this event")
             self.answered_twice = True
         self.answered = token
-        if reply.kind == protocol.RESULT:
-            if len(reply.body) > self.max_response:
-                return Oversized(len(reply.body))
-            content_type = str(reply.meta.get("content_type") or "application/json")
-            if not _HEADER_VALUE.fullmatch(content_type):
-                return Garbled(f"a content type that cannot be a header value: {content_type[:80]!r}")
-            return Result(reply.body, content_type)
-        cause = reply.meta.get("xray_cause")
-        return Failed(
-            reply.body,
-            str(reply.meta.get("error_type", errors.UNKNOWN)),
-            cause if isinstance(cause, dict) else None,
-            retire=bool(reply.meta.get("retire")),
-        )
+        try:
+            return protocol.parse_reply(frame, self.max_response)
+        except (Oversized, Garbled) as failure:
+            return failure.with_traceback(None)
 
     def stray_output(self) -> str | None:
         """Why this worker must not be given an event: it wrote on its reply pipe while it had
@@ -203,9 +147,11 @@ class WorkerProcess:
         What it wrote would otherwise be read as the next event's reply."""
         if self.from_worker < 0 or not protocol.readable(self.from_worker):
             return None
-        stray = self._read(time.monotonic(), _REPLIES, self.max_response + errors.ERROR_REPLY_SLACK)
+        stray = self._read(
+            time.monotonic(), protocol.REPLY_KINDS, self.max_response + errors.ERROR_REPLY_SLACK
+        )
         if isinstance(stray, protocol.Frame) and self.answered is not None:
-            if stray.meta.get("reply_token") == self.answered:
+            if protocol.reply_token(stray) == self.answered:
                 self.answered_twice = True
                 return ANSWERED_TWICE
         return "worker wrote on its reply pipe between events"
@@ -213,6 +159,7 @@ class WorkerProcess:
     def _read(
         self, deadline: float | None, allowed: frozenset[bytes], max_body: int, interrupt: int | None = None
     ) -> protocol.Frame | Died | TimedOut | Oversized | Garbled | Interrupted:
+        """The next frame, or how reading it failed (never raises: every failure is a reply)."""
         try:
             return protocol.read_frame(
                 self.from_worker,
@@ -222,19 +169,14 @@ class WorkerProcess:
                 watch=self.pidfd,
                 interrupt=interrupt,
             )
-        except protocol.DeadlineExceeded:
-            return TimedOut()
-        except protocol.Interrupted:
-            return Interrupted()
-        except protocol.PeerClosed:
+        except protocol.Closed:
             status = self.wait_exit(1.0)
             if status is None:
                 return Garbled("worker closed its end of the pipe")
             return Died(status)
-        except protocol.BodyTooLarge as exc:
-            return Oversized(exc.size)
-        except protocol.ProtocolError as exc:
-            return Garbled(str(exc))
+        except protocol.FAILURES as failure:
+            # Handed on as the reply it is; its traceback would keep the frame's buffers alive.
+            return failure.with_traceback(None)
 
     # -- life and death ---------------------------------------------------------------------
 
