@@ -9,7 +9,6 @@ cost an event its answer, never the supervisor.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -24,7 +23,7 @@ from supervisor.runtime_connection import (
     RuntimeConnection,
 )
 from worker import errors
-from worker.errors import XRAY_CAUSE_BYTES
+from worker.reports import XRayCause, encode_xray_cause
 
 API_VERSION = "/2018-06-01"
 EXTENSION_API = "/2020-01-01/extension"
@@ -51,15 +50,8 @@ _LONGEST_TIMEOUT_MS = 900_000
 # from now either way is not a deadline but a broken header (or one in another unit).
 _DEADLINE_DIGITS = re.compile(r"[0-9]{1,16}")
 _DEADLINE_SPAN_MS = 366 * 86_400_000
-# Lambda-Runtime-Function-XRay-Error-Cause goes in a header: a standard HTTP server
-# refuses a line over 64 KiB (431), so the cause is kept far below that, its parts first.
+# Carries the X-Ray cause, bounded to errors.XRAY_CAUSE_BYTES (worker/reports.py).
 XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
-# The budget the worker builds its cause to; a forged cause is cut to the same.
-MAX_XRAY_CAUSE = XRAY_CAUSE_BYTES
-_CAUSE_EXCEPTIONS = 4
-_CAUSE_FRAMES = 32
-_CAUSE_MESSAGE = 1024
-_CAUSE_TEXT = 256
 
 
 class LongPollAborted(Exception):
@@ -401,7 +393,7 @@ class RuntimeAPIClient:
         invocation: Invocation,
         error_body: bytes | bytearray,
         error_type: str,
-        xray_cause: dict[str, Any] | None = None,
+        xray_cause: XRayCause | None = None,
     ) -> PostOutcome:
         headers = {
             "Content-Type": "application/json",
@@ -409,9 +401,7 @@ class RuntimeAPIClient:
         }
         self._echo_invocation_id(invocation, headers)
         if xray_cause is not None:
-            cause = xray_cause_header(xray_cause)
-            if cause is not None:
-                headers[XRAY_CAUSE_HEADER] = cause
+            headers[XRAY_CAUSE_HEADER] = encode_xray_cause(xray_cause)
         return self._post(
             f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/error", error_body, headers
         )
@@ -553,71 +543,6 @@ class RuntimeAPIClient:
 def _id_text(raw: bytes) -> str:
     """A request id as text: its UTF-8, any byte that is not UTF-8 as a \\xNN escape."""
     return raw.decode("utf-8", "backslashreplace")
-
-
-def xray_cause_header(cause: dict[str, Any]) -> str | None:
-    """The X-Ray error cause as a header value of at most ``MAX_XRAY_CAUSE`` bytes, or None
-    when nothing of it is worth sending.
-
-    The cause comes from the worker, where handler code can forge it: only the document's
-    own fields are kept, each cut to a length, and then stack frames are dropped from the
-    middle (the outermost and innermost say where it started and where it failed, as the
-    worker keeps them), then exceptions after the first, then the message halved, until the
-    document fits. ``paths`` is rebuilt from the frames kept.
-    """
-    candidates = [_cause_exception(item) for item in _list(cause.get("exceptions"))[:_CAUSE_EXCEPTIONS]]
-    exceptions = [item for item in candidates if item is not None]
-    if not exceptions:
-        return None
-    document = {
-        "working_directory": _text(cause.get("working_directory"), _CAUSE_TEXT),
-        "exceptions": exceptions,
-    }
-    while True:
-        document["paths"] = sorted({frame["path"] for item in exceptions for frame in item["stack"]})
-        encoded = json.dumps(document, ensure_ascii=True, separators=(",", ":"))
-        if len(encoded) <= MAX_XRAY_CAUSE:
-            return encoded
-        deepest = max(exceptions, key=lambda item: len(item["stack"]))
-        if deepest["stack"]:
-            del deepest["stack"][len(deepest["stack"]) // 2]
-        elif len(exceptions) > 1:
-            exceptions.pop()
-        elif len(exceptions[0]["message"]) > 64:
-            exceptions[0]["message"] = _text(exceptions[0]["message"], len(exceptions[0]["message"]) // 2)
-        else:
-            return None
-
-
-def _cause_exception(item: object) -> dict[str, Any] | None:
-    if not isinstance(item, dict):
-        return None
-    frames = [frame for frame in _list(item.get("stack")) if isinstance(frame, dict)][-_CAUSE_FRAMES:]
-    return {
-        "message": _text(item.get("message"), _CAUSE_MESSAGE),
-        "type": _text(item.get("type"), _CAUSE_TEXT),
-        "stack": [
-            {
-                "label": _text(frame.get("label"), _CAUSE_TEXT),
-                "path": _text(frame.get("path"), _CAUSE_TEXT),
-                "line": _line_number(frame.get("line")),
-            }
-            for frame in frames
-        ],
-    }
-
-
-def _line_number(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9 else 0
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: object, limit: int) -> str:
-    text = value if isinstance(value, str) else ""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def report_config_error(address: str, message: str, log: Any = None) -> None:

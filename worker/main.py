@@ -11,13 +11,12 @@ import io
 import os
 import sys
 import time
-from typing import Any
 
 from supervisor.logs import LambdaLogHandler, RequestIdHolder, configure_handler_logging
 from worker import errors, marshal, protocol
 from worker.context import ContextUnmarshalError, LambdaContext
 from worker.handler_loader import Handler, InitError, load_handler
-from worker.reports import bounded_report, exception_report
+from worker.reports import XRayCause, bounded_report, exception_report
 
 _log_handler: LambdaLogHandler | None = None
 
@@ -124,7 +123,7 @@ def invoke(
 
 
 def _failed(
-    report: errors.ErrorReport, cause: dict[str, Any] | None = None, *, retire: bool = False
+    report: errors.ErrorReport, cause: XRayCause | None = None, *, retire: bool = False
 ) -> protocol.Failed:
     """The reply for a failed invocation, its report bounded and logged."""
     report = bounded_report(report)

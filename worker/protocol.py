@@ -27,7 +27,7 @@ import struct
 import time
 from typing import Any, NamedTuple, Protocol, TypedDict, cast
 
-from worker import errors
+from worker import errors, reports
 
 HEADER = struct.Struct("!cII")
 
@@ -153,7 +153,7 @@ class Failed(NamedTuple):
 
     error_body: bytes | bytearray
     error_type: str
-    xray_cause: dict[str, Any] | None
+    xray_cause: reports.XRayCause | None
     # The worker asks to be replaced (its heap is suspect after a MemoryError).
     retire: bool = False
 
@@ -232,7 +232,8 @@ def reply_token(frame: Frame) -> object:
 
 def parse_reply(frame: Frame, max_payload: int) -> Result | Failed:
     """A frame of ``REPLY_KINDS`` as the message it is; ``Oversized`` for a result of more
-    than ``max_payload`` bytes, ``Garbled`` for one that cannot be posted as it is."""
+    than ``max_payload`` bytes, ``Garbled`` for one that cannot be posted as it is. An X-Ray
+    cause is checked and bounded again: handler code can forge the whole frame."""
     if frame.kind == RESULT:
         if len(frame.body) > max_payload:
             raise Oversized(len(frame.body))
@@ -240,11 +241,10 @@ def parse_reply(frame: Frame, max_payload: int) -> Result | Failed:
         if not _HEADER_VALUE.fullmatch(content_type):
             raise Garbled(f"a content type that cannot be a header value: {content_type[:80]!r}")
         return Result(frame.body, content_type)
-    cause = frame.meta.get("xray_cause")
     return Failed(
         frame.body,
         str(frame.meta.get("error_type", errors.UNKNOWN)),
-        cause if isinstance(cause, dict) else None,
+        reports.parse_xray_cause(frame.meta.get("xray_cause")),
         retire=bool(frame.meta.get("retire")),
     )
 
