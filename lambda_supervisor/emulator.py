@@ -26,10 +26,8 @@ import binascii
 import collections
 import ipaddress
 import json
-import os
 import re
 import socket
-import struct
 import threading
 import time
 import uuid
@@ -41,9 +39,10 @@ from urllib.parse import unquote_to_bytes
 from lambda_supervisor.runtime_modules import load
 
 if TYPE_CHECKING:
-    from worker import errors
+    from worker import errors, procfs
 else:
     errors = load("worker/errors.py")
+    procfs = load("worker/procfs.py")
 
 RUNTIME_PREFIX = "/2018-06-01"
 EXTENSION_PREFIX = "/2020-01-01/extension"
@@ -76,7 +75,6 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Other control bytes are invalid in a field value but stay inside their line; tests send
 # them on purpose, to check that the runtime copes.
 _LINE_BREAKING = re.compile(r"[\r\n\x00]")
-_PROC_TCP = "/proc/net/tcp"
 
 # What the Invoke API queues for ``InvocationType=Event`` before it answers 429: Lambda's
 # own queue is durable storage, this one is memory in the serving process.
@@ -900,37 +898,17 @@ def _peer_is_held_by(conn: socket.socket, pids: Iterable[int]) -> bool:
     addresses swapped, and a process holds it when one of its fds links to its inode.
     Where there is no /proc nothing can be told, and the connection is let in.
     """
-    try:
-        with open(_PROC_TCP, encoding="ascii") as table:
-            entries = [line.split() for line in table.readlines()[1:]]
-    except OSError:
+    sockets = procfs.tcp_sockets()
+    if sockets is None:
         return True
     try:
-        wanted = [_proc_address(conn.getpeername()), _proc_address(conn.getsockname())]
+        peer = (procfs.tcp_address(conn.getpeername()), procfs.tcp_address(conn.getsockname()))
     except OSError:
         return False
-    inode = next((fields[9] for fields in entries if fields[1:3] == wanted), "0")
+    inode = sockets.get(peer, "0")
     if inode == "0":
         return False
-    target = f"socket:[{inode}]"
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                    return True
-            except OSError:
-                continue
-    return False
-
-
-def _proc_address(address: tuple[str, int]) -> str:
-    """An IPv4 address as /proc/net/tcp prints it: the address word in host order, then the port."""
-    word = struct.unpack("=I", socket.inet_aton(address[0]))[0]
-    return f"{word:08X}:{address[1]:04X}"
+    return any(procfs.holds(pid, f"socket:[{inode}]") for pid in pids)
 
 
 def _error_json(error_type: str, message: str) -> dict[str, str]:

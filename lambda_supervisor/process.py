@@ -24,7 +24,14 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+from lambda_supervisor.runtime_modules import load
+
+if TYPE_CHECKING:
+    from worker import procfs
+else:
+    procfs = load("worker/procfs.py")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOTSTRAP = REPO_ROOT / "bin" / "bootstrap"
@@ -235,9 +242,11 @@ class RuntimeProcess:
         # Whatever is left goes too: the group, and workers that moved to process groups
         # of their own but stayed in the session (they would outlive a killed supervisor).
         self._signal_group(signal.SIGKILL)
-        for pid in _session_members(self._popen.pid):
+        for process in procfs.processes():
+            if process.sid != self._popen.pid or process.state == "Z":
+                continue
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         if self._reader is not None:
@@ -406,8 +415,8 @@ class RuntimeProcess:
         if self.pid is None or not Path("/proc").is_dir():
             return None
         total = 0
-        for pid in _process_tree(self.pid):
-            total += _status_kb(pid, "VmHWM") or 0
+        for process in procfs.family(procfs.processes(), [self.pid]):
+            total += procfs.status_kb(process.pid, "VmHWM") or 0
         return total or None
 
 
@@ -473,59 +482,6 @@ def _unread_bytes(stream: Any) -> int:
         return struct.unpack("i", fcntl.ioctl(stream.fileno(), termios.FIONREAD, b"\0" * 4))[0]
     except (OSError, ValueError):
         return 0
-
-
-def _status_kb(pid: int, field: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _stat_fields(pid_dir: Path) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, session, ...)."""
-    try:
-        return (pid_dir / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _session_members(session: int) -> list[int]:
-    """Live processes in the session ``session`` leads (Linux /proc; empty elsewhere)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
-    members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(entry)
-        if fields and fields[3] == str(session) and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
-
-
-def _process_tree(root: int) -> list[int]:
-    """``root`` and its live descendants, from /proc/*/stat parent links."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(entry)
-        if not fields or not fields[1].isdigit():
-            continue
-        parent = int(fields[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    tree, frontier = [], [root]
-    while frontier:
-        pid = frontier.pop()
-        tree.append(pid)
-        frontier.extend(children.get(pid, []))
-    return tree
 
 
 __all__ = ["BOOTSTRAP", "LineTail", "RuntimeProcess", "parse_json_object", "platform_environment"]

@@ -17,10 +17,9 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
-from worker import errors, protocol
+from worker import errors, procfs, protocol
 from worker.protocol import Failed, Garbled, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
 
 if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
@@ -89,7 +88,7 @@ class WorkerProcess:
             pass
         global _first_worker_start
         if _first_worker_start is None:
-            first = _read_stat(pid)
+            first = procfs.read_stat(pid)
             _first_worker_start = first.start if first is not None else 0
         _keeper.watch(pid)
         return cls(pid, event_write, reply_read, settings.max_response_bytes)
@@ -219,7 +218,7 @@ class WorkerProcess:
             return self.wait_status
         # Found before the worker dies and lets go of them: the processes it started, by
         # their parent links, wherever they moved (without a subreaper, the only chance).
-        family = _family(_processes(), [self.pid])
+        family = procfs.family(procfs.processes(), [self.pid])
         self._signal(signal.SIGKILL)
         _kill_group(self.pid)
         for process in family:
@@ -254,14 +253,8 @@ class WorkerProcess:
 
     def rss_mb(self) -> float | None:
         """The worker's resident memory, from /proc (None where that is not available)."""
-        try:
-            with open(f"/proc/{self.pid}/status", "rb") as status:
-                for line in status:
-                    if line.startswith(b"VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
+        rss_kb = procfs.status_kb(self.pid, "VmRSS")
+        return None if rss_kb is None else rss_kb / 1024
 
     def release(self) -> list[int]:
         """Kill what is left of this worker and close what the supervisor holds for it.
@@ -322,7 +315,7 @@ class WorkerProcess:
         supervisor = os.getpid()
         give_up = time.monotonic() + KILL_WAIT
         while True:
-            processes = _processes()
+            processes = procfs.processes()
             started = [
                 p.pid
                 for p in processes
@@ -330,7 +323,7 @@ class WorkerProcess:
                 and p.pid != _keeper.pid
                 and (_first_worker_start is None or p.start >= _first_worker_start)
             ]
-            left = _family(processes, started)
+            left = procfs.family(processes, started)
             for process in left:
                 if process.state != "Z":
                     _kill_process(process)
@@ -394,59 +387,7 @@ def _prctl(option: int, value: int | bytes) -> bool:
         return False  # not Linux
 
 
-class _Process(NamedTuple):
-    """A process as /proc/PID/stat places it."""
-
-    pid: int
-    ppid: int
-    pgid: int
-    sid: int
-    state: str
-    start: int  # clock ticks after boot: with ``pid``, which process this is
-
-
-def _processes() -> list[_Process]:
-    """Every process in /proc (none where there is no /proc)."""
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        if name.isdigit():
-            process = _read_stat(int(name))
-            if process is not None:
-                found.append(process)
-    return found
-
-
-def _read_stat(pid: int) -> _Process | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            line = stat.read()
-        # The command name, in parentheses, may hold anything: the fields follow the last ")".
-        state, ppid, pgid, sid, *rest = line[line.rindex(b")") + 2 :].split()
-        return _Process(pid, int(ppid), int(pgid), int(sid), state.decode(), int(rest[15]))
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _family(processes: list[_Process], roots: Iterable[int]) -> list[_Process]:
-    """The processes ``roots`` and all their descendants, by parent links."""
-    by_pid = {p.pid: p for p in processes}
-    children: dict[int, list[_Process]] = {}
-    for process in processes:
-        children.setdefault(process.ppid, []).append(process)
-    found = [by_pid[pid] for pid in roots if pid in by_pid]
-    frontier = list(found)
-    while frontier:
-        for child in children.get(frontier.pop().pid, ()):
-            found.append(child)
-            frontier.append(child)
-    return found
-
-
-def _kill_process(process: _Process) -> None:
+def _kill_process(process: procfs.Process) -> None:
     """SIGKILL a process found in /proc, unless its pid has gone to another process since."""
     opener = getattr(os, "pidfd_open", None)
     try:
@@ -457,7 +398,7 @@ def _kill_process(process: _Process) -> None:
     except OSError:
         return  # gone already
     try:
-        again = _read_stat(process.pid)
+        again = procfs.read_stat(process.pid)
         if again is not None and again.start == process.start:
             signal.pidfd_send_signal(fd, signal.SIGKILL)
     except OSError:
@@ -484,11 +425,7 @@ def _close_quietly(fd: int) -> None:
 def _close_inherited_fds(keep: set[int]) -> None:
     """Close what the supervisor had open (its Runtime API socket, old pipes), so user code
     can neither write on the supervisor's connection nor keep a dead worker's pipe alive."""
-    try:
-        fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        return
-    for fd in fds:
+    for fd in procfs.open_fds() or ():
         if fd > 2 and fd not in keep:
             _close_quietly(fd)
 
@@ -618,7 +555,7 @@ def _keep(commands: int) -> None:  # pragma: no cover - runs in the keeper
             os.dup2(quiet, fd)
         _close_inherited_fds({commands})
         _prctl(_PR_SET_NAME, KEEPER_NAME.encode())
-        worker: _Process | None = None
+        worker: procfs.Process | None = None
         pending = b""
         while True:
             chunk = os.read(commands, 512)
@@ -628,21 +565,21 @@ def _keep(commands: int) -> None:  # pragma: no cover - runs in the keeper
             while len(pending) >= _PID.size:
                 (pid,) = _PID.unpack(pending[: _PID.size])
                 pending = pending[_PID.size :]
-                worker = _read_stat(pid) if pid else None
+                worker = procfs.read_stat(pid) if pid else None
         if worker is not None:
             _take_down(worker)
     finally:
         os._exit(0)
 
 
-def _take_down(worker: _Process) -> None:  # pragma: no cover - runs in the keeper
+def _take_down(worker: procfs.Process) -> None:  # pragma: no cover - runs in the keeper
     """SIGKILL ``worker``, its process group and its descendants until none is left."""
     session = os.getsid(0)
     give_up = time.monotonic() + KILL_WAIT
     while True:
-        processes = _processes()
+        processes = procfs.processes()
         still = [p for p in processes if p.pid == worker.pid and p.start == worker.start]
-        doomed = _family(processes, [p.pid for p in still])
+        doomed = procfs.family(processes, [p.pid for p in still])
         doomed += [p for p in processes if p.pgid == worker.pid and p.sid == session]
         doomed = [p for p in doomed if p.state != "Z"]
         if not doomed or time.monotonic() >= give_up:
