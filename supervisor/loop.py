@@ -16,8 +16,9 @@ from types import FrameType
 from typing import Any
 
 from supervisor.config import Settings
+from supervisor.keeper import adopts_orphans
 from supervisor.runtime_api import Invocation, LongPollAborted, PostOutcome, RuntimeAPIClient
-from supervisor.worker_process import ANSWERED_TWICE, Died, Reply, StartReply, WorkerProcess, adopts_orphans
+from supervisor.worker_process import ANSWERED_TWICE, Died, Reply, StartReply, WorkerProcess
 from worker import errors
 from worker.protocol import Failed, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
 

@@ -14,12 +14,12 @@ import gc
 import os
 import select
 import signal
-import struct
-import sys
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
+from supervisor.keeper import KEEPER, KILL_WAIT, kill_group, kill_process
 from worker import errors, procfs, protocol
+from worker.child import become_worker, close_quietly
 from worker.protocol import Failed, Garbled, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
 
 if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
@@ -27,9 +27,9 @@ if TYPE_CHECKING:  # imported for annotations only: the first fork happens befor
     from supervisor.runtime_api import Invocation
 
 ANSWERED_TWICE = "worker answered an event twice"
-# How long a SIGKILLed process gets to die before it is given up on. SIGKILL cannot be
-# caught or blocked; only a process stuck in the kernel (a hung file system) outlasts it.
-KILL_WAIT = 2.0
+# When the supervisor's first worker started (clock ticks after boot), set as it is forked:
+# children of the supervisor older than that are not a worker's.
+_first_worker_start: int | None = None
 
 
 class Died(NamedTuple):
@@ -75,7 +75,13 @@ class WorkerProcess:
         gc.freeze()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, measured by the e2e tests
-            _become_worker(settings, event_read, reply_write)
+            become_worker(
+                settings.handler,
+                event_read,
+                reply_write,
+                settings.max_response_bytes,
+                settings.worker_memory_mb,
+            )
         gc.unfreeze()
         os.close(event_read)
         os.close(reply_write)
@@ -90,7 +96,7 @@ class WorkerProcess:
         if _first_worker_start is None:
             first = procfs.read_stat(pid)
             _first_worker_start = first.start if first is not None else 0
-        _keeper.watch(pid)
+        KEEPER.watch(pid)
         return cls(pid, event_write, reply_read, settings.max_response_bytes)
 
     # -- talking to it ----------------------------------------------------------------------
@@ -220,10 +226,10 @@ class WorkerProcess:
         # their parent links, wherever they moved (without a subreaper, the only chance).
         family = procfs.family(procfs.processes(), [self.pid])
         self._signal(signal.SIGKILL)
-        _kill_group(self.pid)
+        kill_group(self.pid)
         for process in family:
             if process.pid != self.pid:
-                _kill_process(process)
+                kill_process(process)
         status = self.wait_exit(KILL_WAIT)
         if status is None:
             self.abandoned = True
@@ -235,7 +241,7 @@ class WorkerProcess:
         end of input, then SIGKILL for the whole group after ``grace`` seconds."""
         if not self.exited():
             self._signal(signal.SIGTERM)
-        _close_quietly(self.to_worker)
+        close_quietly(self.to_worker)
         status = self.wait_exit(grace)
         return status if status is not None else self.kill()
 
@@ -265,12 +271,12 @@ class WorkerProcess:
         left a zombie. Returns the pids of those that would not die within ``KILL_WAIT``.
         """
         self._signal(signal.SIGKILL)
-        _kill_group(self.pid)
+        kill_group(self.pid)
         stuck = self._kill_leftovers()
-        _keeper.watch(0)
+        KEEPER.watch(0)
         for fd in (self.to_worker, self.from_worker, self.pidfd):
             if fd is not None:
-                _close_quietly(fd)
+                close_quietly(fd)
         self.to_worker = self.from_worker = -1
         self.pidfd = None
         return stuck
@@ -298,8 +304,8 @@ class WorkerProcess:
         """Reap one child that has exited; returns its pid, or 0 if it had not."""
         if pid == self.pid and not self.abandoned:
             return pid if self.exited() else 0
-        if pid == _keeper.pid:
-            _keeper.pid = None  # dead: the next worker it is told about starts another
+        if pid == KEEPER.pid:
+            KEEPER.pid = None  # dead: the next worker it is told about starts another
         try:
             return os.waitpid(pid, os.WNOHANG)[0]
         except ChildProcessError:
@@ -320,13 +326,13 @@ class WorkerProcess:
                 p.pid
                 for p in processes
                 if p.ppid == supervisor
-                and p.pid != _keeper.pid
+                and p.pid != KEEPER.pid
                 and (_first_worker_start is None or p.start >= _first_worker_start)
             ]
             left = procfs.family(processes, started)
             for process in left:
                 if process.state != "Z":
-                    _kill_process(process)
+                    kill_process(process)
                 elif process.ppid == supervisor:
                     self._reap(process.pid)
             if not left:
@@ -361,273 +367,3 @@ def _pidfd_open(pid: int) -> int | None:
         return opener(pid)
     except OSError:
         return None
-
-
-def become_subreaper() -> bool:
-    """Make the supervisor a child subreaper (Linux): a process that a handler started and
-    whose parent died (a double fork, a child of a worker killed at its deadline) is then
-    re-parented to the supervisor instead of to init, where the next kill of a worker
-    finds it and the supervisor reaps it. False where the kernel does not offer it."""
-    global _subreaper
-    _subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    return _subreaper
-
-
-def adopts_orphans() -> bool:
-    """Are processes orphaned below the supervisor re-parented to it (to be reaped)?"""
-    return _subreaper or os.getpid() == 1
-
-
-def _prctl(option: int, value: int | bytes) -> bool:
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False  # not Linux
-
-
-def _kill_process(process: procfs.Process) -> None:
-    """SIGKILL a process found in /proc, unless its pid has gone to another process since."""
-    opener = getattr(os, "pidfd_open", None)
-    try:
-        if opener is None:
-            os.kill(process.pid, signal.SIGKILL)
-            return
-        fd = opener(process.pid)
-    except OSError:
-        return  # gone already
-    try:
-        again = procfs.read_stat(process.pid)
-        if again is not None and again.start == process.start:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _kill_group(pid: int) -> None:
-    """SIGKILL the process group the worker ``pid`` was given (whoever is still in it)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _close_quietly(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-def _close_inherited_fds(keep: set[int]) -> None:
-    """Close what the supervisor had open (its Runtime API socket, old pipes), so user code
-    can neither write on the supervisor's connection nor keep a dead worker's pipe alive."""
-    for fd in procfs.open_fds() or ():
-        if fd > 2 and fd not in keep:
-            _close_quietly(fd)
-
-
-def _become_worker(settings: Settings, event_read: int, reply_write: int) -> None:  # pragma: no cover
-    """The child side of the fork. Never returns into the supervisor's code."""
-    code = 1
-    supervisor_pid = os.getppid()
-    try:
-        try:
-            os.setpgid(0, 0)
-        except OSError:
-            pass
-        _die_with_supervisor(supervisor_pid)
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        _close_inherited_fds({event_read, reply_write})
-        if settings.worker_memory_mb:
-            import resource
-
-            limit = int(settings.worker_memory_mb * 1024 * 1024)
-            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-        from worker.main import run
-
-        # From here on the runtime's code runs from the module objects it already holds.
-        _forget_runtime_modules()
-        run(settings.handler, event_read, reply_write, settings.max_response_bytes, settings.worker_memory_mb)
-        code = 0
-    except SystemExit as exc:
-        code = _system_exit_code(exc)
-    except KeyboardInterrupt:
-        # Die of SIGINT, as an interpreter does on an unhandled KeyboardInterrupt.
-        _flush_stdio()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        if not _flush_stdio() and code == 0:
-            code = 120  # what an interpreter returns when it cannot flush stdout at exit
-        os._exit(code)
-
-
-def _die_with_supervisor(supervisor_pid: int) -> None:
-    """Have the kernel SIGKILL this worker when the supervisor dies (even by SIGKILL).
-
-    SIGKILL because handler code can block, catch or ignore any other signal. What the
-    worker started is the keeper's to take down (see ``_Keeper``).
-    """
-    if not _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL):
-        return  # not Linux: the worker still exits when its event pipe closes
-    if os.getppid() != supervisor_pid:
-        os.kill(os.getpid(), signal.SIGKILL)  # the supervisor died before the request took effect
-
-
-class _Keeper:
-    """The process that takes down what a worker started when the supervisor is killed.
-
-    The kernel kills the worker itself with the supervisor: its death signal
-    (``PR_SET_PDEATHSIG``) is SIGKILL. A death signal is one process's own, though: what
-    the worker forks inherits none, and nothing else would stop it once the supervisor is
-    gone. The keeper does. The supervisor forks it once; it runs no user code, and sits in
-    a process group of its own so that a kill aimed at the runtime's group leaves it its
-    work. It reads the current worker's pid from a pipe whose only writer is the
-    supervisor: when the supervisor dies, however it dies, the pipe reads end-of-file,
-    and the keeper SIGKILLs that worker, its process group and whatever is still
-    descended from it, then exits.
-
-    That is as far as the kernel allows: a process that left the worker's group and
-    whose parent died is re-parented to init once the supervisor is gone, and nothing
-    records where it came from (a PID namespace or a cgroup would; a Lambda runtime can
-    create neither). While the supervisor lives, its own kills reach those too.
-    """
-
-    def __init__(self) -> None:
-        self.pid: int | None = None
-        self._pipe: int | None = None
-
-    def watch(self, worker_pid: int) -> None:
-        """Name the worker to take down with the supervisor from now on (0: none)."""
-        for _attempt in range(2):
-            if self._pipe is None and not (worker_pid and self._start()):
-                return
-            assert self._pipe is not None
-            try:
-                os.write(self._pipe, _PID.pack(worker_pid))
-                return
-            except BlockingIOError:
-                return  # the keeper has stopped reading: there is no waiting for it
-            except OSError:  # the keeper is gone (a handler killed it): start another
-                _close_quietly(self._pipe)
-                self._pipe = self.pid = None
-
-    def _start(self) -> bool:
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            return False
-        if pid == 0:  # pragma: no cover - runs in the keeper, measured by the e2e tests
-            _keep(read_end)
-        os.close(read_end)
-        os.set_blocking(write_end, False)
-        self.pid, self._pipe = pid, write_end
-        return True
-
-
-def _keep(commands: int) -> None:  # pragma: no cover - runs in the keeper
-    """The keeper's life: note each worker the supervisor names; at end-of-file (the
-    supervisor is gone), kill the last one named and what it started."""
-    try:
-        gc.disable()
-        os.setpgid(0, 0)
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
-        # Nor does it hold the runtime's output open: a reader waiting for its end would
-        # wait for the keeper too.
-        quiet = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(quiet, fd)
-        _close_inherited_fds({commands})
-        _prctl(_PR_SET_NAME, KEEPER_NAME.encode())
-        worker: procfs.Process | None = None
-        pending = b""
-        while True:
-            chunk = os.read(commands, 512)
-            if not chunk:
-                break
-            pending += chunk
-            while len(pending) >= _PID.size:
-                (pid,) = _PID.unpack(pending[: _PID.size])
-                pending = pending[_PID.size :]
-                worker = procfs.read_stat(pid) if pid else None
-        if worker is not None:
-            _take_down(worker)
-    finally:
-        os._exit(0)
-
-
-def _take_down(worker: procfs.Process) -> None:  # pragma: no cover - runs in the keeper
-    """SIGKILL ``worker``, its process group and its descendants until none is left."""
-    session = os.getsid(0)
-    give_up = time.monotonic() + KILL_WAIT
-    while True:
-        processes = procfs.processes()
-        still = [p for p in processes if p.pid == worker.pid and p.start == worker.start]
-        doomed = procfs.family(processes, [p.pid for p in still])
-        doomed += [p for p in processes if p.pgid == worker.pid and p.sid == session]
-        doomed = [p for p in doomed if p.state != "Z"]
-        if not doomed or time.monotonic() >= give_up:
-            return
-        for process in doomed:
-            _kill_process(process)
-        time.sleep(0.005)
-
-
-# The keeper's name in /proc (at most 15 bytes).
-KEEPER_NAME = "lambda-keeper"
-_PID = struct.Struct("!i")
-_keeper = _Keeper()
-_PR_SET_NAME = 15
-_PR_SET_CHILD_SUBREAPER = 36
-# Set by become_subreaper; the first worker's start time, by spawn.
-_subreaper = False
-_first_worker_start: int | None = None
-
-_PR_SET_PDEATHSIG = 1
-
-# The runtime's own packages, and the third-party ones the supervisor loads for itself.
-# A function may have modules of these names (a ``worker.py``, PyPI's ``supervisor``, its
-# own urllib3); every worker, whenever it was forked and whatever the supervisor had
-# imported by then, must import the function's, as it would on AWS's runtime.
-RUNTIME_MODULES = ("supervisor", "worker", "urllib3", "structlog")
-
-
-def _forget_runtime_modules() -> None:
-    for name in [name for name in sys.modules if name.partition(".")[0] in RUNTIME_MODULES]:
-        del sys.modules[name]
-
-
-def _system_exit_code(exc: SystemExit) -> int:
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code & 0xFF
-    print(exc.code, file=sys.stderr)
-    return 1
-
-
-def _flush_stdio() -> bool:
-    ok = True
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            ok = False
-    return ok

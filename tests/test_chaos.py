@@ -44,7 +44,7 @@ from chaos_support import (
 )
 from runtime_harness import invoke, running_runtime
 
-from supervisor.worker_process import KEEPER_NAME
+from supervisor.keeper import KEEPER_NAME
 
 pytestmark = pytest.mark.chaos
 

@@ -12,10 +12,10 @@ import os
 import sys
 import time
 
-from supervisor.logs import LambdaLogHandler, RequestIdHolder, configure_handler_logging
 from worker import errors, marshal, protocol
 from worker.context import ContextUnmarshalError, LambdaContext
 from worker.handler_loader import Handler, InitError, load_handler
+from worker.logs import LambdaLogHandler, RequestIdHolder, configure_handler_logging
 from worker.reports import XRayCause, bounded_report, exception_report
 
 _log_handler: LambdaLogHandler | None = None
