@@ -1,9 +1,16 @@
-"""The supervisor's main loop: one event at a time from ``/next`` to its one answer.
+"""The supervisor's main loop: one event at a time, from ``/next`` to its one answer.
 
-Shaped like a process arbiter: the loop keeps exactly one ready worker, hands it an
-event, waits for the reply against the deadline, posts the answer, and replaces the
-worker whenever it died, hung or misbehaved. Signals only queue a request; the loop acts
-on it between steps.
+Shaped like a process arbiter: the loop keeps exactly one ready worker (one that died is
+replaced before the next ``GET /next``, so nothing is fetched that cannot be served),
+hands it an event, waits for the reply until the event's deadline less a margin, posts
+the answer, and replaces the worker whenever it died, hung or misbehaved. Whatever the
+worker does, every event fetched gets exactly one answer: its result, its error, or the
+error the supervisor words for it (``worker/errors.py``). The record about a replaced
+worker is logged once the answer is posted and the replacement forked.
+
+SIGTERM and SIGINT only record that the runtime is to shut down and cut short the wait
+under way; the loop acts on it between steps, and an event in hand gets
+``SHUTDOWN_GRACE`` to be answered.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from typing import Any
 
 from supervisor.config import Settings
 from supervisor.keeper import adopts_orphans
-from supervisor.runtime_api import Invocation, LongPollAborted, PostOutcome, RuntimeAPIClient
+from supervisor.logs import Logger
+from supervisor.runtime_api import Event, LongPollAborted, PostOutcome, RuntimeAPIClient
 from supervisor.worker_process import ANSWERED_TWICE, Died, Reply, StartReply, WorkerProcess
 from worker import errors
 from worker.protocol import Failed, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
@@ -41,7 +49,15 @@ class ShutdownDuringInit(Exception):
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, api: RuntimeAPIClient, log: Any, worker: WorkerProcess) -> None:
+    """Serves the Runtime API's events through one worker at a time, for the runtime's life.
+
+    ``start`` waits for the first worker's init (a failure goes to ``/init/error``),
+    ``serve_forever`` runs the loop until the runtime is shut down or the Runtime API
+    fails, and ``shutdown`` retires the worker. It holds the current worker and the
+    shutdown request; it never imports or runs user code.
+    """
+
+    def __init__(self, settings: Settings, api: RuntimeAPIClient, log: Logger, worker: WorkerProcess) -> None:
         self.settings = settings
         self.api = api
         self.log = log
@@ -96,7 +112,7 @@ class Supervisor:
         os.set_blocking(self.wakeup_read, False)
         os.set_blocking(wakeup_write, False)
         signal.set_wakeup_fd(wakeup_write, warn_on_full_buffer=False)
-        self.worker.interrupt_fd = self.wakeup_read
+        self.worker.wakeup_fd = self.wakeup_read
         signal.signal(signal.SIGTERM, self._on_terminate)
         signal.signal(signal.SIGINT, self._on_terminate)
 
@@ -132,12 +148,12 @@ class Supervisor:
                 try:
                     if self.shutdown_requested:
                         break
-                    invocation = self.api.next_invocation()
+                    event = self.api.next_invocation()
                 finally:
                     self.waiting_for_event = False
-                self.serve(invocation)
+                self.serve(event)
                 # Not kept alive through the next long-poll: an event can be 6 MB.
-                del invocation
+                del event
         except (LongPollAborted, ShutdownDuringInit):
             pass
         except WorkerUnavailable:
@@ -146,14 +162,12 @@ class Supervisor:
         self.shutdown()
         return EXIT_OK
 
-    def serve(self, invocation: Invocation) -> None:
+    def serve(self, event: Event) -> None:
         """Give one event exactly one answer, whatever the worker does with it."""
-        kill_at = self._kill_at(invocation)
+        kill_at = self._kill_at(event)
         if time.monotonic() >= kill_at:
             # Expired on arrival: answered as the timeout it is, and the worker never sees it.
-            self._post_error(
-                invocation, errors.timeout_error(invocation.timeout_seconds, invocation.request_id)
-            )
+            self._post_error(event, errors.timeout_error(event.timeout_seconds, event.request_id))
             return
         stray = self.worker.stray_output()
         if stray:
@@ -161,20 +175,20 @@ class Supervisor:
             self.worker.kill()
             self._replace_worker(stray, pid=self.worker.pid)
         served_by = self.worker
-        if not self.worker.send(invocation, kill_at):
+        if not self.worker.send(event, kill_at):
             if time.monotonic() < kill_at:
                 # The worker died between events, before it saw this one: nothing was run yet.
                 self._replace_worker("worker gone before the event was handed over")
-            if time.monotonic() >= kill_at or not self.worker.send(invocation, kill_at):
-                self._answer(invocation, self._not_handed_over(kill_at))
+            if time.monotonic() >= kill_at or not self.worker.send(event, kill_at):
+                self._answer(event, self._not_handed_over(kill_at))
                 return
-        self._answer(invocation, self._wait_reply(kill_at, invocation.reply_token))
+        self._answer(event, self._wait_reply(kill_at, event.reply_token))
         if self.reaps_orphans:
             self._reap_orphans()
         if self.worker is served_by and served_by.wait_status is None:
             if served_by.answered_twice:
                 self.worker.kill()
-                self._replace_worker(ANSWERED_TWICE, requestId=invocation.request_id, pid=served_by.pid)
+                self._replace_worker(ANSWERED_TWICE, requestId=event.request_id, pid=served_by.pid)
                 return
             served_by.invocations += 1
             self._recycle_if_due()
@@ -210,26 +224,26 @@ class Supervisor:
                 reply = Died(self.worker.kill())
         return reply
 
-    def _answer(self, invocation: Invocation, reply: Reply) -> None:
-        request_id = invocation.request_id
+    def _answer(self, event: Event, reply: Reply) -> None:
+        request_id = event.request_id
         if isinstance(reply, Result):
-            outcome = self.api.post_response(invocation, reply.payload, reply.content_type)
+            outcome = self.api.post_response(event, reply.payload, reply.content_type)
             if outcome is PostOutcome.TOO_LARGE:
                 self._post_error(
-                    invocation,
+                    event,
                     errors.response_too_large(
                         len(reply.payload), self.settings.max_response_bytes, request_id
                     ),
                 )
         elif isinstance(reply, Failed):
-            self.api.post_error(invocation, reply.error_body, reply.error_type, reply.xray_cause)
+            self.api.post_error(event, reply.error_body, reply.error_type, reply.xray_cause)
             if reply.retire:
                 self._retire_worker(f"worker retired after {reply.error_type}")
         # Below, the answer is posted first and the record about the worker is logged once
         # its replacement is forked: the first record may have to import structlog, which
         # must neither delay a timeout's report past the deadline nor the next worker.
         elif isinstance(reply, Died):
-            self._post_error(invocation, errors.exit_error(reply.wait_status, request_id))
+            self._post_error(event, errors.exit_error(reply.wait_status, request_id))
             self._replace_worker(
                 "worker died",
                 requestId=request_id,
@@ -238,17 +252,17 @@ class Supervisor:
             )
         elif isinstance(reply, TimedOut):
             self.worker.kill()
-            self._post_error(invocation, errors.timeout_error(invocation.timeout_seconds, request_id))
+            self._post_error(event, errors.timeout_error(event.timeout_seconds, request_id))
             self._replace_worker(
                 "worker killed at deadline",
                 requestId=request_id,
                 pid=self.worker.pid,
-                timeout_s=round(invocation.timeout_seconds, 3),
+                timeout_s=round(event.timeout_seconds, 3),
             )
         elif isinstance(reply, Oversized):
             self.worker.kill()
             self._post_error(
-                invocation,
+                event,
                 errors.response_too_large(reply.size, self.settings.max_response_bytes, request_id),
             )
             self._replace_worker("worker reply over the payload limit", requestId=request_id, size=reply.size)
@@ -257,15 +271,15 @@ class Supervisor:
             report = errors.report(
                 f"Worker sent an invalid reply: {reply.reason}", errors.PROTOCOL_ERROR, request_id
             )
-            self._post_error(invocation, report)
+            self._post_error(event, report)
             self._replace_worker("worker broke the pipe protocol", requestId=request_id, reason=reply.reason)
 
-    def _post_error(self, invocation: Invocation, report: errors.ErrorReport) -> None:
-        self.api.post_error(invocation, errors.encode(report), report["errorType"])
+    def _post_error(self, event: Event, report: errors.ErrorReport) -> None:
+        self.api.post_error(event, errors.encode(report), report["errorType"])
 
-    def _kill_at(self, invocation: Invocation) -> float:
+    def _kill_at(self, event: Event) -> float:
         """The monotonic instant to give up on the handler: the deadline less the margin."""
-        remaining = invocation.deadline_ms / 1000 - time.time() - self.settings.deadline_margin
+        remaining = event.deadline_ms / 1000 - time.time() - self.settings.deadline_margin
         return time.monotonic() + remaining
 
     # -- keeping a worker -------------------------------------------------------------------
@@ -303,7 +317,7 @@ class Supervisor:
         logged while the replacement runs its init."""
         self._release_worker()
         self.worker = WorkerProcess.spawn(self.settings)
-        self.worker.interrupt_fd = self.wakeup_read
+        self.worker.wakeup_fd = self.wakeup_read
         if failure:
             self.log.error(why, **failure)
         reply = self._wait_ready(self.settings.init_timeout)
@@ -329,7 +343,7 @@ class Supervisor:
             self.log.error("processes a worker started would not die when killed", pids=stuck)
 
     def _wait_ready(self, timeout: float | None) -> StartReply:
-        """A worker's init report. If a shutdown is requested first, the init gets the grace
+        """How a worker's init went. If a shutdown is requested first, the init gets the grace
         period to finish (so the worker can run its SIGTERM hook) and is killed after it: an
         init can take as long as the handler's imports, far longer than Lambda waits."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -366,7 +380,7 @@ class Supervisor:
         except (ValueError, RecursionError):
             fields = None
         if not isinstance(fields, dict):
-            fields = {}  # not the worker's own body: handler code wrote on the pipe at import
+            fields = {}  # not the worker's own report: handler code wrote on the pipe at import
         self.log.error(
             "init failed",
             errorType=fields.get("errorType"),

@@ -16,6 +16,7 @@ import time
 from enum import Enum
 from typing import Any
 
+from supervisor.logs import Logger
 from supervisor.runtime_connection import (
     TRANSPORT_ERRORS,
     Headers,
@@ -82,7 +83,7 @@ class PostOutcome(Enum):
     FAILED = "failed"  # server errors or transport failures that outlived the retries
 
 
-class Invocation:
+class Event:
     """One event as the Runtime API handed it out.
 
     A plain class rather than a dataclass: ``dataclasses`` imports ``inspect`` (and with it
@@ -138,7 +139,7 @@ class Invocation:
         self.reply_token = os.urandom(8).hex()
 
     def __repr__(self) -> str:
-        return f"Invocation({self.request_id!r}, deadline_ms={self.deadline_ms}, {len(self.payload)} bytes)"
+        return f"Event({self.request_id!r}, deadline_ms={self.deadline_ms}, {len(self.payload)} bytes)"
 
     @property
     def timeout_seconds(self) -> float:
@@ -268,7 +269,18 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 class RuntimeAPIClient:
-    def __init__(self, address: str, *, retry_window: float = 30.0, log: Any = None) -> None:
+    """The runtime's side of the Lambda Runtime API: the long poll for the next event, the
+    posts of its answer (``/response``, ``/error``) and of an init error, and the extension
+    registration that makes Lambda send SIGTERM.
+
+    One keep-alive connection carries one exchange at a time, each retried under ``Retry``.
+    Nothing received is trusted: an answer that hands out no event the runtime can answer
+    is skipped, and a post reports how it ended (``PostOutcome``) instead of raising. Only
+    an environment the contract calls broken raises (``RuntimeAPIError``). ``stop`` and
+    ``abort_long_poll`` are safe to call from a signal handler.
+    """
+
+    def __init__(self, address: str, *, retry_window: float = 30.0, log: Logger | None = None) -> None:
         host, port = parse_address(address)
         # One connection, reused for every call: /next long-polls, so there is never more
         # than one request in flight.
@@ -336,7 +348,7 @@ class RuntimeAPIClient:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def next_invocation(self) -> Invocation:
+    def next_invocation(self) -> Event:
         """Long-poll for the next event; retried until it arrives or the API is gone.
 
         Answers that hand out no event the runtime can answer (no request id, or two) are
@@ -363,13 +375,13 @@ class RuntimeAPIClient:
             status = response.status
             if status == 200:
                 try:
-                    invocation = self._parse_invocation(response.headers, response.data)
+                    event = self._parse_event(response.headers, response.data)
                 except Unanswerable as skipped:
                     if retry.again(str(skipped), level="error", **skipped.fields):
                         continue
                     raise retry.gave_up() from None
                 retry.succeeded()
-                return invocation
+                return event
             # The contract makes a 500 on /next a container error: non-recoverable, exit.
             if status in _TRANSIENT_STATUSES and status != 500:
                 if retry.again("runtime API busy on /next, retrying", status=status):
@@ -379,18 +391,16 @@ class RuntimeAPIClient:
                 f"GET /next answered {status}: {response.data[:512]!r}; the environment is broken"
             )
 
-    def post_response(
-        self, invocation: Invocation, payload: bytes | bytearray, content_type: str
-    ) -> PostOutcome:
+    def post_response(self, event: Event, payload: bytes | bytearray, content_type: str) -> PostOutcome:
         headers = {"Content-Type": content_type}
-        self._echo_invocation_id(invocation, headers)
+        self._echo_invocation_id(event, headers)
         return self._post(
-            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/response", payload, headers
+            f"/runtime/invocation/{path_segment(event.request_id_bytes)}/response", payload, headers
         )
 
     def post_error(
         self,
-        invocation: Invocation,
+        event: Event,
         error_body: bytes | bytearray,
         error_type: str,
         xray_cause: XRayCause | None = None,
@@ -399,11 +409,11 @@ class RuntimeAPIClient:
             "Content-Type": "application/json",
             "Lambda-Runtime-Function-Error-Type": header_token(error_type),
         }
-        self._echo_invocation_id(invocation, headers)
+        self._echo_invocation_id(event, headers)
         if xray_cause is not None:
             headers[XRAY_CAUSE_HEADER] = encode_xray_cause(xray_cause)
         return self._post(
-            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/error", error_body, headers
+            f"/runtime/invocation/{path_segment(event.request_id_bytes)}/error", error_body, headers
         )
 
     def post_init_error(self, error_body: bytes | bytearray, error_type: str) -> PostOutcome:
@@ -465,7 +475,7 @@ class RuntimeAPIClient:
             self._error("runtime API post failed", path=path, status=status, body=response.data[:512])
             return PostOutcome.FAILED
 
-    def _parse_invocation(self, headers: Headers, payload: bytes | bytearray) -> Invocation:
+    def _parse_event(self, headers: Headers, payload: bytes | bytearray) -> Event:
         """The event a /next answer hands out; ``Unanswerable`` if it names none."""
 
         def header(name: str) -> str | None:
@@ -491,7 +501,7 @@ class RuntimeAPIClient:
         if deadline_ms is None:
             deadline_ms = now_ms + _LONGEST_TIMEOUT_MS
             self._warn("event without a usable deadline; using 900 s", requestId=request_id)
-        return Invocation(
+        return Event(
             request_id=request_id,
             request_id_bytes=raw_id,
             deadline_ms=deadline_ms,
@@ -510,24 +520,22 @@ class RuntimeAPIClient:
         if cut.status != 200:
             return  # not an event: nothing was handed out
         try:
-            invocation = self._parse_invocation(cut.headers, b"")
+            event = self._parse_event(cut.headers, b"")
         except Unanswerable as skipped:
             self._error("event cut short cannot be answered; skipped", reason=str(skipped), **skipped.fields)
             return
         message = f"The Runtime API connection broke before the whole event arrived ({cut})"
-        report = errors.report(message, errors.INCOMPLETE_EVENT, invocation.request_id)
-        self._error(
-            "event cut short by the Runtime API; answered with an error", requestId=invocation.request_id
-        )
-        self.post_error(invocation, errors.encode(report), errors.INCOMPLETE_EVENT)
+        report = errors.report(message, errors.INCOMPLETE_EVENT, event.request_id)
+        self._error("event cut short by the Runtime API; answered with an error", requestId=event.request_id)
+        self.post_error(event, errors.encode(report), errors.INCOMPLETE_EVENT)
 
-    def _echo_invocation_id(self, invocation: Invocation, headers: dict[str, str]) -> None:
-        if invocation.invocation_id is None:
+    def _echo_invocation_id(self, event: Event, headers: dict[str, str]) -> None:
+        if event.invocation_id is None:
             return
-        if _HEADER_TOKEN.fullmatch(invocation.invocation_id):
-            headers["Lambda-Runtime-Invocation-Id"] = invocation.invocation_id
+        if _HEADER_TOKEN.fullmatch(event.invocation_id):
+            headers["Lambda-Runtime-Invocation-Id"] = event.invocation_id
         else:
-            self._warn("invocation id is not a plain token; not echoed", requestId=invocation.request_id)
+            self._warn("invocation id is not a plain token; not echoed", requestId=event.request_id)
 
     def _log(self, level: str, message: str, **fields: Any) -> None:
         if self.log is not None:
@@ -545,7 +553,7 @@ def _id_text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def report_config_error(address: str, message: str, log: Any = None) -> None:
+def report_config_error(address: str, message: str, log: Logger | None = None) -> None:
     """Post a configuration the runtime refuses to /init/error, so that Lambda reports it
     as the failed init it is (the runtime then exits). With no usable address, only the
     line on stderr tells of it."""

@@ -1,11 +1,17 @@
 """One worker process as the supervisor sees it: fork it, feed it, watch it, kill it.
 
-The worker runs in its own process group, and the supervisor is a child subreaper, so
-that whatever a handler starts stays below the supervisor: a kill of the worker takes its
-group and every process descended from it, even those that left for sessions and groups
-of their own. The supervisor waits on two things at once: the result pipe, and a pidfd
-that turns readable the moment the worker dies, so a death is noticed at once even if a
-grandchild still holds the pipe open.
+``WorkerProcess.spawn`` forks a worker (the child runs ``worker.child.become_worker``)
+with two pipes, events in and replies out, both framed by ``worker/protocol.py``. Every
+wait is bounded: writing an event or reading a reply gives up at the deadline, or when
+the worker's pidfd turns readable (the moment it dies, even if a process it started still
+holds the pipe open), or, for a reply, when a signal arrives. What a wait comes to is a
+value (a ``Reply``), never an exception, whatever the worker did.
+
+The worker leads a process group of its own, and the supervisor is a child subreaper
+(``supervisor/keeper.py``), so whatever a handler starts stays below the supervisor: a
+kill of the worker takes its group and every process descended from it, even those that
+left for sessions and groups of their own, and ``release`` kills and reaps whatever a
+worker left behind before the next one is forked.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from worker.protocol import Failed, Garbled, InitFailed, Interrupted, Oversized,
 
 if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
     from supervisor.config import Settings
-    from supervisor.runtime_api import Invocation
+    from supervisor.runtime_api import Event
 
 ANSWERED_TWICE = "worker answered an event twice"
 # When the supervisor's first worker started (clock ticks after boot), set as it is forked:
@@ -38,7 +44,7 @@ class Died(NamedTuple):
     wait_status: int
 
 
-# What waiting for a worker's init report, or for its reply to an event, can come to. The
+# What waiting for a worker's init, or for its reply to an event, can come to. The
 # failures of the pipe (``TimedOut`` and the rest) are handed on as they were raised. A
 # ``Reply`` is what an event's one answer is made from; ``Interrupted`` only ends a wait.
 StartReply = Ready | InitFailed | Died | TimedOut | Garbled | Interrupted
@@ -47,11 +53,20 @@ InvokeReply = Reply | Interrupted
 
 
 class WorkerProcess:
-    def __init__(self, pid: int, to_worker: int, from_worker: int, max_response: int) -> None:
+    """One forked worker: its pid, pipes and pidfd, and what the supervisor knows of it (how
+    it exited, how many events it served, the reply token of the last one).
+
+    ``spawn`` forks it; ``wait_ready``, ``send`` and ``wait_reply`` talk to it; ``stop``
+    retires it gracefully, ``kill`` ends it at once, and ``release`` takes down what is
+    left of it and of what it started. Nothing the worker does raises here: a death, a
+    hang or garbage on the pipe comes back as a reply.
+    """
+
+    def __init__(self, pid: int, to_worker: int, from_worker: int, max_response_bytes: int) -> None:
         self.pid = pid
         self.to_worker = to_worker
         self.from_worker = from_worker
-        self.max_response = max_response
+        self.max_response_bytes = max_response_bytes
         self.wait_status: int | None = None
         self.pidfd: int | None = _pidfd_open(pid)
         self.started_at = time.monotonic()
@@ -62,7 +77,7 @@ class WorkerProcess:
         self.answered: str | None = None
         self.answered_twice = False
         # A signal wakeup descriptor: a wait for a reply ends early when it fires.
-        self.interrupt_fd: int | None = None
+        self.wakeup_fd: int | None = None
 
     @classmethod
     def spawn(cls, settings: Settings) -> WorkerProcess:
@@ -107,7 +122,7 @@ class WorkerProcess:
             deadline,
             protocol.START_KINDS,
             errors.ERROR_REPLY_SLACK,
-            self.interrupt_fd if interruptible else None,
+            self.wakeup_fd if interruptible else None,
         )
         if isinstance(reply, protocol.Frame):
             return protocol.parse_start(reply)
@@ -115,10 +130,10 @@ class WorkerProcess:
             return Garbled(f"init reply of {reply.size} bytes")
         return reply
 
-    def send(self, invocation: Invocation, deadline: float) -> bool:
+    def send(self, event: Event, deadline: float) -> bool:
         """Hand over one event; False when the worker is gone (or stopped reading)."""
         try:
-            protocol.write_event(self.to_worker, invocation, deadline=deadline, watch=self.pidfd)
+            protocol.write_event(self.to_worker, event, deadline=deadline, watch=self.pidfd)
         except (BrokenPipeError, protocol.Closed, TimedOut):
             return False
         return True
@@ -127,10 +142,10 @@ class WorkerProcess:
         """The reply carrying ``token``. A second reply to the event before, which handler
         code can forge (or a forked copy of the worker send), is passed over: it is no
         fault of this event. The worker is marked ``answered_twice``, to be replaced."""
-        interrupt = self.interrupt_fd if interruptible else None
+        interrupt = self.wakeup_fd if interruptible else None
         while True:
             frame = self._read(
-                deadline, protocol.REPLY_KINDS, self.max_response + errors.ERROR_REPLY_SLACK, interrupt
+                deadline, protocol.REPLY_KINDS, self.max_response_bytes + errors.ERROR_REPLY_SLACK, interrupt
             )
             if not isinstance(frame, protocol.Frame):
                 return frame
@@ -142,7 +157,7 @@ class WorkerProcess:
             self.answered_twice = True
         self.answered = token
         try:
-            return protocol.parse_reply(frame, self.max_response)
+            return protocol.parse_reply(frame, self.max_response_bytes)
         except (Oversized, Garbled) as failure:
             return failure.with_traceback(None)
 
@@ -153,7 +168,7 @@ class WorkerProcess:
         if self.from_worker < 0 or not protocol.readable(self.from_worker):
             return None
         stray = self._read(
-            time.monotonic(), protocol.REPLY_KINDS, self.max_response + errors.ERROR_REPLY_SLACK
+            time.monotonic(), protocol.REPLY_KINDS, self.max_response_bytes + errors.ERROR_REPLY_SLACK
         )
         if isinstance(stray, protocol.Frame) and self.answered is not None:
             if protocol.reply_token(stray) == self.answered:

@@ -31,7 +31,11 @@ RUNTIME_MODULES = ("supervisor", "worker", "urllib3", "structlog")
 
 
 def become_worker(
-    handler: str, event_read: int, reply_write: int, max_response: int, memory_limit_mb: float | None
+    handler_name: str,
+    event_read: int,
+    reply_write: int,
+    max_response_bytes: int,
+    worker_memory_mb: float | None,
 ) -> NoReturn:  # pragma: no cover - runs in the child, measured by the e2e tests
     """Run the worker in the freshly forked child; never returns into the supervisor's code."""
     code = 1
@@ -47,14 +51,14 @@ def become_worker(
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         close_inherited_fds({event_read, reply_write})
-        if memory_limit_mb:
+        if worker_memory_mb:
             import resource
 
-            limit = int(memory_limit_mb * 1024 * 1024)
+            limit = int(worker_memory_mb * 1024 * 1024)
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
         # From here on the runtime's code runs from the module objects it already holds.
         _forget_runtime_modules()
-        run(handler, event_read, reply_write, max_response, memory_limit_mb)
+        run(handler_name, event_read, reply_write, max_response_bytes, worker_memory_mb)
         code = 0
     except SystemExit as exc:
         code = _system_exit_code(exc)

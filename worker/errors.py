@@ -90,7 +90,7 @@ ERROR_REPLY_SLACK = 1 << 20
 
 
 class ErrorReport(TypedDict):
-    """The four-key body every Lambda error carries, before it is encoded."""
+    """The four keys every Lambda error carries; encoded (``encode``), the error body."""
 
     errorMessage: str
     errorType: str

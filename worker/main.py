@@ -41,8 +41,8 @@ def run(
     handler_name: str,
     from_supervisor: int,
     to_supervisor: int,
-    max_response: int,
-    memory_limit_mb: float | None = None,
+    max_response_bytes: int,
+    worker_memory_mb: float | None = None,
 ) -> None:
     """Initialise, report ready or the init error, then serve events until the pipe closes."""
     started = time.monotonic()
@@ -68,7 +68,7 @@ def run(
             reply_token, meta, payload = protocol.read_event(from_supervisor)
         except protocol.Closed:
             return
-        reply = invoke(handler, meta, payload, max_response, memory_limit_mb)
+        reply = invoke(handler, meta, payload, max_response_bytes, worker_memory_mb)
         _leave_if_forked(worker_pid)
         protocol.write_reply(to_supervisor, reply_token, reply)
         # Neither the event nor the result is kept while waiting for the next event: each
@@ -87,8 +87,8 @@ def invoke(
     handler: Handler,
     meta: protocol.EventMeta,
     payload: bytes | bytearray,
-    max_response: int,
-    memory_limit_mb: float | None = None,
+    max_response_bytes: int,
+    worker_memory_mb: float | None = None,
 ) -> protocol.Result | protocol.Failed:
     """Run one event through the handler; the reply to send back."""
     request_id = meta["request_id"]
@@ -107,8 +107,8 @@ def invoke(
         return _failed(errors.report(str(exc), errors.MARSHAL_ERROR, request_id))
     except MemoryError as exc:
         # The heap is suspect after this: answer, then ask to be replaced.
-        if memory_limit_mb:
-            message = f"The handler exceeded the worker memory limit of {memory_limit_mb:g} MB"
+        if worker_memory_mb:
+            message = f"The handler exceeded the worker memory limit of {worker_memory_mb:g} MB"
             report, _ = exception_report(exc, request_id, errors.OUT_OF_MEMORY, message)
         else:
             report, _ = exception_report(exc, request_id)
@@ -117,8 +117,8 @@ def invoke(
         return _failed(*exception_report(exc, request_id))
     finally:
         RequestIdHolder.current = None
-    if len(result_payload) > max_response:
-        return _failed(errors.response_too_large(len(result_payload), max_response, request_id))
+    if len(result_payload) > max_response_bytes:
+        return _failed(errors.response_too_large(len(result_payload), max_response_bytes, request_id))
     return protocol.Result(result_payload, content_type)
 
 

@@ -1,8 +1,8 @@
 """What crosses the pipe between the supervisor and its worker: the frames and their messages.
 
 Both processes use this one module, and nothing else knows a frame's kinds or fields. The
-supervisor writes events (``write_event``) and reads the worker's reports (``parse_start``,
-``parse_reply``); the worker reads events (``read_event``) and writes its reports
+supervisor writes events (``write_event``) and reads the worker's replies (``parse_start``,
+``parse_reply``); the worker reads events (``read_event``) and writes its replies
 (``write_ready``, ``write_init_failed``, ``write_reply``).
 
 Both directions carry the same frame: a fixed header (kind, metadata length, body
@@ -33,7 +33,7 @@ HEADER = struct.Struct("!cII")
 
 # Supervisor -> worker.
 EVENT = b"E"
-# Worker -> supervisor: its init report (one of the first two), then one reply per event.
+# Worker -> supervisor: how its init went (one of the first two), then one reply per event.
 READY = b"R"
 INIT_FAILED = b"I"
 RESULT = b"O"
@@ -230,12 +230,12 @@ def reply_token(frame: Frame) -> object:
     return frame.meta.get("reply_token")
 
 
-def parse_reply(frame: Frame, max_payload: int) -> Result | Failed:
+def parse_reply(frame: Frame, max_response_bytes: int) -> Result | Failed:
     """A frame of ``REPLY_KINDS`` as the message it is; ``Oversized`` for a result of more
-    than ``max_payload`` bytes, ``Garbled`` for one that cannot be posted as it is. An X-Ray
+    than ``max_response_bytes`` bytes, ``Garbled`` for one that cannot be posted as it is. An X-Ray
     cause is checked and bounded again: handler code can forge the whole frame."""
     if frame.kind == RESULT:
-        if len(frame.body) > max_payload:
+        if len(frame.body) > max_response_bytes:
             raise Oversized(len(frame.body))
         content_type = str(frame.meta.get("content_type") or "application/json")
         if not _HEADER_VALUE.fullmatch(content_type):

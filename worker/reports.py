@@ -4,7 +4,7 @@ Handler code decides what goes into an error report: an exception whose ``__str_
 raises, a message of megabytes, a ``RecursionError`` a thousand frames deep, a working
 directory it deleted. None of that may take the worker down or make the report one the
 supervisor or the Runtime API refuses, so every piece is taken with a fallback, and the
-body and the X-Ray cause are cut to fixed budgets.
+report and the X-Ray cause are cut to fixed budgets.
 """
 
 from __future__ import annotations
