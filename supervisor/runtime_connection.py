@@ -7,6 +7,17 @@ here on that connection's socket. Building urllib3's request and response object
 parsing headers through http.client's email-based parser, cost about 180 µs of Python per
 request, several times everything else the supervisor does for an event; framing a request
 and reading an answer with a few bytes operations costs about 40 µs (bench/README.md).
+
+urllib3 has no public call that lends out a pooled connection, so two private ones are
+relied on, as urllib3 2.x has them (pyproject pins ``urllib3>=2.0,<3``, and
+tests/unit/test_urllib3_pool.py pins the behaviour):
+
+- ``HTTPConnectionPool._get_conn()`` returns the pooled ``urllib3.connection.HTTPConnection``
+  (closing it first, ``sock`` None, when the peer dropped it), or a new unconnected one
+  when the pool is empty; it never blocks with ``block=False``;
+- ``HTTPConnectionPool._put_conn(connection)`` keeps it for the next ``_get_conn``.
+
+Of the connection itself only http.client's public ``connect()``, ``sock`` and ``close()``.
 """
 
 from __future__ import annotations
@@ -179,7 +190,8 @@ class RuntimeConnection:
         one the exchange waits for as long as the API takes, as the long poll must.
         """
         head = self._request_head(method, path, body, headers)
-        connection = self.pool._get_conn()  # closes it first if the peer dropped it
+        # Closed first if the peer dropped it; typed by urllib3 as the base class.
+        connection: urllib3.connection.HTTPConnection = self.pool._get_conn()  # type: ignore[assignment]
         self._aborted = False
         self._in_flight = connection if abortable else None
         if timeout is not None:
@@ -187,14 +199,16 @@ class RuntimeConnection:
             if self._longest is not None:  # cut_short ran before this exchange began
                 self.cut_short(self._longest)
         try:
-            if connection.sock is None:
+            sock = connection.sock
+            if sock is None:
                 connection.connect()
-                connection.sock.settimeout(None)  # timed exchanges wait in wait(), not in recv
+                sock = connection.sock
+                assert sock is not None  # connect() sets it or raises
+                sock.settimeout(None)  # timed exchanges wait in wait(), not in recv
             if abortable and self._abort_next:
                 # abort() ran before this exchange had a socket to shut.
                 self._abort_next = False
                 raise TransportError("request abandoned: the runtime is stopping")
-            sock = connection.sock
             if body and len(body) <= _JOINED_SEND_LIMIT:
                 self._send(sock, head + body)
             else:
@@ -374,7 +388,7 @@ class _SocketReader:
         return out
 
     def chunked_body(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         total = 0
         while True:
             size_field = self._line().split(b";", 1)[0].strip()
