@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import unquote_to_bytes
 
 from lambda_supervisor.runtime_modules import load
@@ -1022,7 +1022,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         for line in raw_header_lines:
-            self._headers_buffer.append(line + b"\r\n")  # type: ignore[attr-defined]
+            self._headers_buffer.append(line + b"\r\n")
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -1425,7 +1425,7 @@ class _InvokeSide:
             return
         self._answer(invocation, outcome)
 
-    def _client_context(self) -> str | bool | None:
+    def _client_context(self) -> str | Literal[False] | None:
         """The decoded ``X-Amz-Client-Context``; False when it is not base64 JSON."""
         raw = self.handler.headers.get("X-Amz-Client-Context")
         if not raw:

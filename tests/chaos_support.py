@@ -15,10 +15,10 @@ import re
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -397,7 +397,7 @@ def recovery_times(planned: list[Planned]) -> list[float]:
     """Seconds from each crash's answer to the answer of the next event, when that next
     event is a quick one (so its own work does not count as recovery)."""
     times = []
-    for crash, following in zip(planned, planned[1:]):
+    for crash, following in zip(planned, planned[1:], strict=False):
         if crash.kind not in REPLACING or following.kind not in QUICK:
             continue
         assert crash.invocation is not None and following.invocation is not None

@@ -372,7 +372,7 @@ class RawRuntimeAPI:
         self.server.settimeout(timeout)
         try:
             connection, _ = self.server.accept()
-        except socket.timeout:
+        except TimeoutError:
             return None
         connection.settimeout(timeout)
         return connection

@@ -73,7 +73,7 @@ def test_odd_request_ids_are_answered_under_their_own_id(emulator, runtime, kind
         emulator.submit({"do": kind, "n": i, "code": 3}, timeout=timeout, request_id=rid)
         for i, rid in enumerate(ODD_IDS)
     ]
-    for rid, invocation in zip(ODD_IDS, invocations):
+    for rid, invocation in zip(ODD_IDS, invocations, strict=True):
         outcome = _only_answer(emulator, invocation)
         if kind == "ok":
             assert outcome.kind == "response"
