@@ -303,7 +303,9 @@ def test_an_event_the_runtime_never_receives_is_answered_not_requeued_for_ever(e
     host, port = emulator.address.split(":")
     for _ in range(MAX_HAND_OUTS):
         with socket.create_connection((host, int(port)), timeout=10) as taker:
-            taker.sendall(f"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            taker.sendall(
+                f"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+            )
             assert taker.recv(1024).startswith(b"HTTP/1.1 200")
             taker.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not FIN
     outcome = too_big.result(20)
