@@ -25,8 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from lambda_supervisor.runtime_modules import load
+
 if TYPE_CHECKING:
     from lambda_supervisor.local import InvocationResult, LocalRunner
+    from worker import errors
+else:
+    errors = load("worker/errors.py")
 
 DEFAULT_TIMEOUT = 30.0
 # Lambda's bound on an on-demand function's init.
@@ -84,7 +89,7 @@ def _unwrap(result: InvocationResult) -> Any:
             body = {}
         body = body if isinstance(body, dict) else {}
         raise FunctionError(
-            result.error_type or str(body.get("errorType") or "Unhandled"),
+            result.error_type or str(body.get("errorType") or errors.UNHANDLED),
             str(body.get("errorMessage", result.body.decode("utf-8", errors="replace"))),
             body.get("stackTrace") or [],
             request_id=result.request_id,

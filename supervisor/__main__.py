@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     # What the worker runs is loaded before the first fork: the worker needs all of it and
     # the supervisor keeps it for replacement workers anyway, so it is imported once, not
     # once in each process, and its pages stay shared between the two.
-    import worker.main  # noqa: F401
-    from supervisor.worker_process import WorkerProcess, become_subreaper
+    import worker.child  # noqa: F401
+    from supervisor.keeper import become_subreaper
+    from supervisor.worker_process import WorkerProcess
 
     # Before the first fork, so that nothing a handler starts can escape to init.
     become_subreaper()

@@ -7,8 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-# The synchronous invocation payload limit, as the Runtime API enforces it.
-MAX_SYNC_PAYLOAD = 6_291_556
+from worker.errors import MAX_SYNC_PAYLOAD
 
 
 class ConfigError(Exception):

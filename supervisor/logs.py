@@ -1,124 +1,30 @@
-"""Log configuration, in one place, for the supervisor and for handler code in the worker.
+"""The supervisor's own log records: structlog, with the worker's processor chain.
 
-Every line on stdout is one log record, JSON by default with the field names Lambda's
-own Python runtime uses (``timestamp``, ``level``, ``message``, ``logger``,
-``requestId``, and ``errorType``/``errorMessage``/``stackTrace`` for exceptions), or the
-Text form when ``AWS_LAMBDA_LOG_FORMAT=Text``. The supervisor logs through structlog;
-records from the standard ``logging`` module in the worker are fed through the same
-processor chain, so both look alike in CloudWatch.
+Records look exactly like the handler's (``worker/logs.py`` formats both), and structlog
+is only imported once the supervisor has something to say at the configured level.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-import time
-import traceback
-from collections.abc import Callable, MutableMapping
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, Protocol
 
-EventDict = MutableMapping[str, Any]
-Processor = Callable[[Any, str, EventDict], Any]
-
-# AWS_LAMBDA_LOG_LEVEL values, mapped to the standard library's levels.
-LAMBDA_LEVELS = {
-    "TRACE": logging.DEBUG,
-    "DEBUG": logging.DEBUG,
-    "INFO": logging.INFO,
-    "WARN": logging.WARNING,
-    "WARNING": logging.WARNING,
-    "ERROR": logging.ERROR,
-    "FATAL": logging.CRITICAL,
-    "CRITICAL": logging.CRITICAL,
-}
-
-# LogRecord attributes that are not the caller's ``extra=`` fields.
-_RECORD_FIELDS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
-)
+from worker.logs import configured_level, processor_chain, text_format_requested
 
 
-def text_format_requested(environ: MutableMapping[str, str] = os.environ) -> bool:
-    return environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "TEXT"
+class Logger(Protocol):
+    """What the supervisor's parts log through: a message and its fields, at four levels."""
 
+    def debug(self, message: str, **fields: Any) -> None: ...
 
-def configured_level(environ: MutableMapping[str, str] = os.environ) -> int | None:
-    """The level ``AWS_LAMBDA_LOG_LEVEL`` asks for, or None when it is unset or unknown."""
-    return LAMBDA_LEVELS.get(environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper())
+    def info(self, message: str, **fields: Any) -> None: ...
 
+    def warning(self, message: str, **fields: Any) -> None: ...
 
-def format_timestamp(epoch: float) -> str:
-    """ISO 8601 in UTC with milliseconds, as CloudWatch shows it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
-
-
-# --- processors -------------------------------------------------------------------------
-
-
-def add_timestamp(_logger: Any, _method: str, event: EventDict) -> EventDict:
-    event.setdefault("timestamp", format_timestamp(time.time()))
-    return event
-
-
-def add_level(_logger: Any, method: str, event: EventDict) -> EventDict:
-    event.setdefault("level", "WARNING" if method == "warn" else method.upper())
-    return event
-
-
-def rename_event_to_message(_logger: Any, _method: str, event: EventDict) -> EventDict:
-    if "event" in event:
-        event["message"] = event.pop("event")
-    return event
-
-
-def order_fields(_logger: Any, _method: str, event: EventDict) -> dict[str, Any]:
-    """Lambda's field order first, then the rest; drop empty values as Lambda does."""
-    ordered = {key: event.pop(key) for key in ("timestamp", "level", "message", "logger") if key in event}
-    if event.get("requestId") is not None:
-        ordered["requestId"] = event.pop("requestId")
-    ordered.update((key, value) for key, value in event.items() if value is not None)
-    return ordered
-
-
-def render_json(_logger: Any, _method: str, event: EventDict) -> str:
-    return json.dumps(event, ensure_ascii=False, default=str, separators=(",", ":"))
-
-
-def render_text(_logger: Any, _method: str, event: EventDict) -> str:
-    """``[LEVEL]\\t<timestamp>\\t<requestId>\\t<message>``; other fields as key=value."""
-    event = dict(event)
-    head = "[{}]\t{}\t{}\t{}".format(
-        event.pop("level", "INFO"),
-        event.pop("timestamp", ""),
-        event.pop("requestId", "") or "",
-        event.pop("message", ""),
-    )
-    event.pop("logger", None)
-    stack = event.pop("stackTrace", None)
-    fields = " ".join(f"{key}={value}" for key, value in event.items())
-    line = f"{head} {fields}" if fields else head
-    if stack:
-        # Lambda keeps a record together when its lines are separated by CR.
-        line += "\rTraceback (most recent call last):\r" + "".join(stack).rstrip("\n").replace("\n", "\r")
-    return line
-
-
-def processor_chain(text: bool) -> list[Processor]:
-    renderer: Processor = render_text if text else render_json
-    return [add_level, add_timestamp, rename_event_to_message, order_fields, renderer]
-
-
-def render(event: EventDict, method: str, chain: list[Processor]) -> str:
-    """Run an event through a processor chain, as structlog does, to one line."""
-    result: Any = event
-    for processor in chain:
-        result = processor(None, method, result)
-    return result
-
-
-# --- the supervisor's own records ----------------------------------------------------------
+    def error(self, message: str, **fields: Any) -> None: ...
 
 
 class SupervisorLogger:
@@ -166,92 +72,3 @@ def _structlog_logger(name: str, environ: MutableMapping[str, str], level: int) 
         cache_logger_on_first_use=True,
     )
     return structlog.get_logger(name).bind(logger=name)
-
-
-# --- handler records in the worker -----------------------------------------------------------
-
-
-class RequestIdHolder:
-    """The request id of the invocation in progress, readable from any thread.
-
-    A plain attribute, not a contextvar: threads the handler starts must see it too, and
-    it is cleared after every invocation so late records are not misattributed.
-    """
-
-    current: str | None = None
-
-
-class LambdaLogHandler(logging.Handler):
-    """Writes standard ``logging`` records as Lambda log lines straight to stdout.
-
-    One ``os.write`` per record keeps lines whole when the supervisor writes to the same
-    stream, and nothing is buffered in the process, so a worker killed at its deadline has
-    already published everything it logged.
-    """
-
-    def __init__(self, text: bool, fd: int = 1) -> None:
-        super().__init__()
-        self.chain = processor_chain(text)
-        self.fd = fd
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = render(record_to_event(record), record.levelname.lower(), self.chain)
-            os.write(self.fd, (line + "\n").encode("utf-8", "backslashreplace"))
-        except OSError:
-            pass  # stdout closed by the handler: nowhere left to log to
-        except Exception:
-            self.handleError(record)
-
-    def emit_error(self, body: dict[str, Any]) -> None:
-        """Log a failed invocation's error body as one record, as Lambda's runtime does."""
-        event = {
-            "timestamp": format_timestamp(time.time()),
-            "level": "ERROR",
-            "message": f"{body['errorType']}: {body['errorMessage']}",
-            "requestId": body.get("requestId") or None,
-            "errorType": body["errorType"],
-            "errorMessage": body["errorMessage"],
-            "stackTrace": body["stackTrace"],
-        }
-        try:
-            os.write(self.fd, (render(event, "error", self.chain) + "\n").encode("utf-8", "backslashreplace"))
-        except OSError:
-            pass
-
-
-def record_to_event(record: logging.LogRecord) -> dict[str, Any]:
-    message: Any = record.msg if isinstance(record.msg, dict) and not record.args else record.getMessage()
-    event: dict[str, Any] = {
-        "timestamp": format_timestamp(record.created),
-        "level": record.levelname,
-        "message": message,
-        "logger": record.name,
-        "requestId": RequestIdHolder.current,
-    }
-    if record.exc_info and record.exc_info[0] is not None:
-        exc_type, exc, tb = record.exc_info
-        event["errorType"] = exc_type.__name__
-        event["errorMessage"] = str(exc)
-        event["stackTrace"] = traceback.format_tb(tb)
-    event.update(
-        (key, value) for key, value in vars(record).items() if key not in _RECORD_FIELDS and key not in event
-    )
-    return event
-
-
-def configure_handler_logging(environ: MutableMapping[str, str] = os.environ) -> LambdaLogHandler:
-    """Route the worker's standard logging to stdout in Lambda's format.
-
-    As on Lambda, the root logger's level is only changed when ``AWS_LAMBDA_LOG_LEVEL``
-    asks for one, so handler code that relies on the usual WARNING default behaves the same.
-    """
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = LambdaLogHandler(text_format_requested(environ))
-    root.addHandler(handler)
-    level = configured_level(environ)
-    if level is not None:
-        root.setLevel(level)
-    return handler

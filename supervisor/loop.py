@@ -1,9 +1,16 @@
-"""The supervisor's main loop: one event at a time from ``/next`` to its one answer.
+"""The supervisor's main loop: one event at a time, from ``/next`` to its one answer.
 
-Shaped like a process arbiter: the loop keeps exactly one ready worker, hands it an
-event, waits for the reply against the deadline, posts the answer, and replaces the
-worker whenever it died, hung or misbehaved. Signals only queue a request; the loop acts
-on it between steps.
+Shaped like a process arbiter: the loop keeps exactly one ready worker (one that died is
+replaced before the next ``GET /next``, so nothing is fetched that cannot be served),
+hands it an event, waits for the reply until the event's deadline less a margin, posts
+the answer, and replaces the worker whenever it died, hung or misbehaved. Whatever the
+worker does, every event fetched gets exactly one answer: its result, its error, or the
+error the supervisor words for it (``worker/errors.py``). The record about a replaced
+worker is logged once the answer is posted and the replacement forked.
+
+SIGTERM and SIGINT only record that the runtime is to shut down and cut short the wait
+under way; the loop acts on it between steps, and an event in hand gets
+``SHUTDOWN_GRACE`` to be answered.
 """
 
 from __future__ import annotations
@@ -15,24 +22,13 @@ import time
 from types import FrameType
 from typing import Any
 
-from supervisor import errors
 from supervisor.config import Settings
-from supervisor.runtime_api import Invocation, LongPollAborted, PostOutcome, RuntimeAPIClient
-from supervisor.worker_process import (
-    ANSWERED_TWICE,
-    Died,
-    Failed,
-    InitFailed,
-    Interrupted,
-    InvokeReply,
-    Oversized,
-    Ready,
-    Result,
-    StartReply,
-    TimedOut,
-    WorkerProcess,
-    adopts_orphans,
-)
+from supervisor.keeper import adopts_orphans
+from supervisor.logs import Logger
+from supervisor.runtime_api import Event, LongPollAborted, PostOutcome, RuntimeAPIClient
+from supervisor.worker_process import ANSWERED_TWICE, Died, Reply, StartReply, WorkerProcess
+from worker import errors
+from worker.protocol import Failed, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
 
 EXIT_OK = 0
 EXIT_INIT_FAILED = 1
@@ -53,7 +49,15 @@ class ShutdownDuringInit(Exception):
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, api: RuntimeAPIClient, log: Any, worker: WorkerProcess) -> None:
+    """Serves the Runtime API's events through one worker at a time, for the runtime's life.
+
+    ``start`` waits for the first worker's init (a failure goes to ``/init/error``),
+    ``serve_forever`` runs the loop until the runtime is shut down or the Runtime API
+    fails, and ``shutdown`` retires the worker. It holds the current worker and the
+    shutdown request; it never imports or runs user code.
+    """
+
+    def __init__(self, settings: Settings, api: RuntimeAPIClient, log: Logger, worker: WorkerProcess) -> None:
         self.settings = settings
         self.api = api
         self.log = log
@@ -75,22 +79,25 @@ class Supervisor:
         if isinstance(reply, Ready):
             self._log_worker_started(reply)
             return True
+        error_body: bytes | bytearray
         if isinstance(reply, InitFailed):
-            body, error_type = reply.body, reply.error_type
+            error_body, error_type = reply.error_body, reply.error_type
         elif isinstance(reply, Died):
             self.log.error(
                 "worker died during init",
                 pid=self.worker.pid,
                 status=errors.describe_status(reply.wait_status),
             )
-            body = _encode(errors.exit_error(reply.wait_status, ""))
+            error_body = errors.encode(errors.exit_error(reply.wait_status, ""))
             error_type = errors.EXIT_ERROR
         else:
             self.worker.kill()
-            body = _encode(errors.error_body(f"worker failed to initialise: {reply}", errors.PROTOCOL_ERROR))
+            error_body = errors.encode(
+                errors.report(f"worker failed to initialise: {reply!r}", errors.PROTOCOL_ERROR)
+            )
             error_type = errors.PROTOCOL_ERROR
-        self.api.post_init_error(body, error_type)
-        self._log_init_error(body)
+        self.api.post_init_error(error_body, error_type)
+        self._log_init_error(error_body)
         self.worker.release()
         return False
 
@@ -105,7 +112,7 @@ class Supervisor:
         os.set_blocking(self.wakeup_read, False)
         os.set_blocking(wakeup_write, False)
         signal.set_wakeup_fd(wakeup_write, warn_on_full_buffer=False)
-        self.worker.interrupt_fd = self.wakeup_read
+        self.worker.wakeup_fd = self.wakeup_read
         signal.signal(signal.SIGTERM, self._on_terminate)
         signal.signal(signal.SIGINT, self._on_terminate)
 
@@ -141,12 +148,12 @@ class Supervisor:
                 try:
                     if self.shutdown_requested:
                         break
-                    invocation = self.api.next_invocation()
+                    event = self.api.next_invocation()
                 finally:
                     self.waiting_for_event = False
-                self.serve(invocation)
+                self.serve(event)
                 # Not kept alive through the next long-poll: an event can be 6 MB.
-                del invocation
+                del event
         except (LongPollAborted, ShutdownDuringInit):
             pass
         except WorkerUnavailable:
@@ -155,14 +162,12 @@ class Supervisor:
         self.shutdown()
         return EXIT_OK
 
-    def serve(self, invocation: Invocation) -> None:
+    def serve(self, event: Event) -> None:
         """Give one event exactly one answer, whatever the worker does with it."""
-        kill_at = self._kill_at(invocation)
+        kill_at = self._kill_at(event)
         if time.monotonic() >= kill_at:
             # Expired on arrival: answered as the timeout it is, and the worker never sees it.
-            self._post_error(
-                invocation, errors.timeout_error(invocation.timeout_seconds, invocation.request_id)
-            )
+            self._post_error(event, errors.timeout_error(event.timeout_seconds, event.request_id))
             return
         stray = self.worker.stray_output()
         if stray:
@@ -170,25 +175,25 @@ class Supervisor:
             self.worker.kill()
             self._replace_worker(stray, pid=self.worker.pid)
         served_by = self.worker
-        if not self.worker.send(invocation, kill_at):
+        if not self.worker.send(event, kill_at):
             if time.monotonic() < kill_at:
                 # The worker died between events, before it saw this one: nothing was run yet.
                 self._replace_worker("worker gone before the event was handed over")
-            if time.monotonic() >= kill_at or not self.worker.send(invocation, kill_at):
-                self._answer(invocation, self._not_handed_over(kill_at))
+            if time.monotonic() >= kill_at or not self.worker.send(event, kill_at):
+                self._answer(event, self._not_handed_over(kill_at))
                 return
-        self._answer(invocation, self._wait_reply(kill_at, invocation.reply_token))
+        self._answer(event, self._wait_reply(kill_at, event.reply_token))
         if self.reaps_orphans:
             self._reap_orphans()
         if self.worker is served_by and served_by.wait_status is None:
             if served_by.answered_twice:
                 self.worker.kill()
-                self._replace_worker(ANSWERED_TWICE, requestId=invocation.request_id, pid=served_by.pid)
+                self._replace_worker(ANSWERED_TWICE, requestId=event.request_id, pid=served_by.pid)
                 return
             served_by.invocations += 1
             self._recycle_if_due()
 
-    def _not_handed_over(self, kill_at: float) -> InvokeReply:
+    def _not_handed_over(self, kill_at: float) -> TimedOut | Died:
         """Why the worker never got the whole event: the deadline passed while it was taking
         it (a timeout; the worker holds part of an event, so it is replaced), or it died."""
         if time.monotonic() >= kill_at:
@@ -204,7 +209,7 @@ class Supervisor:
         """
         self.worker.reap_orphans()
 
-    def _wait_reply(self, kill_at: float, token: str) -> InvokeReply:
+    def _wait_reply(self, kill_at: float, token: str) -> Reply:
         """The worker's reply; on shutdown, waited for only for the grace period."""
         reply = self.worker.wait_reply(kill_at, token)
         while isinstance(reply, Interrupted):
@@ -219,24 +224,26 @@ class Supervisor:
                 reply = Died(self.worker.kill())
         return reply
 
-    def _answer(self, invocation: Invocation, reply: InvokeReply) -> None:
-        request_id = invocation.request_id
+    def _answer(self, event: Event, reply: Reply) -> None:
+        request_id = event.request_id
         if isinstance(reply, Result):
-            outcome = self.api.post_response(invocation, reply.body, reply.content_type)
+            outcome = self.api.post_response(event, reply.payload, reply.content_type)
             if outcome is PostOutcome.TOO_LARGE:
                 self._post_error(
-                    invocation,
-                    errors.response_too_large(len(reply.body), self.settings.max_response_bytes, request_id),
+                    event,
+                    errors.response_too_large(
+                        len(reply.payload), self.settings.max_response_bytes, request_id
+                    ),
                 )
         elif isinstance(reply, Failed):
-            self.api.post_error(invocation, reply.body, reply.error_type, reply.xray_cause)
+            self.api.post_error(event, reply.error_body, reply.error_type, reply.xray_cause)
             if reply.retire:
                 self._retire_worker(f"worker retired after {reply.error_type}")
         # Below, the answer is posted first and the record about the worker is logged once
         # its replacement is forked: the first record may have to import structlog, which
         # must neither delay a timeout's report past the deadline nor the next worker.
         elif isinstance(reply, Died):
-            self._post_error(invocation, errors.exit_error(reply.wait_status, request_id))
+            self._post_error(event, errors.exit_error(reply.wait_status, request_id))
             self._replace_worker(
                 "worker died",
                 requestId=request_id,
@@ -245,34 +252,34 @@ class Supervisor:
             )
         elif isinstance(reply, TimedOut):
             self.worker.kill()
-            self._post_error(invocation, errors.timeout_error(invocation.timeout_seconds, request_id))
+            self._post_error(event, errors.timeout_error(event.timeout_seconds, request_id))
             self._replace_worker(
                 "worker killed at deadline",
                 requestId=request_id,
                 pid=self.worker.pid,
-                timeout_s=round(invocation.timeout_seconds, 3),
+                timeout_s=round(event.timeout_seconds, 3),
             )
         elif isinstance(reply, Oversized):
             self.worker.kill()
             self._post_error(
-                invocation,
+                event,
                 errors.response_too_large(reply.size, self.settings.max_response_bytes, request_id),
             )
             self._replace_worker("worker reply over the payload limit", requestId=request_id, size=reply.size)
         else:
             self.worker.kill()
-            body = errors.error_body(
+            report = errors.report(
                 f"Worker sent an invalid reply: {reply.reason}", errors.PROTOCOL_ERROR, request_id
             )
-            self._post_error(invocation, body)
+            self._post_error(event, report)
             self._replace_worker("worker broke the pipe protocol", requestId=request_id, reason=reply.reason)
 
-    def _post_error(self, invocation: Invocation, body: dict[str, Any]) -> None:
-        self.api.post_error(invocation, _encode(body), body["errorType"])
+    def _post_error(self, event: Event, report: errors.ErrorReport) -> None:
+        self.api.post_error(event, errors.encode(report), report["errorType"])
 
-    def _kill_at(self, invocation: Invocation) -> float:
+    def _kill_at(self, event: Event) -> float:
         """The monotonic instant to give up on the handler: the deadline less the margin."""
-        remaining = invocation.deadline_ms / 1000 - time.time() - self.settings.deadline_margin
+        remaining = event.deadline_ms / 1000 - time.time() - self.settings.deadline_margin
         return time.monotonic() + remaining
 
     # -- keeping a worker -------------------------------------------------------------------
@@ -310,7 +317,7 @@ class Supervisor:
         logged while the replacement runs its init."""
         self._release_worker()
         self.worker = WorkerProcess.spawn(self.settings)
-        self.worker.interrupt_fd = self.wakeup_read
+        self.worker.wakeup_fd = self.wakeup_read
         if failure:
             self.log.error(why, **failure)
         reply = self._wait_ready(self.settings.init_timeout)
@@ -318,7 +325,7 @@ class Supervisor:
             self._log_worker_started(reply, why)
             return
         if isinstance(reply, InitFailed):
-            self._log_init_error(reply.body)
+            self._log_init_error(reply.error_body)
         elif isinstance(reply, Died):
             self.log.error(
                 "replacement worker died during init", status=errors.describe_status(reply.wait_status)
@@ -336,7 +343,7 @@ class Supervisor:
             self.log.error("processes a worker started would not die when killed", pids=stuck)
 
     def _wait_ready(self, timeout: float | None) -> StartReply:
-        """A worker's init report. If a shutdown is requested first, the init gets the grace
+        """How a worker's init went. If a shutdown is requested first, the init gets the grace
         period to finish (so the worker can run its SIGTERM hook) and is killed after it: an
         init can take as long as the handler's imports, far longer than Lambda waits."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -367,20 +374,16 @@ class Supervisor:
             reason=reason,
         )
 
-    def _log_init_error(self, body: bytes) -> None:
+    def _log_init_error(self, error_body: bytes | bytearray) -> None:
         try:
-            fields = json.loads(body)
+            fields = json.loads(error_body)
         except (ValueError, RecursionError):
             fields = None
         if not isinstance(fields, dict):
-            fields = {}  # not the worker's own body: handler code wrote on the pipe at import
+            fields = {}  # not the worker's own report: handler code wrote on the pipe at import
         self.log.error(
             "init failed",
             errorType=fields.get("errorType"),
             errorMessage=fields.get("errorMessage"),
             stackTrace=fields.get("stackTrace"),
         )
-
-
-def _encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")

@@ -9,7 +9,6 @@ cost an event its answer, never the supervisor.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -17,14 +16,15 @@ import time
 from enum import Enum
 from typing import Any
 
-from supervisor import errors
+from supervisor.logs import Logger
 from supervisor.runtime_connection import (
     TRANSPORT_ERRORS,
     Headers,
     IncompleteAnswer,
     RuntimeConnection,
 )
-from worker.reports import XRAY_CAUSE_BYTES
+from worker import errors
+from worker.reports import XRayCause, encode_xray_cause
 
 API_VERSION = "/2018-06-01"
 EXTENSION_API = "/2020-01-01/extension"
@@ -51,19 +51,8 @@ _LONGEST_TIMEOUT_MS = 900_000
 # from now either way is not a deadline but a broken header (or one in another unit).
 _DEADLINE_DIGITS = re.compile(r"[0-9]{1,16}")
 _DEADLINE_SPAN_MS = 366 * 86_400_000
-# Lambda-Runtime-Function-XRay-Error-Cause goes in a header: a standard HTTP server
-# refuses a line over 64 KiB (431), so the cause is kept far below that, its parts first.
+# Carries the X-Ray cause, bounded to errors.XRAY_CAUSE_BYTES (worker/reports.py).
 XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
-# The budget the worker builds its cause to; a forged cause is cut to the same.
-MAX_XRAY_CAUSE = XRAY_CAUSE_BYTES
-_CAUSE_EXCEPTIONS = 4
-_CAUSE_FRAMES = 32
-_CAUSE_MESSAGE = 1024
-_CAUSE_TEXT = 256
-# An event whose head arrived but whose body did not (the connection broke mid-body).
-INCOMPLETE_EVENT = "Runtime.IncompleteEvent"
-# A runtime refusing its own configuration, reported to /init/error.
-INVALID_CONFIGURATION = "Runtime.InvalidConfiguration"
 
 
 class LongPollAborted(Exception):
@@ -94,7 +83,7 @@ class PostOutcome(Enum):
     FAILED = "failed"  # server errors or transport failures that outlived the retries
 
 
-class Invocation:
+class Event:
     """One event as the Runtime API handed it out.
 
     A plain class rather than a dataclass: ``dataclasses`` imports ``inspect`` (and with it
@@ -105,7 +94,7 @@ class Invocation:
         "request_id",
         "request_id_bytes",
         "deadline_ms",
-        "body",
+        "payload",
         "content_type",
         "invoked_function_arn",
         "trace_id",
@@ -122,7 +111,7 @@ class Invocation:
         self,
         request_id: str,
         deadline_ms: int,
-        body: bytes | bytearray,
+        payload: bytes | bytearray,
         content_type: str | None = None,
         invoked_function_arn: str | None = None,
         trace_id: str | None = None,
@@ -137,7 +126,7 @@ class Invocation:
         self.request_id = request_id
         self.request_id_bytes = request_id.encode("utf-8") if request_id_bytes is None else request_id_bytes
         self.deadline_ms = deadline_ms
-        self.body = body
+        self.payload = payload
         self.content_type = content_type
         self.invoked_function_arn = invoked_function_arn
         self.trace_id = trace_id
@@ -150,25 +139,7 @@ class Invocation:
         self.reply_token = os.urandom(8).hex()
 
     def __repr__(self) -> str:
-        return f"Invocation({self.request_id!r}, deadline_ms={self.deadline_ms}, {len(self.body)} bytes)"
-
-    def worker_meta(self) -> dict[str, Any]:
-        """What the worker needs to build the event and the context object.
-
-        ``reply_token`` is echoed on the worker's reply and never shown to the handler, so a
-        stray frame written by handler code can never pass for this event's answer.
-        """
-        return {
-            "reply_token": self.reply_token,
-            "request_id": self.request_id,
-            "deadline_ms": self.deadline_ms,
-            "content_type": self.content_type,
-            "invoked_function_arn": self.invoked_function_arn,
-            "trace_id": self.trace_id,
-            "client_context": self.client_context,
-            "cognito_identity": self.cognito_identity,
-            "tenant_id": self.tenant_id,
-        }
+        return f"Event({self.request_id!r}, deadline_ms={self.deadline_ms}, {len(self.payload)} bytes)"
 
     @property
     def timeout_seconds(self) -> float:
@@ -223,7 +194,7 @@ def _utf8_header(value: str | None) -> str | None:
 
 def header_token(value: str) -> str:
     """Make an errorType safe for an HTTP header (class names may be any identifier)."""
-    return _UNSAFE_HEADER_CHARS.sub("", value)[:128] or "Runtime.Unknown"
+    return _UNSAFE_HEADER_CHARS.sub("", value)[: errors.ERROR_TYPE_HEADER_CHARS] or errors.UNKNOWN
 
 
 class Retry:
@@ -298,7 +269,18 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 class RuntimeAPIClient:
-    def __init__(self, address: str, *, retry_window: float = 30.0, log: Any = None) -> None:
+    """The runtime's side of the Lambda Runtime API: the long poll for the next event, the
+    posts of its answer (``/response``, ``/error``) and of an init error, and the extension
+    registration that makes Lambda send SIGTERM.
+
+    One keep-alive connection carries one exchange at a time, each retried under ``Retry``.
+    Nothing received is trusted: an answer that hands out no event the runtime can answer
+    is skipped, and a post reports how it ended (``PostOutcome``) instead of raising. Only
+    an environment the contract calls broken raises (``RuntimeAPIError``). ``stop`` and
+    ``abort_long_poll`` are safe to call from a signal handler.
+    """
+
+    def __init__(self, address: str, *, retry_window: float = 30.0, log: Logger | None = None) -> None:
         host, port = parse_address(address)
         # One connection, reused for every call: /next long-polls, so there is never more
         # than one request in flight.
@@ -366,7 +348,7 @@ class RuntimeAPIClient:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def next_invocation(self) -> Invocation:
+    def next_invocation(self) -> Event:
         """Long-poll for the next event; retried until it arrives or the API is gone.
 
         Answers that hand out no event the runtime can answer (no request id, or two) are
@@ -393,13 +375,13 @@ class RuntimeAPIClient:
             status = response.status
             if status == 200:
                 try:
-                    invocation = self._parse_invocation(response.headers, response.data)
+                    event = self._parse_event(response.headers, response.data)
                 except Unanswerable as skipped:
                     if retry.again(str(skipped), level="error", **skipped.fields):
                         continue
                     raise retry.gave_up() from None
                 retry.succeeded()
-                return invocation
+                return event
             # The contract makes a 500 on /next a container error: non-recoverable, exit.
             if status in _TRANSIENT_STATUSES and status != 500:
                 if retry.again("runtime API busy on /next, retrying", status=status):
@@ -409,43 +391,41 @@ class RuntimeAPIClient:
                 f"GET /next answered {status}: {response.data[:512]!r}; the environment is broken"
             )
 
-    def post_response(self, invocation: Invocation, body: bytes, content_type: str) -> PostOutcome:
+    def post_response(self, event: Event, payload: bytes | bytearray, content_type: str) -> PostOutcome:
         headers = {"Content-Type": content_type}
-        self._echo_invocation_id(invocation, headers)
+        self._echo_invocation_id(event, headers)
         return self._post(
-            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/response", body, headers
+            f"/runtime/invocation/{path_segment(event.request_id_bytes)}/response", payload, headers
         )
 
     def post_error(
         self,
-        invocation: Invocation,
-        body: bytes,
+        event: Event,
+        error_body: bytes | bytearray,
         error_type: str,
-        xray_cause: dict[str, Any] | None = None,
+        xray_cause: XRayCause | None = None,
     ) -> PostOutcome:
         headers = {
             "Content-Type": "application/json",
             "Lambda-Runtime-Function-Error-Type": header_token(error_type),
         }
-        self._echo_invocation_id(invocation, headers)
+        self._echo_invocation_id(event, headers)
         if xray_cause is not None:
-            cause = xray_cause_header(xray_cause)
-            if cause is not None:
-                headers[XRAY_CAUSE_HEADER] = cause
+            headers[XRAY_CAUSE_HEADER] = encode_xray_cause(xray_cause)
         return self._post(
-            f"/runtime/invocation/{path_segment(invocation.request_id_bytes)}/error", body, headers
+            f"/runtime/invocation/{path_segment(event.request_id_bytes)}/error", error_body, headers
         )
 
-    def post_init_error(self, body: bytes, error_type: str) -> PostOutcome:
+    def post_init_error(self, error_body: bytes | bytearray, error_type: str) -> PostOutcome:
         headers = {
             "Content-Type": "application/json",
             "Lambda-Runtime-Function-Error-Type": header_token(error_type),
         }
-        return self._post("/runtime/init/error", body, headers)
+        return self._post("/runtime/init/error", error_body, headers)
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> PostOutcome:
+    def _post(self, path: str, body: bytes | bytearray, headers: dict[str, str]) -> PostOutcome:
         retry = Retry(self, "POST " + path)
         # Set once an attempt may have reached the API unanswered: a refusal after that
         # means the earlier attempt landed, and the event already has its one answer.
@@ -495,7 +475,7 @@ class RuntimeAPIClient:
             self._error("runtime API post failed", path=path, status=status, body=response.data[:512])
             return PostOutcome.FAILED
 
-    def _parse_invocation(self, headers: Headers, body: bytes | bytearray) -> Invocation:
+    def _parse_event(self, headers: Headers, payload: bytes | bytearray) -> Event:
         """The event a /next answer hands out; ``Unanswerable`` if it names none."""
 
         def header(name: str) -> str | None:
@@ -521,11 +501,11 @@ class RuntimeAPIClient:
         if deadline_ms is None:
             deadline_ms = now_ms + _LONGEST_TIMEOUT_MS
             self._warn("event without a usable deadline; using 900 s", requestId=request_id)
-        return Invocation(
+        return Event(
             request_id=request_id,
             request_id_bytes=raw_id,
             deadline_ms=deadline_ms,
-            body=body,
+            payload=payload,
             content_type=header("Content-Type"),
             invoked_function_arn=header("Lambda-Runtime-Invoked-Function-Arn"),
             trace_id=header("Lambda-Runtime-Trace-Id"),
@@ -540,24 +520,22 @@ class RuntimeAPIClient:
         if cut.status != 200:
             return  # not an event: nothing was handed out
         try:
-            invocation = self._parse_invocation(cut.headers, b"")
+            event = self._parse_event(cut.headers, b"")
         except Unanswerable as skipped:
             self._error("event cut short cannot be answered; skipped", reason=str(skipped), **skipped.fields)
             return
         message = f"The Runtime API connection broke before the whole event arrived ({cut})"
-        body = errors.error_body(message, INCOMPLETE_EVENT, invocation.request_id)
-        self._error(
-            "event cut short by the Runtime API; answered with an error", requestId=invocation.request_id
-        )
-        self.post_error(invocation, json.dumps(body).encode(), INCOMPLETE_EVENT)
+        report = errors.report(message, errors.INCOMPLETE_EVENT, event.request_id)
+        self._error("event cut short by the Runtime API; answered with an error", requestId=event.request_id)
+        self.post_error(event, errors.encode(report), errors.INCOMPLETE_EVENT)
 
-    def _echo_invocation_id(self, invocation: Invocation, headers: dict[str, str]) -> None:
-        if invocation.invocation_id is None:
+    def _echo_invocation_id(self, event: Event, headers: dict[str, str]) -> None:
+        if event.invocation_id is None:
             return
-        if _HEADER_TOKEN.fullmatch(invocation.invocation_id):
-            headers["Lambda-Runtime-Invocation-Id"] = invocation.invocation_id
+        if _HEADER_TOKEN.fullmatch(event.invocation_id):
+            headers["Lambda-Runtime-Invocation-Id"] = event.invocation_id
         else:
-            self._warn("invocation id is not a plain token; not echoed", requestId=invocation.request_id)
+            self._warn("invocation id is not a plain token; not echoed", requestId=event.request_id)
 
     def _log(self, level: str, message: str, **fields: Any) -> None:
         if self.log is not None:
@@ -575,72 +553,7 @@ def _id_text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def xray_cause_header(cause: dict[str, Any]) -> str | None:
-    """The X-Ray error cause as a header value of at most ``MAX_XRAY_CAUSE`` bytes, or None
-    when nothing of it is worth sending.
-
-    The cause comes from the worker, where handler code can forge it: only the document's
-    own fields are kept, each cut to a length, and then stack frames are dropped from the
-    middle (the outermost and innermost say where it started and where it failed, as the
-    worker keeps them), then exceptions after the first, then the message halved, until the
-    document fits. ``paths`` is rebuilt from the frames kept.
-    """
-    candidates = [_cause_exception(item) for item in _list(cause.get("exceptions"))[:_CAUSE_EXCEPTIONS]]
-    exceptions = [item for item in candidates if item is not None]
-    if not exceptions:
-        return None
-    document = {
-        "working_directory": _text(cause.get("working_directory"), _CAUSE_TEXT),
-        "exceptions": exceptions,
-    }
-    while True:
-        document["paths"] = sorted({frame["path"] for item in exceptions for frame in item["stack"]})
-        encoded = json.dumps(document, ensure_ascii=True, separators=(",", ":"))
-        if len(encoded) <= MAX_XRAY_CAUSE:
-            return encoded
-        deepest = max(exceptions, key=lambda item: len(item["stack"]))
-        if deepest["stack"]:
-            del deepest["stack"][len(deepest["stack"]) // 2]
-        elif len(exceptions) > 1:
-            exceptions.pop()
-        elif len(exceptions[0]["message"]) > 64:
-            exceptions[0]["message"] = _text(exceptions[0]["message"], len(exceptions[0]["message"]) // 2)
-        else:
-            return None
-
-
-def _cause_exception(item: object) -> dict[str, Any] | None:
-    if not isinstance(item, dict):
-        return None
-    frames = [frame for frame in _list(item.get("stack")) if isinstance(frame, dict)][-_CAUSE_FRAMES:]
-    return {
-        "message": _text(item.get("message"), _CAUSE_MESSAGE),
-        "type": _text(item.get("type"), _CAUSE_TEXT),
-        "stack": [
-            {
-                "label": _text(frame.get("label"), _CAUSE_TEXT),
-                "path": _text(frame.get("path"), _CAUSE_TEXT),
-                "line": _line_number(frame.get("line")),
-            }
-            for frame in frames
-        ],
-    }
-
-
-def _line_number(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9 else 0
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _text(value: object, limit: int) -> str:
-    text = value if isinstance(value, str) else ""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def report_config_error(address: str, message: str, log: Any = None) -> None:
+def report_config_error(address: str, message: str, log: Logger | None = None) -> None:
     """Post a configuration the runtime refuses to /init/error, so that Lambda reports it
     as the failed init it is (the runtime then exits). With no usable address, only the
     line on stderr tells of it."""
@@ -648,6 +561,6 @@ def report_config_error(address: str, message: str, log: Any = None) -> None:
         client = RuntimeAPIClient(address, log=log)
     except RuntimeAPIError:
         return
-    body = errors.error_body(message, INVALID_CONFIGURATION)
-    client.post_init_error(json.dumps(body).encode(), INVALID_CONFIGURATION)
+    report = errors.report(message, errors.INVALID_CONFIGURATION)
+    client.post_init_error(errors.encode(report), errors.INVALID_CONFIGURATION)
     client.close()

@@ -7,6 +7,17 @@ here on that connection's socket. Building urllib3's request and response object
 parsing headers through http.client's email-based parser, cost about 180 µs of Python per
 request, several times everything else the supervisor does for an event; framing a request
 and reading an answer with a few bytes operations costs about 40 µs (bench/README.md).
+
+urllib3 has no public call that lends out a pooled connection, so two private ones are
+relied on, as urllib3 2.x has them (pyproject pins ``urllib3>=2.0,<3``, and
+tests/unit/test_urllib3_pool.py pins the behaviour):
+
+- ``HTTPConnectionPool._get_conn()`` returns the pooled ``urllib3.connection.HTTPConnection``
+  (closing it first, ``sock`` None, when the peer dropped it), or a new unconnected one
+  when the pool is empty; it never blocks with ``block=False``;
+- ``HTTPConnectionPool._put_conn(connection)`` keeps it for the next ``_get_conn``.
+
+Of the connection itself only http.client's public ``connect()``, ``sock`` and ``close()``.
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError
 
+from worker.errors import MAX_ANSWER_BYTES
+
 # The limits http.client applies: a longer line or more headers make an answer unusable,
 # like any other garbled answer, and it is retried on a fresh connection.
 _MAX_LINE = 65536
@@ -28,9 +41,6 @@ _MAX_HEAD = _MAX_LINE * 4
 _RECV_SIZE = 1 << 16
 # Bodies up to this size go out in the same send as the request head.
 _JOINED_SEND_LIMIT = 1 << 16
-# Far above any Lambda payload (6 MB): a larger Content-Length is a broken answer, and no
-# buffer of that size is allocated for it.
-_MAX_BODY = 64 << 20
 # A timed exchange waits on its socket in slices this long, so that a deadline brought
 # forward by ``cut_short`` (from a signal handler) is kept to within one slice.
 _WAIT_SLICE = 0.05
@@ -166,7 +176,7 @@ class RuntimeConnection:
         self,
         method: str,
         path: str,
-        body: bytes | None = None,
+        body: bytes | bytearray | None = None,
         headers: dict[str, str] | None = None,
         *,
         abortable: bool = False,
@@ -180,7 +190,8 @@ class RuntimeConnection:
         one the exchange waits for as long as the API takes, as the long poll must.
         """
         head = self._request_head(method, path, body, headers)
-        connection = self.pool._get_conn()  # closes it first if the peer dropped it
+        # Closed first if the peer dropped it; typed by urllib3 as the base class.
+        connection: urllib3.connection.HTTPConnection = self.pool._get_conn()  # type: ignore[assignment]
         self._aborted = False
         self._in_flight = connection if abortable else None
         if timeout is not None:
@@ -188,14 +199,16 @@ class RuntimeConnection:
             if self._longest is not None:  # cut_short ran before this exchange began
                 self.cut_short(self._longest)
         try:
-            if connection.sock is None:
+            sock = connection.sock
+            if sock is None:
                 connection.connect()
-                connection.sock.settimeout(None)  # timed exchanges wait in wait(), not in recv
+                sock = connection.sock
+                assert sock is not None  # connect() sets it or raises
+                sock.settimeout(None)  # timed exchanges wait in wait(), not in recv
             if abortable and self._abort_next:
                 # abort() ran before this exchange had a socket to shut.
                 self._abort_next = False
                 raise TransportError("request abandoned: the runtime is stopping")
-            sock = connection.sock
             if body and len(body) <= _JOINED_SEND_LIMIT:
                 self._send(sock, head + body)
             else:
@@ -214,7 +227,7 @@ class RuntimeConnection:
             self._deadline = None
             self.pool._put_conn(connection)
 
-    def _send(self, sock: socket.socket, data: bytes) -> None:
+    def _send(self, sock: socket.socket, data: bytes | bytearray) -> None:
         if self._deadline is None:
             sock.sendall(data)
             return
@@ -255,7 +268,7 @@ class RuntimeConnection:
         return connection.sock
 
     def _request_head(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None
+        self, method: str, path: str, body: bytes | bytearray | None, headers: dict[str, str] | None
     ) -> bytes:
         lines = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_line]
         if headers:
@@ -290,7 +303,7 @@ def _read_body(
             length = int(headers["content-length"])
         except ValueError:
             raise TransportError(f"bad Content-Length {headers['content-length'][:40]!r}") from None
-        if not 0 <= length <= _MAX_BODY:
+        if not 0 <= length <= MAX_ANSWER_BYTES:
             raise TransportError(f"Content-Length {length} is out of range")
         data = reader.exact(length)
     else:
@@ -375,7 +388,7 @@ class _SocketReader:
         return out
 
     def chunked_body(self) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         total = 0
         while True:
             size_field = self._line().split(b";", 1)[0].strip()
@@ -384,8 +397,8 @@ class _SocketReader:
             except ValueError:
                 raise TransportError(f"bad chunk size {size_field[:20]!r}") from None
             total += size
-            if size < 0 or total > _MAX_BODY:
-                raise TransportError(f"chunked body over {_MAX_BODY} bytes or chunk size {size}")
+            if size < 0 or total > MAX_ANSWER_BYTES:
+                raise TransportError(f"chunked body over {MAX_ANSWER_BYTES} bytes or chunk size {size}")
             if size == 0:
                 while self._line():  # trailers, up to the empty line
                     pass

@@ -1,96 +1,72 @@
 """One worker process as the supervisor sees it: fork it, feed it, watch it, kill it.
 
-The worker runs in its own process group, and the supervisor is a child subreaper, so
-that whatever a handler starts stays below the supervisor: a kill of the worker takes its
-group and every process descended from it, even those that left for sessions and groups
-of their own. The supervisor waits on two things at once: the result pipe, and a pidfd
-that turns readable the moment the worker dies, so a death is noticed at once even if a
-grandchild still holds the pipe open.
+``WorkerProcess.spawn`` forks a worker (the child runs ``worker.child.become_worker``)
+with two pipes, events in and replies out, both framed by ``worker/protocol.py``. Every
+wait is bounded: writing an event or reading a reply gives up at the deadline, or when
+the worker's pidfd turns readable (the moment it dies, even if a process it started still
+holds the pipe open), or, for a reply, when a signal arrives. What a wait comes to is a
+value (a ``Reply``), never an exception, whatever the worker did.
+
+The worker leads a process group of its own, and the supervisor is a child subreaper
+(``supervisor/keeper.py``), so whatever a handler starts stays below the supervisor: a
+kill of the worker takes its group and every process descended from it, even those that
+left for sessions and groups of their own, and ``release`` kills and reaps whatever a
+worker left behind before the next one is forked.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import re
 import select
 import signal
-import struct
-import sys
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import TYPE_CHECKING, NamedTuple
 
-from supervisor import protocol
+from supervisor.keeper import KEEPER, KILL_WAIT, kill_group, kill_process
+from worker import errors, procfs, protocol
+from worker.child import become_worker, close_quietly
+from worker.protocol import Failed, Garbled, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
 
 if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
     from supervisor.config import Settings
-    from supervisor.runtime_api import Invocation
+    from supervisor.runtime_api import Event
 
-# Room for an error body beyond the response limit (the worker truncates its own).
-_ERROR_SLACK = 1 << 20
-_REPLIES = frozenset((protocol.RESULT, protocol.ERROR))
 ANSWERED_TWICE = "worker answered an event twice"
-# How long a SIGKILLed process gets to die before it is given up on. SIGKILL cannot be
-# caught or blocked; only a process stuck in the kernel (a hung file system) outlasts it.
-KILL_WAIT = 2.0
-# What a reply's content type must look like to go into the /response request's headers:
-# handler code can reach the worker's marshalling, and a CR or LF would split the request.
-_HEADER_VALUE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
-
-
-class Ready(NamedTuple):
-    init_ms: float
-
-
-class InitFailed(NamedTuple):
-    body: bytes
-    error_type: str
-
-
-class Result(NamedTuple):
-    body: bytes
-    content_type: str
-
-
-class Failed(NamedTuple):
-    body: bytes
-    error_type: str
-    xray_cause: dict[str, Any] | None
-    # The worker asks to be replaced (its heap is suspect after a MemoryError).
-    retire: bool = False
+# When the supervisor's first worker started (clock ticks after boot), set as it is forked:
+# children of the supervisor older than that are not a worker's.
+_first_worker_start: int | None = None
 
 
 class Died(NamedTuple):
+    """The worker exited (its pipe closed, and its exit status is known)."""
+
     wait_status: int
 
 
-class TimedOut(NamedTuple):
-    """The deadline passed with no reply."""
-
-
-class Oversized(NamedTuple):
-    size: int
-
-
-class Garbled(NamedTuple):
-    reason: str
-
-
-class Interrupted(NamedTuple):
-    """A signal arrived while the handler was running; the reply may still come."""
-
-
-StartReply = Union[Ready, InitFailed, Died, TimedOut, Garbled, Interrupted]
-InvokeReply = Union[Result, Failed, Died, TimedOut, Oversized, Garbled, Interrupted]
+# What waiting for a worker's init, or for its reply to an event, can come to. The
+# failures of the pipe (``TimedOut`` and the rest) are handed on as they were raised. A
+# ``Reply`` is what an event's one answer is made from; ``Interrupted`` only ends a wait.
+StartReply = Ready | InitFailed | Died | TimedOut | Garbled | Interrupted
+Reply = Result | Failed | Died | TimedOut | Oversized | Garbled
+InvokeReply = Reply | Interrupted
 
 
 class WorkerProcess:
-    def __init__(self, pid: int, to_worker: int, from_worker: int, max_response: int) -> None:
+    """One forked worker: its pid, pipes and pidfd, and what the supervisor knows of it (how
+    it exited, how many events it served, the reply token of the last one).
+
+    ``spawn`` forks it; ``wait_ready``, ``send`` and ``wait_reply`` talk to it; ``stop``
+    retires it gracefully, ``kill`` ends it at once, and ``release`` takes down what is
+    left of it and of what it started. Nothing the worker does raises here: a death, a
+    hang or garbage on the pipe comes back as a reply.
+    """
+
+    def __init__(self, pid: int, to_worker: int, from_worker: int, max_response_bytes: int) -> None:
         self.pid = pid
         self.to_worker = to_worker
         self.from_worker = from_worker
-        self.max_response = max_response
+        self.max_response_bytes = max_response_bytes
         self.wait_status: int | None = None
         self.pidfd: int | None = _pidfd_open(pid)
         self.started_at = time.monotonic()
@@ -101,7 +77,7 @@ class WorkerProcess:
         self.answered: str | None = None
         self.answered_twice = False
         # A signal wakeup descriptor: a wait for a reply ends early when it fires.
-        self.interrupt_fd: int | None = None
+        self.wakeup_fd: int | None = None
 
     @classmethod
     def spawn(cls, settings: Settings) -> WorkerProcess:
@@ -114,7 +90,13 @@ class WorkerProcess:
         gc.freeze()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, measured by the e2e tests
-            _become_worker(settings, event_read, reply_write)
+            become_worker(
+                settings.handler,
+                event_read,
+                reply_write,
+                settings.max_response_bytes,
+                settings.worker_memory_mb,
+            )
         gc.unfreeze()
         os.close(event_read)
         os.close(reply_write)
@@ -127,9 +109,9 @@ class WorkerProcess:
             pass
         global _first_worker_start
         if _first_worker_start is None:
-            first = _read_stat(pid)
+            first = procfs.read_stat(pid)
             _first_worker_start = first.start if first is not None else 0
-        _keeper.watch(pid)
+        KEEPER.watch(pid)
         return cls(pid, event_write, reply_read, settings.max_response_bytes)
 
     # -- talking to it ----------------------------------------------------------------------
@@ -138,32 +120,21 @@ class WorkerProcess:
         deadline = None if timeout is None else time.monotonic() + timeout
         reply = self._read(
             deadline,
-            frozenset((protocol.READY, protocol.INIT_ERROR)),
-            _ERROR_SLACK,
-            self.interrupt_fd if interruptible else None,
+            protocol.START_KINDS,
+            errors.ERROR_REPLY_SLACK,
+            self.wakeup_fd if interruptible else None,
         )
         if isinstance(reply, protocol.Frame):
-            if reply.kind == protocol.READY:
-                init_ms = reply.meta.get("init_ms")
-                # Handler code can write on the pipe while it is imported: trust no field.
-                return Ready(float(init_ms) if isinstance(init_ms, (int, float)) else 0.0)
-            return InitFailed(reply.body, str(reply.meta.get("error_type", "Runtime.Unknown")))
+            return protocol.parse_start(reply)
         if isinstance(reply, Oversized):
             return Garbled(f"init reply of {reply.size} bytes")
         return reply
 
-    def send(self, invocation: Invocation, deadline: float) -> bool:
+    def send(self, event: Event, deadline: float) -> bool:
         """Hand over one event; False when the worker is gone (or stopped reading)."""
         try:
-            protocol.write_frame(
-                self.to_worker,
-                protocol.EVENT,
-                invocation.worker_meta(),
-                invocation.body,
-                deadline=deadline,
-                watch=self.pidfd,
-            )
-        except (BrokenPipeError, protocol.PeerClosed, protocol.DeadlineExceeded):
+            protocol.write_event(self.to_worker, event, deadline=deadline, watch=self.pidfd)
+        except (BrokenPipeError, protocol.Closed, TimedOut):
             return False
         return True
 
@@ -171,32 +142,24 @@ class WorkerProcess:
         """The reply carrying ``token``. A second reply to the event before, which handler
         code can forge (or a forked copy of the worker send), is passed over: it is no
         fault of this event. The worker is marked ``answered_twice``, to be replaced."""
-        interrupt = self.interrupt_fd if interruptible else None
+        interrupt = self.wakeup_fd if interruptible else None
         while True:
-            reply = self._read(deadline, _REPLIES, self.max_response + _ERROR_SLACK, interrupt)
-            if not isinstance(reply, protocol.Frame):
-                return reply
-            got = reply.meta.get("reply_token")
+            frame = self._read(
+                deadline, protocol.REPLY_KINDS, self.max_response_bytes + errors.ERROR_REPLY_SLACK, interrupt
+            )
+            if not isinstance(frame, protocol.Frame):
+                return frame
+            got = protocol.reply_token(frame)
             if got == token:
                 break
             if self.answered is None or got != self.answered:
                 return Garbled("a reply that does not belong to this event")
             self.answered_twice = True
         self.answered = token
-        if reply.kind == protocol.RESULT:
-            if len(reply.body) > self.max_response:
-                return Oversized(len(reply.body))
-            content_type = str(reply.meta.get("content_type") or "application/json")
-            if not _HEADER_VALUE.fullmatch(content_type):
-                return Garbled(f"a content type that cannot be a header value: {content_type[:80]!r}")
-            return Result(reply.body, content_type)
-        cause = reply.meta.get("xray_cause")
-        return Failed(
-            reply.body,
-            str(reply.meta.get("error_type", "Runtime.Unknown")),
-            cause if isinstance(cause, dict) else None,
-            retire=bool(reply.meta.get("retire")),
-        )
+        try:
+            return protocol.parse_reply(frame, self.max_response_bytes)
+        except (Oversized, Garbled) as failure:
+            return failure.with_traceback(None)
 
     def stray_output(self) -> str | None:
         """Why this worker must not be given an event: it wrote on its reply pipe while it had
@@ -204,9 +167,11 @@ class WorkerProcess:
         What it wrote would otherwise be read as the next event's reply."""
         if self.from_worker < 0 or not protocol.readable(self.from_worker):
             return None
-        stray = self._read(time.monotonic(), _REPLIES, self.max_response + _ERROR_SLACK)
+        stray = self._read(
+            time.monotonic(), protocol.REPLY_KINDS, self.max_response_bytes + errors.ERROR_REPLY_SLACK
+        )
         if isinstance(stray, protocol.Frame) and self.answered is not None:
-            if stray.meta.get("reply_token") == self.answered:
+            if protocol.reply_token(stray) == self.answered:
                 self.answered_twice = True
                 return ANSWERED_TWICE
         return "worker wrote on its reply pipe between events"
@@ -214,6 +179,7 @@ class WorkerProcess:
     def _read(
         self, deadline: float | None, allowed: frozenset[bytes], max_body: int, interrupt: int | None = None
     ) -> protocol.Frame | Died | TimedOut | Oversized | Garbled | Interrupted:
+        """The next frame, or how reading it failed (never raises: every failure is a reply)."""
         try:
             return protocol.read_frame(
                 self.from_worker,
@@ -223,19 +189,14 @@ class WorkerProcess:
                 watch=self.pidfd,
                 interrupt=interrupt,
             )
-        except protocol.DeadlineExceeded:
-            return TimedOut()
-        except protocol.Interrupted:
-            return Interrupted()
-        except protocol.PeerClosed:
+        except protocol.Closed:
             status = self.wait_exit(1.0)
             if status is None:
                 return Garbled("worker closed its end of the pipe")
             return Died(status)
-        except protocol.BodyTooLarge as exc:
-            return Oversized(exc.size)
-        except protocol.ProtocolError as exc:
-            return Garbled(str(exc))
+        except protocol.FAILURES as failure:
+            # Handed on as the reply it is; its traceback would keep the frame's buffers alive.
+            return failure.with_traceback(None)
 
     # -- life and death ---------------------------------------------------------------------
 
@@ -278,12 +239,12 @@ class WorkerProcess:
             return self.wait_status
         # Found before the worker dies and lets go of them: the processes it started, by
         # their parent links, wherever they moved (without a subreaper, the only chance).
-        family = _family(_processes(), [self.pid])
+        family = procfs.family(procfs.processes(), [self.pid])
         self._signal(signal.SIGKILL)
-        _kill_group(self.pid)
+        kill_group(self.pid)
         for process in family:
             if process.pid != self.pid:
-                _kill_process(process)
+                kill_process(process)
         status = self.wait_exit(KILL_WAIT)
         if status is None:
             self.abandoned = True
@@ -295,7 +256,7 @@ class WorkerProcess:
         end of input, then SIGKILL for the whole group after ``grace`` seconds."""
         if not self.exited():
             self._signal(signal.SIGTERM)
-        _close_quietly(self.to_worker)
+        close_quietly(self.to_worker)
         status = self.wait_exit(grace)
         return status if status is not None else self.kill()
 
@@ -313,14 +274,8 @@ class WorkerProcess:
 
     def rss_mb(self) -> float | None:
         """The worker's resident memory, from /proc (None where that is not available)."""
-        try:
-            with open(f"/proc/{self.pid}/status", "rb") as status:
-                for line in status:
-                    if line.startswith(b"VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
+        rss_kb = procfs.status_kb(self.pid, "VmRSS")
+        return None if rss_kb is None else rss_kb / 1024
 
     def release(self) -> list[int]:
         """Kill what is left of this worker and close what the supervisor holds for it.
@@ -331,12 +286,12 @@ class WorkerProcess:
         left a zombie. Returns the pids of those that would not die within ``KILL_WAIT``.
         """
         self._signal(signal.SIGKILL)
-        _kill_group(self.pid)
+        kill_group(self.pid)
         stuck = self._kill_leftovers()
-        _keeper.watch(0)
+        KEEPER.watch(0)
         for fd in (self.to_worker, self.from_worker, self.pidfd):
             if fd is not None:
-                _close_quietly(fd)
+                close_quietly(fd)
         self.to_worker = self.from_worker = -1
         self.pidfd = None
         return stuck
@@ -364,8 +319,8 @@ class WorkerProcess:
         """Reap one child that has exited; returns its pid, or 0 if it had not."""
         if pid == self.pid and not self.abandoned:
             return pid if self.exited() else 0
-        if pid == _keeper.pid:
-            _keeper.pid = None  # dead: the next worker it is told about starts another
+        if pid == KEEPER.pid:
+            KEEPER.pid = None  # dead: the next worker it is told about starts another
         try:
             return os.waitpid(pid, os.WNOHANG)[0]
         except ChildProcessError:
@@ -381,18 +336,18 @@ class WorkerProcess:
         supervisor = os.getpid()
         give_up = time.monotonic() + KILL_WAIT
         while True:
-            processes = _processes()
+            processes = procfs.processes()
             started = [
                 p.pid
                 for p in processes
                 if p.ppid == supervisor
-                and p.pid != _keeper.pid
+                and p.pid != KEEPER.pid
                 and (_first_worker_start is None or p.start >= _first_worker_start)
             ]
-            left = _family(processes, started)
+            left = procfs.family(processes, started)
             for process in left:
                 if process.state != "Z":
-                    _kill_process(process)
+                    kill_process(process)
                 elif process.ppid == supervisor:
                     self._reap(process.pid)
             if not left:
@@ -427,329 +382,3 @@ def _pidfd_open(pid: int) -> int | None:
         return opener(pid)
     except OSError:
         return None
-
-
-def become_subreaper() -> bool:
-    """Make the supervisor a child subreaper (Linux): a process that a handler started and
-    whose parent died (a double fork, a child of a worker killed at its deadline) is then
-    re-parented to the supervisor instead of to init, where the next kill of a worker
-    finds it and the supervisor reaps it. False where the kernel does not offer it."""
-    global _subreaper
-    _subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    return _subreaper
-
-
-def adopts_orphans() -> bool:
-    """Are processes orphaned below the supervisor re-parented to it (to be reaped)?"""
-    return _subreaper or os.getpid() == 1
-
-
-def _prctl(option: int, value: int | bytes) -> bool:
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False  # not Linux
-
-
-class _Process(NamedTuple):
-    """A process as /proc/PID/stat places it."""
-
-    pid: int
-    ppid: int
-    pgid: int
-    sid: int
-    state: str
-    start: int  # clock ticks after boot: with ``pid``, which process this is
-
-
-def _processes() -> list[_Process]:
-    """Every process in /proc (none where there is no /proc)."""
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        if name.isdigit():
-            process = _read_stat(int(name))
-            if process is not None:
-                found.append(process)
-    return found
-
-
-def _read_stat(pid: int) -> _Process | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            line = stat.read()
-        # The command name, in parentheses, may hold anything: the fields follow the last ")".
-        state, ppid, pgid, sid, *rest = line[line.rindex(b")") + 2 :].split()
-        return _Process(pid, int(ppid), int(pgid), int(sid), state.decode(), int(rest[15]))
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _family(processes: list[_Process], roots: Iterable[int]) -> list[_Process]:
-    """The processes ``roots`` and all their descendants, by parent links."""
-    by_pid = {p.pid: p for p in processes}
-    children: dict[int, list[_Process]] = {}
-    for process in processes:
-        children.setdefault(process.ppid, []).append(process)
-    found = [by_pid[pid] for pid in roots if pid in by_pid]
-    frontier = list(found)
-    while frontier:
-        for child in children.get(frontier.pop().pid, ()):
-            found.append(child)
-            frontier.append(child)
-    return found
-
-
-def _kill_process(process: _Process) -> None:
-    """SIGKILL a process found in /proc, unless its pid has gone to another process since."""
-    opener = getattr(os, "pidfd_open", None)
-    try:
-        if opener is None:
-            os.kill(process.pid, signal.SIGKILL)
-            return
-        fd = opener(process.pid)
-    except OSError:
-        return  # gone already
-    try:
-        again = _read_stat(process.pid)
-        if again is not None and again.start == process.start:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _kill_group(pid: int) -> None:
-    """SIGKILL the process group the worker ``pid`` was given (whoever is still in it)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _close_quietly(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
-
-
-def _close_inherited_fds(keep: set[int]) -> None:
-    """Close what the supervisor had open (its Runtime API socket, old pipes), so user code
-    can neither write on the supervisor's connection nor keep a dead worker's pipe alive."""
-    try:
-        fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        return
-    for fd in fds:
-        if fd > 2 and fd not in keep:
-            _close_quietly(fd)
-
-
-def _become_worker(settings: Settings, event_read: int, reply_write: int) -> None:  # pragma: no cover
-    """The child side of the fork. Never returns into the supervisor's code."""
-    code = 1
-    supervisor_pid = os.getppid()
-    try:
-        try:
-            os.setpgid(0, 0)
-        except OSError:
-            pass
-        _die_with_supervisor(supervisor_pid)
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        _close_inherited_fds({event_read, reply_write})
-        if settings.worker_memory_mb:
-            import resource
-
-            limit = int(settings.worker_memory_mb * 1024 * 1024)
-            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-        from worker.main import run
-
-        # From here on the runtime's code runs from the module objects it already holds.
-        _forget_runtime_modules()
-        run(settings.handler, event_read, reply_write, settings.max_response_bytes, settings.worker_memory_mb)
-        code = 0
-    except SystemExit as exc:
-        code = _system_exit_code(exc)
-    except KeyboardInterrupt:
-        # Die of SIGINT, as an interpreter does on an unhandled KeyboardInterrupt.
-        _flush_stdio()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        if not _flush_stdio() and code == 0:
-            code = 120  # what an interpreter returns when it cannot flush stdout at exit
-        os._exit(code)
-
-
-def _die_with_supervisor(supervisor_pid: int) -> None:
-    """Have the kernel SIGKILL this worker when the supervisor dies (even by SIGKILL).
-
-    SIGKILL because handler code can block, catch or ignore any other signal. What the
-    worker started is the keeper's to take down (see ``_Keeper``).
-    """
-    if not _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL):
-        return  # not Linux: the worker still exits when its event pipe closes
-    if os.getppid() != supervisor_pid:
-        os.kill(os.getpid(), signal.SIGKILL)  # the supervisor died before the request took effect
-
-
-class _Keeper:
-    """The process that takes down what a worker started when the supervisor is killed.
-
-    The kernel kills the worker itself with the supervisor: its death signal
-    (``PR_SET_PDEATHSIG``) is SIGKILL. A death signal is one process's own, though: what
-    the worker forks inherits none, and nothing else would stop it once the supervisor is
-    gone. The keeper does. The supervisor forks it once; it runs no user code, and sits in
-    a process group of its own so that a kill aimed at the runtime's group leaves it its
-    work. It reads the current worker's pid from a pipe whose only writer is the
-    supervisor: when the supervisor dies, however it dies, the pipe reads end-of-file,
-    and the keeper SIGKILLs that worker, its process group and whatever is still
-    descended from it, then exits.
-
-    That is as far as the kernel allows: a process that left the worker's group and
-    whose parent died is re-parented to init once the supervisor is gone, and nothing
-    records where it came from (a PID namespace or a cgroup would; a Lambda runtime can
-    create neither). While the supervisor lives, its own kills reach those too.
-    """
-
-    def __init__(self) -> None:
-        self.pid: int | None = None
-        self._pipe: int | None = None
-
-    def watch(self, worker_pid: int) -> None:
-        """Name the worker to take down with the supervisor from now on (0: none)."""
-        for _attempt in range(2):
-            if self._pipe is None and not (worker_pid and self._start()):
-                return
-            assert self._pipe is not None
-            try:
-                os.write(self._pipe, _PID.pack(worker_pid))
-                return
-            except BlockingIOError:
-                return  # the keeper has stopped reading: there is no waiting for it
-            except OSError:  # the keeper is gone (a handler killed it): start another
-                _close_quietly(self._pipe)
-                self._pipe = self.pid = None
-
-    def _start(self) -> bool:
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            return False
-        if pid == 0:  # pragma: no cover - runs in the keeper, measured by the e2e tests
-            _keep(read_end)
-        os.close(read_end)
-        os.set_blocking(write_end, False)
-        self.pid, self._pipe = pid, write_end
-        return True
-
-
-def _keep(commands: int) -> None:  # pragma: no cover - runs in the keeper
-    """The keeper's life: note each worker the supervisor names; at end-of-file (the
-    supervisor is gone), kill the last one named and what it started."""
-    try:
-        gc.disable()
-        os.setpgid(0, 0)
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)
-        # Nor does it hold the runtime's output open: a reader waiting for its end would
-        # wait for the keeper too.
-        quiet = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(quiet, fd)
-        _close_inherited_fds({commands})
-        _prctl(_PR_SET_NAME, KEEPER_NAME.encode())
-        worker: _Process | None = None
-        pending = b""
-        while True:
-            chunk = os.read(commands, 512)
-            if not chunk:
-                break
-            pending += chunk
-            while len(pending) >= _PID.size:
-                (pid,) = _PID.unpack(pending[: _PID.size])
-                pending = pending[_PID.size :]
-                worker = _read_stat(pid) if pid else None
-        if worker is not None:
-            _take_down(worker)
-    finally:
-        os._exit(0)
-
-
-def _take_down(worker: _Process) -> None:  # pragma: no cover - runs in the keeper
-    """SIGKILL ``worker``, its process group and its descendants until none is left."""
-    session = os.getsid(0)
-    give_up = time.monotonic() + KILL_WAIT
-    while True:
-        processes = _processes()
-        still = [p for p in processes if p.pid == worker.pid and p.start == worker.start]
-        doomed = _family(processes, [p.pid for p in still])
-        doomed += [p for p in processes if p.pgid == worker.pid and p.sid == session]
-        doomed = [p for p in doomed if p.state != "Z"]
-        if not doomed or time.monotonic() >= give_up:
-            return
-        for process in doomed:
-            _kill_process(process)
-        time.sleep(0.005)
-
-
-# The keeper's name in /proc (at most 15 bytes).
-KEEPER_NAME = "lambda-keeper"
-_PID = struct.Struct("!i")
-_keeper = _Keeper()
-_PR_SET_NAME = 15
-_PR_SET_CHILD_SUBREAPER = 36
-# Set by become_subreaper; the first worker's start time, by spawn.
-_subreaper = False
-_first_worker_start: int | None = None
-
-_PR_SET_PDEATHSIG = 1
-
-# The runtime's own packages, and the third-party ones the supervisor loads for itself.
-# A function may have modules of these names (a ``worker.py``, PyPI's ``supervisor``, its
-# own urllib3); every worker, whenever it was forked and whatever the supervisor had
-# imported by then, must import the function's, as it would on AWS's runtime.
-RUNTIME_MODULES = ("supervisor", "worker", "urllib3", "structlog")
-
-
-def _forget_runtime_modules() -> None:
-    for name in [name for name in sys.modules if name.partition(".")[0] in RUNTIME_MODULES]:
-        del sys.modules[name]
-
-
-def _system_exit_code(exc: SystemExit) -> int:
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code & 0xFF
-    print(exc.code, file=sys.stderr)
-    return 1
-
-
-def _flush_stdio() -> bool:
-    ok = True
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            ok = False
-    return ok

@@ -42,7 +42,7 @@ from chaos_support import (
 from proc_support import catches_signal, session_procs, wait_until
 from runtime_harness import handler_files, invoke, running_runtime
 
-from supervisor.worker_process import KEEPER_NAME
+from supervisor.keeper import KEEPER_NAME
 
 pytestmark = pytest.mark.chaos
 

@@ -24,7 +24,8 @@ from runtime_harness import STARTUP_TIMEOUT, handler_files, handler_source, runn
 
 from lambda_supervisor.emulator import Outcome, RuntimeAPIEmulator
 from lambda_supervisor.process import platform_environment
-from worker.reports import ERROR_BODY_BYTES, UNPRINTABLE, XRAY_CAUSE_BYTES
+from worker.errors import ERROR_BODY_BYTES, XRAY_CAUSE_BYTES
+from worker.reports import UNPRINTABLE
 
 pytest_plugins = ["deploy_support"]
 

@@ -306,7 +306,7 @@ def test_runtime_killed_by_a_signal_is_described_in_the_supervisors_words(
 ) -> None:
     """Tried: a handler that sends SIGUSR1 (then SIGKILL) to the runtime process.
 
-    The wording is the one the supervisor uses for its workers (supervisor/errors.py).
+    The wording is the one the supervisor uses for its workers (worker/errors.py).
     """
     done = run_cli("invoke", f"{app}:kill_runtime", "--event", json.dumps({"signal": int(signum)}))
     assert done.returncode == 1, done.stderr.decode()

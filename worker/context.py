@@ -10,7 +10,11 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.protocol import EventMeta
 
 
 class ContextUnmarshalError(Exception):
@@ -69,7 +73,7 @@ def _parse_json_header(raw: str | None, name: str) -> Any:
 class LambdaContext:
     """Built once per invocation from the supervisor's metadata for that event."""
 
-    def __init__(self, meta: dict[str, Any], environ: dict[str, str] | os._Environ = os.environ) -> None:
+    def __init__(self, meta: EventMeta, environ: Mapping[str, str] = os.environ) -> None:
         self.aws_request_id: str = meta["request_id"]
         self.log_group_name = environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
         self.log_stream_name = environ.get("AWS_LAMBDA_LOG_STREAM_NAME")

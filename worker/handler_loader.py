@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from worker import errors
 from worker.reports import describe, user_stack
 
 Handler = Callable[[Any, Any], Any]
@@ -41,11 +42,11 @@ def split_handler(handler: str) -> tuple[str, str]:
     module = module.strip("/").replace("/", ".")
     if not module or not function:
         reason = "expected 'module.function' or 'module:function'"
-        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {reason}")
+        raise InitError(errors.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {reason}")
     if not all(module.split(".")):
         # A relative or empty segment ("..app", "a..b") would make import_module resolve
         # something other than what the string names.
-        raise InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler}': empty module name segment")
+        raise InitError(errors.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': empty module name segment")
     return module, function
 
 
@@ -53,7 +54,7 @@ def load_handler(handler: str) -> Handler:
     module_name, function_name = split_handler(handler)
     if module_name.split(".")[0] in sys.builtin_module_names:
         raise InitError(
-            "Runtime.BuiltInModuleConflict",
+            errors.BUILT_IN_MODULE_CONFLICT,
             f"Cannot use built-in module {module_name} as a handler module",
         )
     # The exception's text comes from user code: taken through ``describe``, which cannot fail.
@@ -61,12 +62,12 @@ def load_handler(handler: str) -> Handler:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise InitError(
-            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {describe(exc)[1]}"
+            errors.IMPORT_MODULE_ERROR, f"Unable to import module '{module_name}': {describe(exc)[1]}"
         ) from None
     except SyntaxError as exc:
         trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {(exc.text or "").strip()}']
         raise InitError(
-            "Runtime.UserCodeSyntaxError",
+            errors.USER_CODE_SYNTAX_ERROR,
             f"Syntax error in module '{module_name}': {describe(exc)[1]}",
             trace,
         ) from None
@@ -76,13 +77,13 @@ def load_handler(handler: str) -> Handler:
         function = getattr(module, function_name)
     except AttributeError:
         raise InitError(
-            "Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'"
+            errors.HANDLER_NOT_FOUND, f"Handler '{function_name}' missing on module '{module_name}'"
         ) from None
     except Exception as exc:  # a module-level __getattr__ that fails otherwise
         raise InitError(*describe(exc), user_stack(exc)[1]) from None
     if not callable(function):
         raise InitError(
-            "Runtime.HandlerNotFound",
+            errors.HANDLER_NOT_FOUND,
             f"Handler '{function_name}' on module '{module_name}' is not callable",
         )
     return function

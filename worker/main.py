@@ -1,7 +1,7 @@
 """The worker's life: init once, then answer events from the supervisor until told to stop.
 
 Runs in a process forked from the supervisor. Everything a handler can do wrong short of
-killing this process is turned into an error frame here; anything worse (``os._exit``,
+killing this process is turned into a ``Failed`` reply here; anything worse (``os._exit``,
 a signal, ``sys.exit``) ends the process, and the supervisor reports it.
 """
 
@@ -11,17 +11,12 @@ import io
 import os
 import sys
 import time
-from typing import Any
 
-from supervisor import errors, protocol
-from supervisor.logs import LambdaLogHandler, RequestIdHolder, configure_handler_logging
-from worker import marshal
+from worker import errors, marshal, protocol
 from worker.context import ContextUnmarshalError, LambdaContext
 from worker.handler_loader import Handler, InitError, load_handler
-from worker.reports import bounded_body, encode_body, exception_report
-
-# Largest event the supervisor will ever send; anything bigger is a framing error.
-MAX_EVENT_BYTES = 64 << 20
+from worker.logs import LambdaLogHandler, RequestIdHolder, configure_handler_logging
+from worker.reports import XRayCause, bounded_report, exception_report
 
 _log_handler: LambdaLogHandler | None = None
 
@@ -46,8 +41,8 @@ def run(
     handler_name: str,
     from_supervisor: int,
     to_supervisor: int,
-    max_response: int,
-    memory_limit_mb: float | None = None,
+    max_response_bytes: int,
+    worker_memory_mb: float | None = None,
 ) -> None:
     """Initialise, report ready or the init error, then serve events until the pipe closes."""
     started = time.monotonic()
@@ -61,28 +56,24 @@ def run(
     try:
         handler = load_handler(handler_name)
     except InitError as exc:
-        report = bounded_body(errors.error_body(exc.message, exc.error_type, "", exc.stack_trace))
-        meta = {"error_type": report["errorType"]}
-        protocol.write_frame(to_supervisor, protocol.INIT_ERROR, meta, encode_body(report))
+        report = bounded_report(errors.report(exc.message, exc.error_type, "", exc.stack_trace))
+        protocol.write_init_failed(
+            to_supervisor, protocol.InitFailed(errors.encode(report), report["errorType"])
+        )
         return
     _leave_if_forked(worker_pid)
-    init_ms = (time.monotonic() - started) * 1000
-    protocol.write_frame(to_supervisor, protocol.READY, {"init_ms": round(init_ms, 3)})
+    protocol.write_ready(to_supervisor, (time.monotonic() - started) * 1000)
     while True:
         try:
-            frame = protocol.read_frame(
-                from_supervisor, max_body=MAX_EVENT_BYTES, allowed=frozenset((protocol.EVENT,))
-            )
-        except protocol.PeerClosed:
+            reply_token, meta, payload = protocol.read_event(from_supervisor)
+        except protocol.Closed:
             return
-        reply_token = frame.meta.pop("reply_token", None)
-        kind, meta, body = invoke(handler, frame.meta, frame.body, max_response, memory_limit_mb)
+        reply = invoke(handler, meta, payload, max_response_bytes, worker_memory_mb)
         _leave_if_forked(worker_pid)
-        meta["reply_token"] = reply_token
-        protocol.write_frame(to_supervisor, kind, meta, body)
+        protocol.write_reply(to_supervisor, reply_token, reply)
         # Neither the event nor the result is kept while waiting for the next event: each
         # can be 6 MB, held for as long as the environment idles.
-        del frame, body
+        del payload, reply
 
 
 def _leave_if_forked(worker_pid: int) -> None:
@@ -94,53 +85,51 @@ def _leave_if_forked(worker_pid: int) -> None:
 
 def invoke(
     handler: Handler,
-    meta: dict[str, Any],
-    body: bytes,
-    max_response: int,
-    memory_limit_mb: float | None = None,
-) -> tuple[bytes, dict, bytes]:
-    """Run one event through the handler; return the frame to send back."""
+    meta: protocol.EventMeta,
+    payload: bytes | bytearray,
+    max_response_bytes: int,
+    worker_memory_mb: float | None = None,
+) -> protocol.Result | protocol.Failed:
+    """Run one event through the handler; the reply to send back."""
     request_id = meta["request_id"]
     RequestIdHolder.current = request_id
     _set_trace_id(meta.get("trace_id"))
     try:
         context = LambdaContext(meta)
-        event = marshal.decode_event(body, meta.get("content_type"))
+        event = marshal.decode_event(payload, meta.get("content_type"))
         result = handler(event, context)
-        payload, content_type = marshal.encode_result(result)
+        result_payload, content_type = marshal.encode_result(result)
     except ContextUnmarshalError as exc:
-        return _error_frame(errors.error_body(str(exc), "Runtime.LambdaContextUnmarshalError", request_id))
+        return _failed(errors.report(str(exc), errors.CONTEXT_UNMARSHAL_ERROR, request_id))
     except marshal.UnmarshalError as exc:
-        return _error_frame(errors.error_body(str(exc), "Runtime.UnmarshalError", request_id))
+        return _failed(errors.report(str(exc), errors.UNMARSHAL_ERROR, request_id))
     except marshal.MarshalError as exc:
-        return _error_frame(errors.error_body(str(exc), "Runtime.MarshalError", request_id))
+        return _failed(errors.report(str(exc), errors.MARSHAL_ERROR, request_id))
     except MemoryError as exc:
         # The heap is suspect after this: answer, then ask to be replaced.
-        if memory_limit_mb:
-            message = f"The handler exceeded the worker memory limit of {memory_limit_mb:g} MB"
-            body_, _ = exception_report(exc, request_id, errors.OUT_OF_MEMORY, message)
+        if worker_memory_mb:
+            message = f"The handler exceeded the worker memory limit of {worker_memory_mb:g} MB"
+            report, _ = exception_report(exc, request_id, errors.OUT_OF_MEMORY, message)
         else:
-            body_, _ = exception_report(exc, request_id)
-        kind, meta_, payload_ = _error_frame(body_)
-        meta_["retire"] = True
-        return kind, meta_, payload_
+            report, _ = exception_report(exc, request_id)
+        return _failed(report, retire=True)
     except Exception as exc:
-        return _error_frame(*exception_report(exc, request_id))
+        return _failed(*exception_report(exc, request_id))
     finally:
         RequestIdHolder.current = None
-    if len(payload) > max_response:
-        return _error_frame(errors.response_too_large(len(payload), max_response, request_id))
-    return protocol.RESULT, {"content_type": content_type}, payload
+    if len(result_payload) > max_response_bytes:
+        return _failed(errors.response_too_large(len(result_payload), max_response_bytes, request_id))
+    return protocol.Result(result_payload, content_type)
 
 
-def _error_frame(body: dict[str, Any], cause: dict[str, Any] | None = None) -> tuple[bytes, dict, bytes]:
-    body = bounded_body(body)
+def _failed(
+    report: errors.ErrorReport, cause: XRayCause | None = None, *, retire: bool = False
+) -> protocol.Failed:
+    """The reply for a failed invocation, its report bounded and logged."""
+    report = bounded_report(report)
     if _log_handler is not None:
-        _log_handler.emit_error(body)
-    meta: dict[str, Any] = {"error_type": body["errorType"]}
-    if cause is not None:
-        meta["xray_cause"] = cause
-    return protocol.ERROR, meta, encode_body(body)
+        _log_handler.emit_error(report)
+    return protocol.Failed(errors.encode(report), report["errorType"], cause, retire)
 
 
 def _set_trace_id(trace_id: str | None) -> None:

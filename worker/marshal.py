@@ -24,12 +24,12 @@ class MarshalError(Exception):
     pass
 
 
-def decode_event(body: bytes, content_type: str | None) -> Any:
+def decode_event(payload: bytes | bytearray, content_type: str | None) -> Any:
     """JSON events become Python objects; anything else is handed over as bytes."""
     if content_type and content_type.split(";", 1)[0].strip().lower() != JSON_CONTENT_TYPE:
-        return bytes(body)  # a large body arrives as a bytearray; handlers are given bytes
+        return bytes(payload)  # a large payload arrives as a bytearray; handlers are given bytes
     try:
-        return json.loads(body)
+        return json.loads(payload)
     except ValueError as exc:
         raise UnmarshalError(f"Unable to unmarshal input: {exc}") from None
 

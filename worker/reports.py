@@ -4,7 +4,7 @@ Handler code decides what goes into an error report: an exception whose ``__str_
 raises, a message of megabytes, a ``RecursionError`` a thousand frames deep, a working
 directory it deleted. None of that may take the worker down or make the report one the
 supervisor or the Runtime API refuses, so every piece is taken with a fallback, and the
-body and the X-Ray cause are cut to fixed budgets.
+report and the X-Ray cause are cut to fixed budgets.
 """
 
 from __future__ import annotations
@@ -12,22 +12,18 @@ from __future__ import annotations
 import json
 import os
 import traceback
-from typing import Any
+from typing import Any, TypedDict
 
-from supervisor import errors
+from worker import errors
+from worker.errors import ERROR_BODY_BYTES, ERROR_TYPE_CHARS, XRAY_CAUSE_BYTES
 from worker.tracebacks import format_frames, user_frames
 
-# The whole error body, encoded. Any real message and stack trace fit; the record that logs
-# it (message included twice) stays inside one CloudWatch Logs event (256 KiB); and it is
-# far inside what the supervisor accepts for an error reply (1 MiB at init).
-ERROR_BODY_BYTES = 64 << 10
-# The X-Ray cause travels in a request header, which servers refuse past 64 KiB or less.
-XRAY_CAUSE_BYTES = 4 << 10
-# An errorType is also a header value (Lambda-Runtime-Function-Error-Type).
-ERROR_TYPE_CHARS = 256
-# What the cause keeps of the message and of the stack (the outermost and innermost frames).
-_CAUSE_MESSAGE_CHARS = 1024
+# What an X-Ray cause keeps at most: of its exceptions, of each one's stack (the outermost
+# and innermost frames), and of each text (JSON-encoded bytes); the message gets the most.
+_CAUSE_EXCEPTIONS = 4
 _CAUSE_FRAMES = 16
+_CAUSE_MESSAGE_BYTES = 1024
+_CAUSE_TEXT_BYTES = 256
 # One stackTrace entry (a frame, its source line included) at most.
 _ENTRY_BYTES = 2048
 # Python's own wording when an exception cannot be printed.
@@ -54,8 +50,8 @@ def user_stack(exc: BaseException) -> tuple[traceback.StackSummary, list[str]]:
 
 def exception_report(
     exc: BaseException, request_id: str = "", error_type: str | None = None, message: str | None = None
-) -> tuple[errors.ErrorBody, dict[str, Any]]:
-    """The error body and the X-Ray cause for an exception from user code.
+) -> tuple[errors.ErrorReport, XRayCause | None]:
+    """The error report and the X-Ray cause for an exception from user code.
 
     ``error_type`` and ``message`` replace the exception's own where the runtime words the
     failure itself (out of memory).
@@ -64,58 +60,158 @@ def exception_report(
     error_type = own_type if error_type is None else error_type
     message = own_message if message is None else message
     frames, stack = user_stack(exc)
-    body = bounded_body(errors.error_body(message, error_type, request_id, stack))
-    return body, xray_cause(body["errorType"], message, frames)
+    report = bounded_report(errors.report(message, error_type, request_id, stack))
+    return report, xray_cause(report["errorType"], message, frames)
 
 
-def bounded_body(body: errors.ErrorBody) -> errors.ErrorBody:
-    """``body`` with errorMessage and stackTrace cut so that it encodes to at most
+def bounded_report(report: errors.ErrorReport) -> errors.ErrorReport:
+    """``report`` with errorMessage and stackTrace cut so that it encodes to at most
     ``ERROR_BODY_BYTES``; errorType and requestId are kept, and it stays the four keys."""
-    body = errors.error_body(
-        _text(body.get("errorMessage")),
-        _text(body.get("errorType"))[:ERROR_TYPE_CHARS],
-        _text(body.get("requestId")),
-        [_text(entry) for entry in body.get("stackTrace") or []],
+    report = errors.report(
+        _text(report.get("errorMessage")),
+        _text(report.get("errorType"))[:ERROR_TYPE_CHARS],
+        _text(report.get("requestId")),
+        [_text(entry) for entry in report.get("stackTrace") or []],
     )
-    if _size(body) <= ERROR_BODY_BYTES:
-        return body
+    if _size(report) <= ERROR_BODY_BYTES:
+        return report
     # The stack gets what the message leaves, and at least a quarter; the message the rest.
-    stack = body["stackTrace"]
-    body["stackTrace"] = []
-    body["stackTrace"] = _clip_entries(stack, max(ERROR_BODY_BYTES // 4, ERROR_BODY_BYTES - _size(body)))
-    message = body["errorMessage"]
-    body["errorMessage"] = ""
-    body["errorMessage"] = _clip_text(message, ERROR_BODY_BYTES - _size(body))
-    return body
+    stack = report["stackTrace"]
+    report["stackTrace"] = []
+    report["stackTrace"] = _clip_entries(stack, max(ERROR_BODY_BYTES // 4, ERROR_BODY_BYTES - _size(report)))
+    message = report["errorMessage"]
+    report["errorMessage"] = ""
+    report["errorMessage"] = _clip_text(message, ERROR_BODY_BYTES - _size(report))
+    return report
 
 
-def xray_cause(error_type: str, message: str, frames: traceback.StackSummary) -> dict[str, Any]:
-    """The X-Ray error cause document Lambda attaches to a failed invocation, at most
-    ``XRAY_CAUSE_BYTES`` once encoded as the supervisor sends it."""
+class XRayFrame(TypedDict):
+    label: str
+    path: str
+    line: int
+
+
+class XRayException(TypedDict):
+    message: str
+    type: str
+    stack: list[XRayFrame]
+
+
+class XRayCause(TypedDict):
+    """The X-Ray error cause document Lambda attaches to a failed invocation."""
+
+    working_directory: str
+    exceptions: list[XRayException]
+    paths: list[str]
+
+
+def xray_cause(error_type: str, message: str, frames: traceback.StackSummary) -> XRayCause | None:
+    """The X-Ray cause of an exception from user code, bounded (``bound_xray_cause``)."""
     try:
         working_directory = os.getcwd()
     except OSError:
         working_directory = ""  # the handler removed it
     try:
-        stack = [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames]
+        stack: list[XRayFrame] = [
+            {"label": f.name, "path": f.filename, "line": f.lineno or 0} for f in frames
+        ]
     except Exception:
         stack = []
-    exception: dict[str, Any] = {
-        "message": _clip_text(message, _CAUSE_MESSAGE_CHARS, ascii=True),
-        "type": error_type,
+    exception: XRayException = {"message": message, "type": error_type, "stack": stack}
+    return bound_xray_cause({"working_directory": working_directory, "exceptions": [exception], "paths": []})
+
+
+def parse_xray_cause(value: object) -> XRayCause | None:
+    """The X-Ray cause a worker's reply carries, which handler code can forge: only the
+    cause's own fields are kept, each of its own type, then it is bounded as the worker
+    bounds its own. None when there is no exception in it."""
+    if not isinstance(value, dict):
+        return None
+    exceptions = [_parse_exception(item) for item in _list(value.get("exceptions"))[:_CAUSE_EXCEPTIONS]]
+    kept = [exception for exception in exceptions if exception is not None]
+    if not kept:
+        return None
+    working_directory = _string(value.get("working_directory"))
+    return bound_xray_cause({"working_directory": working_directory, "exceptions": kept, "paths": []})
+
+
+def bound_xray_cause(cause: XRayCause) -> XRayCause | None:
+    """A copy of ``cause`` that encodes (``encode_xray_cause``) to at most
+    ``XRAY_CAUSE_BYTES``, or None when it holds no exception.
+
+    Every text is cut to its budget and each stack to its outermost and innermost frames;
+    then, until it fits, frames go from the middle of the longest stack (the outermost and
+    innermost say where it started and where it failed), then exceptions after the first.
+    ``paths`` is rebuilt from the frames kept.
+    """
+    exceptions: list[XRayException] = [
+        {
+            "message": _clip_text(exception["message"], _CAUSE_MESSAGE_BYTES, ascii=True),
+            "type": _clip_text(exception["type"], _CAUSE_TEXT_BYTES, ascii=True),
+            "stack": [
+                {
+                    "label": _clip_text(frame["label"], _CAUSE_TEXT_BYTES, ascii=True),
+                    "path": _clip_text(frame["path"], _CAUSE_TEXT_BYTES, ascii=True),
+                    "line": frame["line"],
+                }
+                for frame in _ends(exception["stack"], _CAUSE_FRAMES)
+            ],
+        }
+        for exception in cause["exceptions"][:_CAUSE_EXCEPTIONS]
+    ]
+    if not exceptions:
+        return None
+    bounded: XRayCause = {
+        "working_directory": _clip_text(cause["working_directory"], _CAUSE_TEXT_BYTES, ascii=True),
+        "exceptions": exceptions,
+        "paths": [],
     }
-    cause: dict[str, Any] = {
-        "working_directory": _clip_text(working_directory, _CAUSE_MESSAGE_CHARS, ascii=True)
-    }
-    # Fewer frames (the outermost and innermost kept) until it fits; the message and the
-    # type alone still say what failed.
-    kept = _CAUSE_FRAMES
     while True:
-        exception["stack"] = _ends(stack, kept)
-        cause.update(exceptions=[exception], paths=sorted({entry["path"] for entry in exception["stack"]}))
-        if kept == 0 or _size(cause, ascii=True) <= XRAY_CAUSE_BYTES:
-            return cause
-        kept //= 2
+        bounded["paths"] = sorted({frame["path"] for exception in exceptions for frame in exception["stack"]})
+        if len(encode_xray_cause(bounded)) <= XRAY_CAUSE_BYTES:
+            return bounded
+        longest = max(exceptions, key=lambda exception: len(exception["stack"]))["stack"]
+        if longest:
+            del longest[(len(longest) - 1) // 2]  # what _ends would keep of one frame fewer
+        elif len(exceptions) > 1:
+            exceptions.pop()
+        else:
+            return None  # never, with every text cut: one exception without frames fits
+
+
+def encode_xray_cause(cause: XRayCause) -> str:
+    """The cause as its header carries it: compact JSON, ASCII only."""
+    return json.dumps(cause, separators=(",", ":"))
+
+
+def _parse_exception(value: object) -> XRayException | None:
+    if not isinstance(value, dict):
+        return None
+    frames = _ends([frame for frame in _list(value.get("stack")) if isinstance(frame, dict)], _CAUSE_FRAMES)
+    return {
+        "message": _string(value.get("message")),
+        "type": _string(value.get("type")),
+        "stack": [
+            {
+                "label": _string(frame.get("label")),
+                "path": _string(frame.get("path")),
+                "line": _line(frame.get("line")),
+            }
+            for frame in frames
+        ],
+    }
+
+
+def _line(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9 else 0
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _string(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _ends(items: list[Any], count: int) -> list[Any]:
@@ -124,11 +220,6 @@ def _ends(items: list[Any], count: int) -> list[Any]:
         return items
     head = count // 2
     return items[:head] + items[len(items) - (count - head) :]
-
-
-def encode_body(body: errors.ErrorBody) -> bytes:
-    """An error body as the worker sends it: UTF-8 JSON, lone surrogates escaped."""
-    return json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def _text(value: Any) -> str:
@@ -141,8 +232,8 @@ def _text(value: Any) -> str:
 
 
 def _size(value: Any, ascii: bool = False) -> int:
-    """Encoded length: as ``encode_body`` writes it, or (``ascii``) as the supervisor writes
-    the X-Ray cause into its header."""
+    """Encoded length: as ``errors.encode`` writes a report, or (``ascii``) as the supervisor
+    writes the X-Ray cause into its header."""
     if not ascii:
         return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace"))
     return len(json.dumps(value, separators=(",", ":")))

@@ -28,4 +28,6 @@ def user_frames(tb: TracebackType | None) -> traceback.StackSummary:
 def format_frames(frames: traceback.StackSummary) -> list[str]:
     """``traceback.format_list`` entries without the column carets newer Pythons add, so the
     strings are the ones AWS's runtime posts."""
-    return traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
+    return traceback.format_list(
+        [traceback.FrameSummary(f.filename, f.lineno, f.name, line=f.line) for f in frames]
+    )

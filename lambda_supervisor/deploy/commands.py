@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .aws import AwsConnection, AwsOptions, explained_aws_errors
 from .dependencies import PipSource

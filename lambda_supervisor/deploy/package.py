@@ -11,10 +11,9 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .archive import (
     EXECUTABLE_MODE,

@@ -16,15 +16,23 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lambda_supervisor.runtime_modules import load
 
 from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, check_async_room, finished_to_forget
 from .records import Invocation, InvokeListener, Outcome, now_ms
 from .wire import error_json
 
+if TYPE_CHECKING:
+    from worker import errors
+else:
+    errors = load("worker/errors.py")
+
 # An event whose hand-out fails this many times (the runtime never receives it) is
 # answered with UNDELIVERABLE instead of being put back in line once more.
 MAX_HAND_OUTS = 3
-UNDELIVERABLE = "Runtime.EventNotDelivered"
+UNDELIVERABLE = errors.EVENT_NOT_DELIVERED
 
 _REJECTIONS = {
     403: error_json("InvalidStateTransition", "Invocation already has a response or error."),
@@ -184,8 +192,8 @@ class InvocationQueue:
                 return None
             remaining = (invocation.deadline_ms - now_ms()) / 1000 + self.invoke_grace
             if remaining <= 0:
-                message = f"Task timed out after {invocation.timeout:.2f} seconds"
-                self.fail_invocation(invocation, "Sandbox.Timedout", message)
+                message = errors.timeout_message(invocation.timeout)
+                self.fail_invocation(invocation, errors.TIMEOUT, message)
                 break
             invocation.wait_done(min(remaining, 0.5))
         return invocation.accepted[0]

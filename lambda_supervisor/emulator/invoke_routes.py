@@ -15,10 +15,17 @@ import binascii
 import json
 from typing import TYPE_CHECKING
 
+from lambda_supervisor.runtime_modules import load
+
 from .bodies import PayloadTooLarge
 from .bounds import QueueFull
 from .records import Invocation, Outcome
 from .wire import UnsendableHeader
+
+if TYPE_CHECKING:
+    from worker import errors
+else:
+    errors = load("worker/errors.py")
 
 if TYPE_CHECKING:
     from .routing import Handler
@@ -109,7 +116,7 @@ class InvokeRoutes:
     def _answer(self, invocation: Invocation, outcome: Outcome) -> None:
         headers = {"X-Amzn-Requestid": invocation.request_id, "X-Amz-Executed-Version": "$LATEST"}
         if outcome.kind != "response" or outcome.trailers.get("Lambda-Runtime-Function-Error-Type"):
-            headers["X-Amz-Function-Error"] = "Unhandled"
+            headers["X-Amz-Function-Error"] = errors.UNHANDLED
         body = outcome.body
         if outcome.kind == "response" and outcome.trailers.get("Lambda-Runtime-Function-Error-Body"):
             body = base64.b64decode(outcome.trailers["Lambda-Runtime-Function-Error-Body"])

@@ -12,15 +12,22 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from lambda_supervisor.runtime_modules import load
+
 from .bodies import PayloadTooLarge
 from .records import Outcome
 from .wire import UnsendableHeader, error_json
 
 if TYPE_CHECKING:
+    from worker import errors
+else:
+    errors = load("worker/errors.py")
+
+if TYPE_CHECKING:
     from .routing import Handler
 
 # What a streamed response (``Lambda-Runtime-Function-Response-Mode: streaming``) may hold.
-STREAMED_MAX_PAYLOAD = 200 * 1024 * 1024
+STREAMED_MAX_PAYLOAD = errors.MAX_STREAMED_PAYLOAD
 
 
 class RuntimeRoutes:

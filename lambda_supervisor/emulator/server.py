@@ -11,14 +11,18 @@ could take a caller's event and answer in the function's name.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
-import struct
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_PROC_TCP = "/proc/net/tcp"
+from lambda_supervisor.runtime_modules import load
+
+if TYPE_CHECKING:
+    from worker import procfs
+else:
+    procfs = load("worker/procfs.py")
+
 _WILDCARDS = frozenset(("", "0.0.0.0", "::"))
 
 
@@ -126,34 +130,14 @@ def peer_is_held_by(conn: socket.socket, pids: Iterable[int]) -> bool:
     addresses swapped, and a process holds it when one of its fds links to its inode.
     Where there is no /proc nothing can be told, and the connection is let in.
     """
-    try:
-        with open(_PROC_TCP, encoding="ascii") as table:
-            entries = [line.split() for line in table.readlines()[1:]]
-    except OSError:
+    sockets = procfs.tcp_sockets()
+    if sockets is None:
         return True
     try:
-        wanted = [_proc_address(conn.getpeername()), _proc_address(conn.getsockname())]
+        peer = (procfs.tcp_address(conn.getpeername()), procfs.tcp_address(conn.getsockname()))
     except OSError:
         return False
-    inode = next((fields[9] for fields in entries if fields[1:3] == wanted), "0")
+    inode = sockets.get(peer, "0")
     if inode == "0":
         return False
-    target = f"socket:[{inode}]"
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                    return True
-            except OSError:
-                continue
-    return False
-
-
-def _proc_address(address: tuple[str, int]) -> str:
-    """An IPv4 address as /proc/net/tcp prints it: the address word in host order, then the port."""
-    word = struct.unpack("=I", socket.inet_aton(address[0]))[0]
-    return f"{word:08X}:{address[1]:04X}"
+    return any(procfs.holds(pid, f"socket:[{inode}]") for pid in pids)

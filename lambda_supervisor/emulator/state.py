@@ -15,6 +15,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from lambda_supervisor.runtime_modules import load
 
 from .faults import Fault, FaultPlan
 from .invocations import InvocationQueue
@@ -23,9 +26,14 @@ from .routing import INVOKE_ROUTES, RUNTIME_ROUTES, Handler
 from .server import Server, peer_is_held_by
 from .wire import header_line
 
+if TYPE_CHECKING:
+    from worker import errors
+else:
+    errors = load("worker/errors.py")
+
 DEFAULT_ACCOUNT = "012345678912"
 DEFAULT_REGION = "us-east-1"
-DEFAULT_MAX_PAYLOAD = 6_291_556
+DEFAULT_MAX_PAYLOAD = errors.MAX_SYNC_PAYLOAD
 LOOPBACK = "127.0.0.1"
 
 

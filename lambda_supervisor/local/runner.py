@@ -280,5 +280,5 @@ def _error_type(outcome: Outcome) -> str | None:
     try:
         body = outcome.json()
     except ValueError:
-        return "Unhandled"
-    return body.get("errorType", "Unhandled") if isinstance(body, dict) else "Unhandled"
+        return errors.UNHANDLED
+    return body.get("errorType", errors.UNHANDLED) if isinstance(body, dict) else errors.UNHANDLED

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from supervisor import errors
+from worker import errors
 
 pytestmark = pytest.mark.timeout(10)
 

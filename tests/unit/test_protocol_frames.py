@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from supervisor import protocol
+from worker import protocol
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -45,7 +45,7 @@ def test_a_frame_round_trips_whatever_its_body_size(pipe, size):
 def test_a_body_over_the_limit_is_refused_from_the_header_alone(pipe):
     read_fd, write_fd = pipe
     os.write(write_fd, protocol.HEADER.pack(protocol.RESULT, 2, 10_000_000) + b"{}")
-    with pytest.raises(protocol.BodyTooLarge) as refused:
+    with pytest.raises(protocol.Oversized) as refused:
         protocol.read_frame(read_fd, max_body=1000)
     assert refused.value.size == 10_000_000
 
@@ -53,7 +53,7 @@ def test_a_body_over_the_limit_is_refused_from_the_header_alone(pipe):
 def test_an_unexpected_kind_is_a_protocol_error(pipe):
     read_fd, write_fd = pipe
     os.write(write_fd, protocol.HEADER.pack(b"Z", 0, 0))
-    with pytest.raises(protocol.ProtocolError, match="unexpected frame kind"):
+    with pytest.raises(protocol.Garbled, match="unexpected frame kind"):
         protocol.read_frame(read_fd, max_body=10, allowed=frozenset((protocol.RESULT,)))
 
 
@@ -65,7 +65,7 @@ def test_metadata_that_is_not_a_json_object_is_a_protocol_error(pipe, meta, mess
     read_fd, write_fd = pipe
     os.set_blocking(write_fd, False)
     os.write(write_fd, protocol.HEADER.pack(protocol.RESULT, len(meta), 0) + meta)
-    with pytest.raises(protocol.ProtocolError, match=message):
+    with pytest.raises(protocol.Garbled, match=message):
         protocol.read_frame(read_fd, max_body=10)
 
 
@@ -73,14 +73,14 @@ def test_a_writer_gone_mid_frame_is_peer_closed(pipe):
     read_fd, write_fd = pipe
     os.write(write_fd, protocol.HEADER.pack(protocol.RESULT, 2, 100) + b"{}abc")
     os.close(write_fd)
-    with pytest.raises(protocol.PeerClosed):
+    with pytest.raises(protocol.Closed):
         protocol.read_frame(read_fd, max_body=1000)
 
 
 def test_a_frame_that_does_not_come_ends_at_the_deadline(pipe):
     read_fd, _ = pipe
     started = time.monotonic()
-    with pytest.raises(protocol.DeadlineExceeded):
+    with pytest.raises(protocol.TimedOut):
         protocol.read_frame(read_fd, max_body=10, deadline=started + 0.05)
     assert time.monotonic() - started < 1.0
 

@@ -1,0 +1,73 @@
+"""Dependencies point one way: the supervisor may import the worker's modules, the worker
+nothing of the supervisor, and nothing before the first fork loads urllib3 or structlog."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(30)
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_MODULES = sorted(
+    f"worker.{path.stem}" for path in (ROOT / "worker").glob("*.py") if path.stem != "__init__"
+)
+# What supervisor/__main__.py imports before it forks the first worker.
+BEFORE_THE_FIRST_FORK = [
+    "supervisor.config",
+    "worker.child",
+    "supervisor.keeper",
+    "supervisor.worker_process",
+]
+
+
+def _loaded_after_importing(modules: list[str]) -> list[str]:
+    """The top-level packages in sys.modules of a fresh interpreter that imported ``modules``."""
+    code = (
+        "import importlib, json, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted({name.partition('.')[0] for name in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-E", "-c", code], cwd=ROOT, capture_output=True, timeout=20)
+    assert done.returncode == 0, done.stderr.decode()
+    return json.loads(done.stdout)
+
+
+def test_every_worker_module_imports_without_the_supervisor():
+    """Tried: importing each of the worker's modules in a fresh interpreter; no module of the
+    supervisor (nor urllib3 or structlog, which only the supervisor uses) is loaded."""
+    assert "worker.main" in WORKER_MODULES and "worker.protocol" in WORKER_MODULES
+    loaded = _loaded_after_importing(WORKER_MODULES)
+    assert "worker" in loaded
+    assert {"supervisor", "urllib3", "structlog"}.isdisjoint(loaded)
+
+
+def test_no_worker_source_names_the_supervisor_anywhere():
+    """Tried: every import statement in worker/, those inside functions and under
+    TYPE_CHECKING included, which the fresh interpreter above does not run."""
+    offenders = []
+    for path in sorted((ROOT / "worker").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            offenders += [f"{path.name}: {name}" for name in names if name.partition(".")[0] == "supervisor"]
+    assert offenders == []
+
+
+def test_what_the_supervisor_loads_before_its_first_fork_leaves_urllib3_out():
+    """Tried: the modules supervisor/__main__.py imports before it forks the first worker,
+    in a fresh interpreter: the worker is forked without urllib3 or structlog loaded."""
+    loaded = _loaded_after_importing(BEFORE_THE_FIRST_FORK)
+    assert {"supervisor", "worker"} <= set(loaded)
+    assert {"urllib3", "structlog"}.isdisjoint(loaded)

@@ -1,0 +1,139 @@
+"""The child side of the supervisor's fork: what a process forked from it does to become a worker.
+
+``become_worker`` is the worker's entry point. It runs in the forked child, in the
+supervisor's memory but never again in its code: it cuts the child loose (its own process
+group, death with the supervisor, default signal handling, none of the supervisor's
+descriptors, the memory ceiling), forgets the runtime's modules so that the function's
+own of those names can be imported, and runs the worker (``worker.main.run``) until it
+exits, turning whatever ends it into the exit status the supervisor reports.
+
+The keeper, the other process the supervisor forks (``supervisor/keeper.py``), cuts itself
+loose with the same calls: ``prctl`` and ``close_inherited_fds``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import NoReturn
+
+from worker import procfs
+from worker.main import run
+
+PR_SET_PDEATHSIG = 1
+
+# The runtime's own packages, and the third-party ones the supervisor loads for itself.
+# A function may have modules of these names (a ``worker.py``, PyPI's ``supervisor``, its
+# own urllib3); every worker, whenever it was forked and whatever the supervisor had
+# imported by then, must import the function's, as it would on AWS's runtime.
+RUNTIME_MODULES = ("supervisor", "worker", "urllib3", "structlog")
+
+
+def become_worker(
+    handler_name: str,
+    event_read: int,
+    reply_write: int,
+    max_response_bytes: int,
+    worker_memory_mb: float | None,
+) -> NoReturn:  # pragma: no cover - runs in the child, measured by the e2e tests
+    """Run the worker in the freshly forked child; never returns into the supervisor's code."""
+    code = 1
+    supervisor_pid = os.getppid()
+    try:
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
+        _die_with_supervisor(supervisor_pid)
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        close_inherited_fds({event_read, reply_write})
+        if worker_memory_mb:
+            import resource
+
+            limit = int(worker_memory_mb * 1024 * 1024)
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        # From here on the runtime's code runs from the module objects it already holds.
+        _forget_runtime_modules()
+        run(handler_name, event_read, reply_write, max_response_bytes, worker_memory_mb)
+        code = 0
+    except SystemExit as exc:
+        code = _system_exit_code(exc)
+    except KeyboardInterrupt:
+        # Die of SIGINT, as an interpreter does on an unhandled KeyboardInterrupt.
+        _flush_stdio()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        if not _flush_stdio() and code == 0:
+            code = 120  # what an interpreter returns when it cannot flush stdout at exit
+        os._exit(code)
+
+
+def prctl(option: int, value: int | bytes) -> bool:
+    """Linux's prctl(2) on this process; False where it failed or there is none."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False  # not Linux
+
+
+def close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def close_inherited_fds(keep: set[int]) -> None:
+    """Close what the supervisor had open (its Runtime API socket, old pipes), so user code
+    can neither write on the supervisor's connection nor keep a dead worker's pipe alive."""
+    for fd in procfs.open_fds() or ():
+        if fd > 2 and fd not in keep:
+            close_quietly(fd)
+
+
+def _die_with_supervisor(supervisor_pid: int) -> None:  # pragma: no cover - runs in the child
+    """Have the kernel SIGKILL this worker when the supervisor dies (even by SIGKILL).
+
+    SIGKILL because handler code can block, catch or ignore any other signal. What the
+    worker started is the keeper's to take down (``supervisor/keeper.py``).
+    """
+    if not prctl(PR_SET_PDEATHSIG, signal.SIGKILL):
+        return  # not Linux: the worker still exits when its event pipe closes
+    if os.getppid() != supervisor_pid:
+        os.kill(os.getpid(), signal.SIGKILL)  # the supervisor died before the request took effect
+
+
+def _forget_runtime_modules() -> None:
+    for name in [name for name in sys.modules if name.partition(".")[0] in RUNTIME_MODULES]:
+        del sys.modules[name]
+
+
+def _system_exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _flush_stdio() -> bool:
+    ok = True
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            ok = False
+    return ok

@@ -1,0 +1,428 @@
+"""What crosses the pipe between the supervisor and its worker: the frames and their messages.
+
+Both processes use this one module, and nothing else knows a frame's kinds or fields. The
+supervisor writes events (``write_event``) and reads the worker's replies (``parse_start``,
+``parse_reply``); the worker reads events (``read_event``) and writes its replies
+(``write_ready``, ``write_init_failed``, ``write_reply``).
+
+Both directions carry the same frame: a fixed header (kind, metadata length, body
+length), a small JSON metadata object, then the body bytes untouched. Keeping the body
+out of the JSON means an event or a result crosses the pipe exactly once, without being
+re-encoded, and the reader knows every length before it reads a byte of payload, so it
+can refuse an oversized frame without reading it.
+
+The reply pipe is not the worker's alone: handler code can write on it. So the
+supervisor's parsers trust no field, and every way a read can fail is one of the
+exceptions below, which the supervisor hands on as the worker's reply (``Closed``, once
+the worker's exit is known, as its death).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import struct
+import time
+from typing import Any, NamedTuple, Protocol, TypedDict, cast
+
+from worker import errors, reports
+
+HEADER = struct.Struct("!cII")
+
+# Supervisor -> worker.
+EVENT = b"E"
+# Worker -> supervisor: how its init went (one of the first two), then one reply per event.
+READY = b"R"
+INIT_FAILED = b"I"
+RESULT = b"O"
+FAILED = b"X"
+START_KINDS = frozenset((READY, INIT_FAILED))
+REPLY_KINDS = frozenset((RESULT, FAILED))
+_EVENT_KINDS = frozenset((EVENT,))
+
+# Bodies up to this size are read together with the metadata.
+_READ_WITH_METADATA = 64 << 10
+_MAX_POLL_MS = 24 * 3600 * 1000
+# What a result's content type must look like to go into the /response request's headers:
+# handler code can reach the worker's marshalling, and a CR or LF would split the request.
+_HEADER_VALUE = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
+
+
+# --- how a read or a write fails ------------------------------------------------------------
+
+
+class Closed(Exception):
+    """The other end of the pipe is gone: end of file, or the writer's pidfd fired."""
+
+
+class TimedOut(Exception):
+    """The deadline passed before the frame did."""
+
+
+class Interrupted(Exception):
+    """A signal arrived (its wakeup descriptor fired) before the frame began; it may still come."""
+
+
+class Oversized(Exception):
+    """A frame (or a result) of ``size`` bytes, more than its reader accepts."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"frame body of {size} bytes is over the limit")
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"Oversized(size={self.size})"
+
+
+class Garbled(Exception):
+    """Something that is not the frame or the message it should be; ``reason`` says what."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return f"Garbled(reason={self.reason!r})"
+
+
+# Every failure of a read but ``Closed``, which the supervisor looks into first.
+FAILURES = (TimedOut, Interrupted, Oversized, Garbled)
+
+
+# --- the messages ---------------------------------------------------------------------------
+
+
+class Frame(NamedTuple):
+    kind: bytes
+    meta: dict[str, Any]
+    body: bytes | bytearray
+
+
+class EventMeta(TypedDict):
+    """What the worker builds an event's ``context`` from (``worker/context.py``)."""
+
+    request_id: str
+    deadline_ms: int
+    content_type: str | None
+    invoked_function_arn: str | None
+    trace_id: str | None
+    client_context: str | None
+    cognito_identity: str | None
+    tenant_id: str | None
+
+
+class EventSource(Protocol):
+    """An event as the supervisor holds it (``supervisor.runtime_api.Event``)."""
+
+    reply_token: str
+    request_id: str
+    deadline_ms: int
+    payload: bytes | bytearray
+    content_type: str | None
+    invoked_function_arn: str | None
+    trace_id: str | None
+    client_context: str | None
+    cognito_identity: str | None
+    tenant_id: str | None
+
+
+class Ready(NamedTuple):
+    """Init is done; the worker waits for events."""
+
+    init_ms: float
+
+
+class InitFailed(NamedTuple):
+    """Init failed: the error body for /runtime/init/error, and its errorType."""
+
+    error_body: bytes | bytearray
+    error_type: str
+
+
+class Result(NamedTuple):
+    """The handler's result, as it is posted to /response."""
+
+    payload: bytes | bytearray
+    content_type: str
+
+
+class Failed(NamedTuple):
+    """The invocation failed: the error body for /error, its errorType and X-Ray cause."""
+
+    error_body: bytes | bytearray
+    error_type: str
+    xray_cause: reports.XRayCause | None
+    # The worker asks to be replaced (its heap is suspect after a MemoryError).
+    retire: bool = False
+
+
+# --- supervisor -> worker -------------------------------------------------------------------
+
+
+def write_event(fd: int, event: EventSource, *, deadline: float, watch: int | None) -> None:
+    """Hand one event to the worker (see ``write_frame`` for ``deadline`` and ``watch``).
+
+    ``reply_token`` is echoed on the worker's reply and never shown to the handler, so a
+    stray frame written by handler code can never pass for this event's answer.
+    """
+    meta = {
+        "reply_token": event.reply_token,
+        "request_id": event.request_id,
+        "deadline_ms": event.deadline_ms,
+        "content_type": event.content_type,
+        "invoked_function_arn": event.invoked_function_arn,
+        "trace_id": event.trace_id,
+        "client_context": event.client_context,
+        "cognito_identity": event.cognito_identity,
+        "tenant_id": event.tenant_id,
+    }
+    write_frame(fd, EVENT, meta, event.payload, deadline=deadline, watch=watch)
+
+
+def read_event(fd: int) -> tuple[object, EventMeta, bytes | bytearray]:
+    """The next event: its reply token, its metadata and its payload; ``Closed`` when the
+    supervisor has no more (it closed the pipe)."""
+    frame = read_frame(fd, max_body=errors.MAX_EVENT_BYTES, allowed=_EVENT_KINDS)
+    reply_token = frame.meta.pop("reply_token", None)
+    return reply_token, cast(EventMeta, frame.meta), frame.body
+
+
+# --- worker -> supervisor -------------------------------------------------------------------
+
+
+def write_ready(fd: int, init_ms: float) -> None:
+    write_frame(fd, READY, {"init_ms": round(init_ms, 3)})
+
+
+def write_init_failed(fd: int, failed: InitFailed) -> None:
+    write_frame(fd, INIT_FAILED, {"error_type": failed.error_type}, failed.error_body)
+
+
+def write_reply(fd: int, reply_token: object, reply: Result | Failed) -> None:
+    """The reply to the event that carried ``reply_token``."""
+    if isinstance(reply, Result):
+        write_frame(
+            fd, RESULT, {"content_type": reply.content_type, "reply_token": reply_token}, reply.payload
+        )
+        return
+    meta: dict[str, Any] = {"error_type": reply.error_type}
+    if reply.xray_cause is not None:
+        meta["xray_cause"] = reply.xray_cause
+    if reply.retire:
+        meta["retire"] = True
+    meta["reply_token"] = reply_token
+    write_frame(fd, FAILED, meta, reply.error_body)
+
+
+def parse_start(frame: Frame) -> Ready | InitFailed:
+    """A frame of ``START_KINDS`` as the message it is. Handler code can write on the pipe
+    while it is imported: no field is trusted."""
+    if frame.kind == READY:
+        init_ms = frame.meta.get("init_ms")
+        return Ready(float(init_ms) if isinstance(init_ms, (int, float)) else 0.0)
+    return InitFailed(frame.body, str(frame.meta.get("error_type", errors.UNKNOWN)))
+
+
+def reply_token(frame: Frame) -> object:
+    """The reply token a frame of ``REPLY_KINDS`` carries (anything: it is not trusted)."""
+    return frame.meta.get("reply_token")
+
+
+def parse_reply(frame: Frame, max_response_bytes: int) -> Result | Failed:
+    """A frame of ``REPLY_KINDS`` as the message it is; ``Oversized`` for a result of more
+    than ``max_response_bytes`` bytes, ``Garbled`` for one that cannot be posted as it is. An X-Ray
+    cause is checked and bounded again: handler code can forge the whole frame."""
+    if frame.kind == RESULT:
+        if len(frame.body) > max_response_bytes:
+            raise Oversized(len(frame.body))
+        content_type = str(frame.meta.get("content_type") or "application/json")
+        if not _HEADER_VALUE.fullmatch(content_type):
+            raise Garbled(f"a content type that cannot be a header value: {content_type[:80]!r}")
+        return Result(frame.body, content_type)
+    return Failed(
+        frame.body,
+        str(frame.meta.get("error_type", errors.UNKNOWN)),
+        reports.parse_xray_cause(frame.meta.get("xray_cause")),
+        retire=bool(frame.meta.get("retire")),
+    )
+
+
+# --- frames ---------------------------------------------------------------------------------
+
+
+def write_frame(
+    fd: int,
+    kind: bytes,
+    meta: dict[str, Any],
+    body: bytes | bytearray = b"",
+    *,
+    deadline: float | None = None,
+    watch: int | None = None,
+) -> None:
+    """Write one frame with as few system calls as the pipe allows.
+
+    On a non-blocking descriptor the writer waits for room until ``deadline``, and gives
+    up with ``Closed`` if ``watch`` (the reader's pidfd) fires first.
+    """
+    meta_bytes = json.dumps(meta, separators=(",", ":")).encode()
+    header = HEADER.pack(kind, len(meta_bytes), len(body))
+    views = [memoryview(header + meta_bytes)]
+    if body:
+        views.append(memoryview(body))
+    poller: select.poll | None = None
+    while views:
+        try:
+            written = os.writev(fd, views)
+        except BlockingIOError:
+            if poller is None:
+                poller = select.poll()
+                poller.register(fd, select.POLLOUT)
+                if watch is not None:
+                    poller.register(watch, select.POLLIN)
+            _wait_for(poller, fd, deadline)
+            continue
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
+
+
+def _wait_for(poller: select.poll, fd: int, deadline: float | None, interrupt: int | None = None) -> None:
+    """Block until ``fd`` is ready.
+
+    Raises ``TimedOut`` at the deadline, ``Interrupted`` if ``interrupt`` fired, and
+    ``Closed`` if any other registered descriptor (the peer's pidfd) fired first.
+    """
+    while True:
+        if deadline is None:
+            events = poller.poll()
+            break
+        remaining_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+        # poll() takes a C int of milliseconds; a deadline weeks away is waited for in steps.
+        events = poller.poll(min(remaining_ms, _MAX_POLL_MS))
+        if events or remaining_ms <= _MAX_POLL_MS:
+            break
+    if not events:
+        raise TimedOut()
+    ready = {ready_fd for ready_fd, _ in events}
+    if fd in ready:
+        return
+    if interrupt is not None and interrupt in ready:
+        raise Interrupted()
+    raise Closed()
+
+
+def readable(fd: int) -> bool:
+    """Is there something to read on ``fd`` right now? (Not merely its writer gone.)"""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(events & select.POLLIN for _, events in poller.poll(0))
+
+
+def read_frame(
+    fd: int,
+    *,
+    max_body: int,
+    deadline: float | None = None,
+    allowed: frozenset[bytes] | None = None,
+    watch: int | None = None,
+    interrupt: int | None = None,
+) -> Frame:
+    """Read one frame; ``deadline`` is a ``time.monotonic()`` instant or None to block.
+
+    The body length is checked against ``max_body`` before any of the body is read, so a
+    peer announcing a huge payload costs the reader nothing. ``watch`` is a descriptor
+    that turns readable when the writer is gone (a pidfd): a writer that dies mid-frame
+    while some process it left behind still holds the pipe open must not look like one
+    that is merely slow. ``interrupt`` (a signal wakeup descriptor) ends the wait with
+    ``Interrupted``, but only before the first byte: a frame is never abandoned halfway.
+    """
+    reader = _Reader(fd, deadline, watch, interrupt)
+    header = reader.read_exact(HEADER.size)
+    kind, meta_len, body_len = HEADER.unpack(header)
+    if allowed is not None and kind not in allowed:
+        raise Garbled(f"unexpected frame kind {kind!r}")
+    if meta_len > errors.MAX_FRAME_METADATA:
+        raise Garbled(f"frame metadata of {meta_len} bytes is over the limit")
+    if body_len > max_body:
+        raise Oversized(body_len)
+    if body_len <= _READ_WITH_METADATA:
+        # A small body comes with the metadata in one read: two reads a frame, not three.
+        rest = reader.read_exact(meta_len + body_len) if meta_len + body_len else b""
+        raw_meta, body = rest[:meta_len], rest[meta_len:]
+    else:
+        # A large one is read on its own, never copied out of a bigger buffer.
+        raw_meta = reader.read_exact(meta_len) if meta_len else b""
+        body = reader.read_exact(body_len)
+    try:
+        meta = json.loads(raw_meta) if meta_len else {}
+    except ValueError as exc:
+        raise Garbled(f"frame metadata is not JSON: {exc}") from None
+    except RecursionError:
+        # Handler code can write on the reply pipe; nesting must not take the reader down.
+        raise Garbled("frame metadata is nested too deep") from None
+    if not isinstance(meta, dict):
+        raise Garbled("frame metadata is not a JSON object")
+    return Frame(kind, meta, body)
+
+
+class _Reader:
+    """Reads exact sizes from a pipe, giving up at a deadline or when ``watch`` fires."""
+
+    def __init__(self, fd: int, deadline: float | None, watch: int | None, interrupt: int | None) -> None:
+        self.fd = fd
+        self.deadline = deadline
+        self.interrupt = interrupt
+        self.poller: select.poll | None = None
+        if deadline is not None or watch is not None or interrupt is not None:
+            self.poller = select.poll()
+            for watched in (fd, watch, interrupt):
+                if watched is not None:
+                    self.poller.register(watched, select.POLLIN)
+
+    def read_exact(self, size: int) -> bytes | bytearray:
+        """``size`` bytes; a large body comes back as a ``bytearray`` filled in place.
+
+        Reading a 6 MB body in pieces and joining them would allocate it twice, and each
+        fresh allocation of that size is paid for in page faults. Readers treat the
+        result as read-only bytes.
+        """
+        if size > _READ_WITH_METADATA:
+            return self._read_into(size)
+        chunks = []
+        remaining = size
+        while remaining:
+            self._wait()
+            chunk = os.read(self.fd, remaining)
+            if not chunk:
+                raise Closed()
+            self._begun()
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _read_into(self, size: int) -> bytearray:
+        out = bytearray(size)
+        view = memoryview(out)
+        got = 0
+        while got < size:
+            self._wait()
+            count = os.readv(self.fd, [view[got:]])
+            if not count:
+                raise Closed()
+            self._begun()
+            got += count
+        return out
+
+    def _wait(self) -> None:
+        if self.poller is not None:
+            _wait_for(self.poller, self.fd, self.deadline, self.interrupt)
+
+    def _begun(self) -> None:
+        if self.interrupt is not None:
+            # The frame has begun: from here on it is read to the end or not at all.
+            self.poller.unregister(self.interrupt)  # type: ignore[union-attr]
+            self.interrupt = None
