@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,29 +19,34 @@ pytestmark = [
 ]
 
 
-def test_a_forked_grandchild_is_in_the_family_with_its_parent_links():
-    """Tried: a child that forks a grandchild and both wait; the family of the child holds
-    both, each placed by its parent, and the test's own pid is not among them."""
-    ready_read, ready_write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child only forks and waits to be killed
-        if os.fork() == 0:
-            os.write(ready_write, b"g")
-        signal.pause()
-        os._exit(0)
+def test_a_grandchild_is_in_the_family_with_its_parent_links():
+    """Tried: a child that starts a grandchild and both wait; the family of the child holds
+    both, each placed by its parent, and the test's own pid is not among them. (Started as
+    new programs: this test process runs threads, and forking it could deadlock the copy.)"""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_WITH_GRANDCHILD], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
     try:
-        assert os.read(ready_read, 1) == b"g"
-        family = procfs.family(procfs.processes(), [child])
+        assert child.stdout is not None and child.stdout.readline().strip()
+        family = procfs.family(procfs.processes(), [child.pid])
         assert len(family) == 2
-        assert family[0].pid == child and family[0].ppid == os.getpid()
-        assert family[1].ppid == child
-        assert family[0].start == procfs.read_stat(child).start
+        assert family[0].pid == child.pid and family[0].ppid == os.getpid()
+        assert family[1].ppid == child.pid
+        assert family[0].start == procfs.read_stat(child.pid).start
     finally:
-        for process in procfs.family(procfs.processes(), [child])[::-1]:
+        for process in procfs.family(procfs.processes(), [child.pid])[::-1]:
             os.kill(process.pid, signal.SIGKILL)
-        os.waitpid(child, 0)
-        os.close(ready_read)
-        os.close(ready_write)
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+_CHILD_WITH_GRANDCHILD = """
+import subprocess, sys, time
+grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+print(grandchild.pid, flush=True)
+time.sleep(30)
+"""
 
 
 def test_status_and_descriptors_of_this_process():

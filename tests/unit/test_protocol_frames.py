@@ -4,6 +4,7 @@ malformed or oversized frame is refused before its body is read."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -30,16 +31,13 @@ def test_a_frame_round_trips_whatever_its_body_size(pipe, size):
     read_fd, write_fd = pipe
     body = os.urandom(size)
     os.set_blocking(write_fd, False)
-    reader_pid = os.fork()
-    if reader_pid == 0:  # pragma: no cover - the child only reads and checks
-        os.close(write_fd)
-        frame = protocol.read_frame(read_fd, max_body=1 << 20)
-        os._exit(0 if (frame.kind, frame.meta, bytes(frame.body)) == (protocol.RESULT, {"a": 1}, body) else 1)
-    os.close(read_fd)
+    received: list = []
+    reader = threading.Thread(target=lambda: received.append(protocol.read_frame(read_fd, max_body=1 << 20)))
+    reader.start()
     protocol.write_frame(write_fd, protocol.RESULT, {"a": 1}, body, deadline=time.monotonic() + 5)
-    os.close(write_fd)
-    _, status = os.waitpid(reader_pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    reader.join(5)
+    frame = received[0]
+    assert (frame.kind, frame.meta, bytes(frame.body)) == (protocol.RESULT, {"a": 1}, body)
 
 
 def test_a_body_over_the_limit_is_refused_from_the_header_alone(pipe):
@@ -94,15 +92,12 @@ def test_the_interrupt_descriptor_ends_the_wait_only_before_the_frame_begins(pip
             protocol.read_frame(read_fd, max_body=10, interrupt=interrupt_read, deadline=time.monotonic() + 5)
         # Once a frame has begun, the same wakeup no longer abandons it.
         os.write(write_fd, protocol.HEADER.pack(protocol.RESULT, 2, 3) + b"{}ab")
-        reader_pid = os.fork()
-        if reader_pid == 0:  # pragma: no cover
-            time.sleep(0.1)
-            os.write(write_fd, b"c")
-            os._exit(0)
+        late = threading.Timer(0.1, os.write, (write_fd, b"c"))
+        late.start()
         frame = protocol.read_frame(
             read_fd, max_body=10, interrupt=interrupt_read, deadline=time.monotonic() + 5
         )
-        os.waitpid(reader_pid, 0)
+        late.join()
         assert frame.body == b"abc"
     finally:
         os.close(interrupt_read)
