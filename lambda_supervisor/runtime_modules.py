@@ -1,12 +1,13 @@
-"""The runtime's modules that the dev tooling shares with it, loaded from their files.
+"""The runtime's modules that the dev tooling shares with it: ``errors`` and ``procfs``.
 
 Lambda's error words and limits (``worker/errors.py``) and the /proc readers
 (``worker/procfs.py``) are the runtime's own; the emulator and the local runner use the same
-ones rather than copies that drift. They are loaded from beside this package, not imported
-by name: ``python -m`` puts the current directory first on sys.path, and a function's
-directory may hold a ``worker`` module or a ``supervisor`` package of its own (a dependency
-of that name), which must not be taken for the runtime's. Both modules import nothing but
-the standard library, so each can be loaded on its own.
+ones rather than copies that drift (``from lambda_supervisor.runtime_modules import errors``).
+They are loaded from beside this package, not imported by name: ``python -m`` puts the
+current directory first on sys.path, and a function's directory may hold a ``worker``
+module or a ``supervisor`` package of its own (a dependency of that name), which must not
+be taken for the runtime's. Both import nothing but the standard library, so each can be
+loaded on its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 # Where ``supervisor/`` and ``worker/`` are: beside this package, in a checkout and installed.
 RUNTIME_ROOT = Path(__file__).resolve().parents[1]
@@ -37,3 +39,12 @@ def load(relative_path: str) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+if TYPE_CHECKING:
+    from worker import errors, procfs
+else:
+    errors = load("worker/errors.py")
+    procfs = load("worker/procfs.py")
+
+__all__ = ["RUNTIME_ROOT", "errors", "load", "procfs"]

@@ -25,13 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from lambda_supervisor.runtime_modules import load
+from lambda_supervisor.runtime_modules import errors
 
 if TYPE_CHECKING:
     from lambda_supervisor.local import InvocationResult, LocalRunner
-    from worker import errors
-else:
-    errors = load("worker/errors.py")
 
 DEFAULT_TIMEOUT = 30.0
 # Lambda's bound on an on-demand function's init.

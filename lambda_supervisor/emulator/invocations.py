@@ -16,18 +16,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from lambda_supervisor.runtime_modules import load
+from lambda_supervisor.runtime_modules import errors
 
 from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, check_async_room, finished_to_forget
 from .records import Invocation, InvokeListener, Outcome, now_ms
 from .wire import error_json
-
-if TYPE_CHECKING:
-    from worker import errors
-else:
-    errors = load("worker/errors.py")
 
 # An event whose hand-out fails this many times (the runtime never receives it) is
 # answered with UNDELIVERABLE instead of being put back in line once more.

@@ -15,17 +15,12 @@ import binascii
 import json
 from typing import TYPE_CHECKING
 
-from lambda_supervisor.runtime_modules import load
+from lambda_supervisor.runtime_modules import errors
 
 from .bodies import PayloadTooLarge
 from .bounds import QueueFull
 from .records import Invocation, Outcome
 from .wire import UnsendableHeader
-
-if TYPE_CHECKING:
-    from worker import errors
-else:
-    errors = load("worker/errors.py")
 
 if TYPE_CHECKING:
     from .routing import Handler

@@ -12,16 +12,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from lambda_supervisor.runtime_modules import load
+from lambda_supervisor.runtime_modules import errors
 
 from .bodies import PayloadTooLarge
 from .records import Outcome
 from .wire import UnsendableHeader, error_json
-
-if TYPE_CHECKING:
-    from worker import errors
-else:
-    errors = load("worker/errors.py")
 
 if TYPE_CHECKING:
     from .routing import Handler

@@ -14,14 +14,9 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lambda_supervisor.runtime_modules import load
-
-if TYPE_CHECKING:
-    from worker import procfs
-else:
-    procfs = load("worker/procfs.py")
+from lambda_supervisor.runtime_modules import procfs
 
 _WILDCARDS = frozenset(("", "0.0.0.0", "::"))
 

@@ -15,9 +15,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
-from lambda_supervisor.runtime_modules import load
+from lambda_supervisor.runtime_modules import errors
 
 from .faults import Fault, FaultPlan
 from .invocations import InvocationQueue
@@ -25,11 +24,6 @@ from .records import Invocation, Outcome
 from .routing import INVOKE_ROUTES, RUNTIME_ROUTES, Handler
 from .server import Server, peer_is_held_by
 from .wire import header_line
-
-if TYPE_CHECKING:
-    from worker import errors
-else:
-    errors = load("worker/errors.py")
 
 DEFAULT_ACCOUNT = "012345678912"
 DEFAULT_REGION = "us-east-1"

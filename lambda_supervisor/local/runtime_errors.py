@@ -3,20 +3,13 @@
 When the runtime dies or its init runs out of time, the local runner answers the calls
 it left on the runtime's behalf, and those answers must read exactly as the runtime's
 own (and Lambda's) would: the same ``errorType`` and the same sentence for an exit.
-So they come from the runtime's ``worker/errors.py`` (see ``runtime_modules``) rather than
-a copy of it.
+So they come from the runtime's ``worker/errors.py`` rather than a copy of it, loaded
+from its file (``lambda_supervisor/runtime_modules.py`` says why).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from lambda_supervisor.runtime_modules import load
-
-if TYPE_CHECKING:
-    from worker import errors
-else:
-    errors = load("worker/errors.py")
+from lambda_supervisor.runtime_modules import errors
 
 
 def exit_message(returncode: int) -> str:

@@ -3,19 +3,13 @@
 Stopping a runtime must also stop the workers it forked, including those that moved to
 process groups of their own, and REPORT's "Max Memory Used" is the whole tree's peak,
 not the supervisor's alone. Neither is visible through ``subprocess``; Linux shows both
-in /proc, and elsewhere these readers find nothing.
+in /proc, read with the runtime's own readers (``worker/procfs.py``), and elsewhere these
+find nothing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from lambda_supervisor.runtime_modules import load
-
-if TYPE_CHECKING:
-    from worker import procfs
-else:
-    procfs = load("worker/procfs.py")
+from lambda_supervisor.runtime_modules import procfs
 
 
 def peak_rss_kb(root: int) -> int | None:
@@ -24,9 +18,9 @@ def peak_rss_kb(root: int) -> int | None:
     Best effort: workers that already exited are not counted, and shared pages of
     forked workers are counted once per process, as Lambda's own figure roughly is.
     """
-    total = 0
-    for process in procfs.family(procfs.processes(), [root]):
-        total += procfs.status_kb(process.pid, "VmHWM") or 0
+    total = sum(
+        procfs.status_kb(process.pid, "VmHWM") or 0 for process in procfs.family(procfs.processes(), [root])
+    )
     return total or None
 
 
