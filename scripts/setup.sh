@@ -12,5 +12,5 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+"$venv/bin/python" -m pip install --quiet --quiet --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install --quiet --quiet --disable-pip-version-check -e "$spec"
