@@ -148,20 +148,25 @@ def _in_range(kind: type, name: str, bounds: tuple[float, float], unit: str) -> 
     return convert
 
 
+def _start_runner(args: argparse.Namespace, **listener: Any) -> LocalRunner:
+    """The runner both commands start from their shared options; ``listener`` holds what
+    only ``serve`` sets (its address, restarting a dead runtime)."""
+    return LocalRunner(
+        parse_handler(args.handler),
+        timeout=args.timeout,
+        memory_mb=args.memory,
+        init_timeout=args.init_timeout,
+        env=parse_env(args.env),
+        inherit=inherited_names(args),
+        log_stream=sys.stderr,
+        **listener,
+    ).start()
+
+
 def run_invoke(args: argparse.Namespace) -> int:
     try:
-        spec = parse_handler(args.handler)
         event = read_event(args)
-        env = parse_env(args.env)
-        runner = LocalRunner(
-            spec,
-            timeout=args.timeout,
-            memory_mb=args.memory,
-            init_timeout=args.init_timeout,
-            env=env,
-            inherit=inherited_names(args),
-            log_stream=sys.stderr,
-        ).start()
+        runner = _start_runner(args)
     except UsageError as exc:
         return _usage_error(exc)
     start_timeout = args.init_timeout + RUNTIME_START_GRACE
@@ -196,24 +201,11 @@ def _write_result(body: bytes) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     try:
-        spec = parse_handler(args.handler)
-        env = parse_env(args.env)
-        runner = LocalRunner(
-            spec,
-            host=args.host,
-            port=args.port,
-            timeout=args.timeout,
-            memory_mb=args.memory,
-            init_timeout=args.init_timeout,
-            env=env,
-            inherit=inherited_names(args),
-            log_stream=sys.stderr,
-            restart=True,
-        ).start()
+        runner = _start_runner(args, host=args.host, port=args.port, restart=True)
     except UsageError as exc:
         return _usage_error(exc)
     url = f"http://{runner.address}/2015-03-31/functions/function/invocations"
-    print(f"Serving {spec.handler} from {spec.task_root} on {url}", flush=True)
+    print(f"Serving {runner.handler.handler} from {runner.handler.task_root} on {url}", flush=True)
     stop_requested = threading.Event()
 
     def request_stop(_signum: int, _frame: object) -> None:
