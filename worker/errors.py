@@ -41,6 +41,10 @@ PROTOCOL_ERROR = "Runtime.WorkerProtocolError"
 INCOMPLETE_EVENT = "Runtime.IncompleteEvent"
 # A runtime refusing its own configuration, reported to /init/error.
 INVALID_CONFIGURATION = "Runtime.InvalidConfiguration"
+# SnapStart runtime hooks (``snapshot_restore_py``) that raised, in AWS's runtime's words:
+# a before-snapshot hook goes to /init/error, an after-restore hook to /restore/error.
+BEFORE_SNAPSHOT_ERROR = "Runtime.BeforeSnapshotError"
+AFTER_RESTORE_ERROR = "Runtime.AfterRestoreError"
 # An error type that says nothing, for a report that names none (what AWS's emulator
 # turns any errorType into that is not Category.Reason).
 UNKNOWN = "Runtime.Unknown"
