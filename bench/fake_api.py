@@ -8,15 +8,23 @@ it is not used; request bodies are counted and dropped, never copied into Python
 It is driven over stdin/stdout with one JSON object per line:
 
 * ``{"cmd": "arm", ...}`` sets up the next trial (how many events, their size, which
-  ones make the handler crash) and answers ``{"armed": true}``;
+  ones make the handler crash, or each event's body; the function timeout the deadline
+  header carries) and answers ``{"armed": true}``;
 * when the trial's last event is answered it writes ``{"done": true, ...}`` with every
   timestamp it took (``time.monotonic()``, which is one clock for all processes on
   Linux, so the bench can subtract the instant it spawned the runtime);
+* if the trial asked for it (``"report_held": N``), it writes ``{"held": N, "at": T}``
+  the first time N ``GET /next`` calls are outstanding at once: N concurrent workers
+  are ready;
+* ``{"cmd": "status"}`` answers ``{"status": true, ...}`` with the trial's figures so far;
 * ``{"cmd": "reset"}`` drops every connection; ``{"cmd": "quit"}`` ends the process.
 
 Once the armed events are all handed out, further ``GET /next`` calls are held open,
 exactly as Lambda holds them while no event is pending: the runtime idles, which is the
-state its memory is measured in.
+state its memory is measured in. Arming a trial without a reset hands its events to the
+calls held open, as Lambda hands a new invocation to an idle ``/next``. Any number of
+connections may each hold a ``/next`` and post answers at the same time, as a runtime
+with concurrent workers (Lambda Managed Instances) does.
 
 Run as ``python fake_api.py`` it listens on 127.0.0.1 (an ephemeral port) and prints
 ``{"port": N}`` first.
@@ -59,12 +67,17 @@ class Trial:
     """The events of one trial and every instant the stand-in saw something happen."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.count: int = int(spec["events"])
         self.size: int = int(spec.get("size", 0))
         self.crash_at: set[int] = set(spec.get("crash_at", ()))
         self.tag: str = str(spec.get("tag", "t"))
         self.body = make_event(self.size)
         self.crash_body = make_event(0, crash=True)
+        # Each event's own body, when the trial gives them (then they are its events).
+        self.bodies: list[bytes] = [body.encode() for body in spec.get("bodies", ())]
+        self.count: int = len(self.bodies) if self.bodies else int(spec["events"])
+        self.timeout_ms: int = int(spec.get("timeout_ms", 300_000))
+        self.report_held: int | None = spec.get("report_held")
+        self.held_max = 0  # the most GET /next calls outstanding at once
         self.handed_out = 0
         self.answered = 0
         self.first_next: float | None = None
@@ -89,8 +102,11 @@ class Trial:
         return index if 0 <= index < self.count else None
 
     def event_response(self, index: int) -> bytes:
-        body = self.crash_body if index in self.crash_at else self.body
-        deadline_ms = int(time.time() * 1000) + 300_000
+        if self.bodies:
+            body = self.bodies[index]
+        else:
+            body = self.crash_body if index in self.crash_at else self.body
+        deadline_ms = int(time.time() * 1000) + self.timeout_ms
         head = (
             "HTTP/1.1 200 OK\r\n"
             "Content-Type: application/json\r\n"
@@ -103,9 +119,9 @@ class Trial:
         ).encode()
         return head + body
 
-    def report(self) -> dict[str, Any]:
+    def report(self, what: str = "done") -> dict[str, Any]:
         return {
-            "done": True,
+            what: True,
             "first_next": self.first_next,
             "next_at": self.next_at,
             "out_at": self.out_at,
@@ -113,6 +129,8 @@ class Trial:
             "kind": self.kind,
             "in_bytes": self.in_bytes,
             "init_error": self.init_error,
+            "handed_out": self.handed_out,
+            "held_max": self.held_max,
         }
 
 
@@ -190,6 +208,9 @@ class FakeRuntimeAPI:
             if command["cmd"] == "arm":
                 self.trial = Trial(command)
                 self._say({"armed": True})
+                self._serve_held()
+            elif command["cmd"] == "status":
+                self._say(self.trial.report("status") if self.trial else {"status": True})
             elif command["cmd"] == "reset":
                 for conn in list(self.conns.values()):
                     self._close(conn)
@@ -319,11 +340,32 @@ class FakeRuntimeAPI:
         trial.next_at.append(now)
         if trial.handed_out >= trial.count:
             conn.waiting_next = True  # held open, as Lambda does with no event pending
+            self._count_held(trial)
             return
+        self._hand_out(conn, trial)
+
+    def _hand_out(self, conn: Connection, trial: Trial) -> None:
+        conn.waiting_next = False
         index = trial.handed_out
         trial.handed_out += 1
         trial.out_at[index] = time.monotonic()
         self._send(conn, trial.event_response(index))
+
+    def _serve_held(self) -> None:
+        """A new trial's events go to the ``GET /next`` calls already held open."""
+        trial = self.trial
+        assert trial is not None
+        for conn in list(self.conns.values()):
+            if conn.waiting_next and trial.handed_out < trial.count:
+                self._hand_out(conn, trial)
+        self._count_held(trial)
+
+    def _count_held(self, trial: Trial) -> None:
+        held = sum(conn.waiting_next for conn in self.conns.values())
+        trial.held_max = max(trial.held_max, held)
+        if trial.report_held is not None and held >= trial.report_held:
+            self._say({"held": held, "at": time.monotonic()})
+            trial.report_held = None  # once
 
     def _send(self, conn: Connection, data: bytes) -> None:
         if conn.out:
@@ -371,7 +413,7 @@ def main() -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
+    listener.listen(128)  # a runtime with concurrent workers connects them all at once
     listener.setblocking(False)
     print(json.dumps({"port": listener.getsockname()[1]}), flush=True)
     FakeRuntimeAPI(listener, sys.stdin.fileno(), sys.stdout).serve()
