@@ -15,7 +15,7 @@ on a machine that warms up or gets busier) and reports medians, and the ratio of
 pair of runs, because a shared two-core machine is noisy and a single run proves little.
 
 This module is the command line: each phase lives in a module of its own (``ceiling``,
-``cold``, ``warm``, ``recovery``, ``bytecode``, ``pythons``), a function of the
+``cold``, ``warm``, ``recovery``, ``bytecode``, ``pythons``, ``lmi``), a function of the
 ``Session`` they share.
 """
 
@@ -33,6 +33,7 @@ from typing import Any
 import bytecode
 import ceiling
 import cold
+import lmi
 import pythons
 import recovery
 import results
@@ -49,6 +50,7 @@ PHASES: dict[str, Callable[[Session], None]] = {
     "recovery": recovery.run,
     "bytecode": bytecode.run,
     "pythons": pythons.run,
+    "lmi": lmi.run,
 }
 
 
