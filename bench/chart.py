@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from report import comparison_rows, python_rows
+from report import comparison_rows, lmi_rows, python_rows
 from runtimes import AWS, OURS
 
 
@@ -23,7 +23,7 @@ def render_chart(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = comparison_rows(results) + python_rows(results)
+    rows = comparison_rows(results) + python_rows(results) + lmi_rows(results)
     if not rows:
         return  # nothing side by side yet (a run of --only ceiling into a new folder)
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, max(5.0, 0.42 * len(rows) + 1.5)))

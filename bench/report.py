@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import lmi
 from pythons import phase_prefix
 from runtimes import AWS, OURS
 
@@ -107,6 +108,109 @@ def python_rows(results: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def lmi_rows(results: dict[str, Any]) -> list[Row]:
+    """The concurrent (LMI) rows: throughput at each N; at N = 16 with a boto3 init, the
+    time to all N ready and the PSS, ours by default and with preload, each against
+    awslambdaric. A round in which either runtime of a row did not get all N workers
+    ready at once has no figures in that row (``lmi_not_ready`` says so)."""
+    runs = results.get("runs", {})
+    rows = []
+    for n in lmi.THROUGHPUT_N:
+        found = runs.get(lmi.phase("throughput", n))
+        if found:
+            ours, aws = ([row["ips"] for row in found[name]] for name in (OURS, AWS))
+            label = f"LMI N={n}, 20 ms handler: invocations/s"
+            rows.append(Row(label, lmi.phase("throughput", n), "ips", "/s", True, 1.0, ours, aws))
+    found = runs.get(lmi.phase("init", lmi.INIT_N))
+    if not found:
+        return rows
+    specs = [
+        ("start → all {n} ready", "ready_ms", "ms", OURS, None),
+        ("start → all {n} ready, preload", "ready_ms", "ms", lmi.PRELOAD, 0.3),
+        ("PSS of the tree", "pss_mb", "MB", OURS, 1.0),
+        ("PSS of the tree, preload", "pss_mb", "MB", lmi.PRELOAD, 0.3),
+    ]
+    for label, key, unit, name, target in specs:
+        pairs = [
+            (mine[key], theirs[key])
+            for mine, theirs in zip(found[name], found[AWS], strict=True)
+            if mine["ready"] == theirs["ready"] == lmi.INIT_N
+        ]
+        if pairs:
+            label = f"LMI N={lmi.INIT_N}, boto3 init: {label.format(n=lmi.INIT_N)}"
+            ours, aws = ([pair[side] for pair in pairs] for side in (0, 1))
+            rows.append(Row(label, lmi.phase("init", lmi.INIT_N), key, unit, False, target, ours, aws))
+    return rows
+
+
+def lmi_not_ready(results: dict[str, Any]) -> list[str]:
+    """A line for each runtime that, in some round of the init rows, never had all N
+    workers ready at once."""
+    found = results.get("runs", {}).get(lmi.phase("init", lmi.INIT_N)) or {}
+    lines = []
+    for name, rounds in found.items():
+        short = [row["ready"] for row in rounds if row["ready"] < lmi.INIT_N]
+        if short:
+            lines.append(
+                f"- {name}: in {len(short)} of {len(rounds)} runs at most {max(short)} of {lmi.INIT_N} "
+                "workers were ready at once; those runs have no figures above."
+            )
+    return lines
+
+
+def _lmi_section(results: dict[str, Any]) -> list[str]:
+    runs = results.get("runs", {})
+    rows = lmi_rows(results)
+    capacity = {n: runs[lmi.phase("capacity", n)] for n in lmi.CAPACITY_N if lmi.phase("capacity", n) in runs}
+    if not rows and not capacity:
+        return []
+    lines = [
+        "",
+        "## Lambda Managed Instances (N concurrent workers in one environment)",
+        "",
+        "Both runtimes with `AWS_LAMBDA_MAX_CONCURRENCY=N` (awslambdaric in its own "
+        "multi-concurrent mode: N forked processes, never replaced). The throughput handler "
+        "waits 20 ms (I/O bound), so N busy workers make 50 × N invocations/s; a backlog of "
+        f"events keeps them busy. The N = {lmi.INIT_N} rows import boto3 and make a client at "
+        "init; preload is `LAMBDA_SUPERVISOR_PRELOAD=1` (init once, fork every worker from it). "
+        "PSS is read once every worker has served a few events.",
+    ]
+    if rows:
+        lines += ["", *_table(rows)]
+    not_ready = lmi_not_ready(results)
+    if not_ready:
+        lines += ["", *not_ready]
+    if capacity:
+        timeout_s = lmi.FUNCTION_TIMEOUT_MS / 1000
+        lines += [
+            "",
+            f"Capacity after 3 crashes (`os._exit`) and 3 hangs past a {timeout_s:g} s function "
+            f"timeout, with N workers ready first: then N events of {lmi.PROBE_S:g} s each, and the "
+            "most of them in flight at once is how many slots still serve (the fewest over the runs; "
+            "in brackets, how many workers were ready before the faults). A fault the runtime does not "
+            "answer is answered to the caller by the platform at the deadline.",
+            "",
+            "| N | ours: slots serving | awslambdaric: slots serving "
+            "| faults answered by the runtime: ours / awslambdaric | runs | target | met? |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for n, found in capacity.items():
+            ours, aws = (
+                (
+                    min(r["slots_after"] for r in found[name]),
+                    min(r["ready_before"] for r in found[name]),
+                    min(r["faults_answered"] for r in found[name]),
+                )
+                for name in (OURS, AWS)
+            )
+            lines.append(
+                f"| {n} | {ours[0]} of {n} ({ours[1]}) | {aws[0]} of {n} ({aws[1]}) "
+                f"| {ours[2]} / {aws[2]} of {len(lmi.FAULTS)} | {len(found[OURS])} "
+                f"| {n} of {n} | {_met(ours[0] == n)} |"
+            )
+    return lines
+
+
 def _rows(runs: dict[str, Any], specs: list[Spec], cold: str) -> list[Row]:
     """A row for each spec whose phase ran, and after each invocations/s row its CPU per
     invocation (which needs the cold start of the same runtimes, phase ``cold``)."""
@@ -179,10 +283,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "Ratio = ours / awslambdaric (below 1 is better for times and memory, above 1 for "
         'invocations/s). "pairs min/med/max" are the ratios of each back-to-back pair of runs.',
         "",
-        "## Side by side",
-        "",
-        *_table(comparison_rows(results)),
     ]
+    side_by_side = comparison_rows(results)
+    if side_by_side:
+        lines += ["## Side by side", "", *_table(side_by_side)]
     pythons = results.get("pythons")
     if pythons:
         lines += [
@@ -202,6 +306,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         rows = python_rows(results)
         if rows:
             lines += ["", *_table(rows)]
+    lines += _lmi_section(results)
     recovery = runs.get("recovery")
     if recovery:
         init = statistics.median(recovery["init_ms"]) if recovery["init_ms"] else 0.0
