@@ -1,7 +1,7 @@
 """Benchmark this runtime against AWS's ``awslambdaric``, side by side, in one command.
 
-    python3 bench/run.py            # full run, 2-3 minutes
-    python3 bench/run.py --quick    # about a minute, fewer repeats
+    python3 bench/run.py            # full run, 6-9 minutes
+    python3 bench/run.py --quick    # 2-3 minutes, fewer repeats
 
 The first run creates ``bench/.venv`` from ``bench/requirements.txt`` and re-executes
 itself there, so both runtimes run on the same interpreter with the same libraries; the
@@ -61,7 +61,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer repeats and events (about a minute); results go to bench/work/quick/",
+        help="fewer repeats and events (2-3 minutes); results go to bench/work/quick/",
     )
     parser.add_argument(
         "--only",
