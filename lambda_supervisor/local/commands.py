@@ -29,6 +29,7 @@ from .settings import (
     UsageError,
     check_range,
 )
+from .watch import CodeWatcher
 
 DEFAULT_PORT = 9000
 # Exit statuses of the CLI: a function error is the function's business (1); anything
@@ -87,6 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 9000; 0 = any)")
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="restart the runtime before the next call when a .py file, requirements.txt or .env "
+        "under the code root changes",
+    )
     serve.set_defaults(func=run_serve)
 
 
@@ -213,10 +220,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    watcher = CodeWatcher(runner.handler.task_root, runner.reload)
+    if args.watch:
+        watcher.start()
     try:
         while not stop_requested.wait(0.5):
             pass
     finally:
+        watcher.stop()
         runner.stop()
     return 0
 
