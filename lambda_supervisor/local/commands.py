@@ -18,6 +18,7 @@ from lambda_supervisor.process import AWS_CREDENTIALS, PASSED_THROUGH
 
 from .events import read_event, sample_names
 from .handlers import parse_handler
+from .http_front import ApiGatewayFront
 from .runner import RUNTIME_START_GRACE, LocalRunner
 from .settings import (
     DEFAULT_INIT_TIMEOUT,
@@ -93,6 +94,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="restart the runtime before the next call when a .py file, requirements.txt or .env "
         "under the code root changes",
+    )
+    serve.add_argument(
+        "--http",
+        action="store_true",
+        help="also answer plain HTTP requests (any path but the Invoke API's) as API Gateway "
+        "HTTP API / function URL events, so the function can be opened in a browser",
     )
     serve.set_defaults(func=run_serve)
 
@@ -213,6 +220,10 @@ def run_serve(args: argparse.Namespace) -> int:
         return _usage_error(exc)
     url = f"http://{runner.address}/2015-03-31/functions/function/invocations"
     print(f"Serving {runner.handler.handler} from {runner.handler.task_root} on {url}", flush=True)
+    if args.http:
+        runner.emulator.http_front = ApiGatewayFront()
+        front_url = f"http://{runner.address}/"
+        print(f"HTTP requests to {front_url} go to the function as API Gateway events", flush=True)
     stop_requested = threading.Event()
 
     def request_stop(_signum: int, _frame: object) -> None:
