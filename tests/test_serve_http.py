@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from http_support import INVOKE_PATH, exchange, post
-from local_support import ServeProcess
+from local_support import REPO_ROOT, ServeProcess
+from proc_support import wait_until
 from runtime_harness import copy_handler
 
 TIMEOUT = 20
@@ -171,3 +173,24 @@ def test_plain_handlers_answer_as_api_gateway_reads_them(app_file: Path) -> None
         returncode, stderr = server.stop()
     assert returncode == 0
     assert "the handler failed" in stderr  # the function's own error is in the logs
+
+
+@pytest.mark.timeout(60)
+def test_the_readme_example_answers_urllib_and_reloads_on_save(tmp_path: Path) -> None:
+    """Tried: the README's examples/web.py (copied) under serve --http --watch, called
+    with urllib as curl would (a query, then the cookie it set sent back), then the file
+    saved with a new greeting. The page, its cookie and, after the save, the new text."""
+    app = tmp_path / "web.py"
+    app.write_text((REPO_ROOT / "examples" / "web.py").read_text())
+    with ServeProcess(f"{app}:handler", "--http", "--watch") as server:
+        with urllib.request.urlopen(f"{server.endpoint}/greet?name=curl", timeout=TIMEOUT) as answer:
+            assert (answer.status, answer.headers["Content-Type"]) == (200, "text/html; charset=utf-8")
+            assert answer.headers.get_all("Set-Cookie") == ["visits=1; Path=/"]
+            assert answer.read() == b"<h1>Hello, curl!</h1>\n<p>GET /greet, visit 1</p>\n"
+        again = urllib.request.Request(f"{server.endpoint}/", headers={"Cookie": "visits=1"})
+        with urllib.request.urlopen(again, timeout=TIMEOUT) as answer:
+            assert answer.read() == b"<h1>Hello, world!</h1>\n<p>GET /, visit 2</p>\n"
+        app.write_text(app.read_text().replace("<h1>Hello, ", "<h1>Welcome back, "))
+        assert wait_until(lambda: "web.py changed: restarting the runtime" in server.stderr(), 10)
+        with urllib.request.urlopen(f"{server.endpoint}/", timeout=TIMEOUT) as answer:
+            assert answer.read() == b"<h1>Welcome back, world!</h1>\n<p>GET /, visit 1</p>\n"
