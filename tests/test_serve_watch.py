@@ -9,6 +9,7 @@ any more, so the tests wait for that line instead of sleeping.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -151,3 +152,20 @@ def test_a_syntax_error_on_save_is_the_callers_init_error_and_the_next_save_reco
         assert call(server) == {"version": 5, "label": "first"}
         returncode, _ = server.stop()
     assert returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_save_within_the_same_second_at_the_same_size_runs_the_new_code(code_root: Path) -> None:
+    """Tried: app.py run once (Python caches its bytecode, stamped with the source's
+    mtime in whole seconds and its size), then rewritten with a change of the same size
+    and an mtime in the same second, as a quick second save gives. The next call runs
+    the new code, not the cached bytecode of the old."""
+    second = 1_700_000_000 * 10**9
+    os.utime(code_root / "app.py", ns=(second + 100_000_000, second + 100_000_000))
+    with ServeProcess(f"{code_root}/app.py:handler", "--watch") as server:
+        assert call(server)["version"] == 1
+        assert list((code_root / "__pycache__").glob("app.*.pyc")), "no bytecode cached: nothing to test"
+        write_app(code_root, 2)
+        os.utime(code_root / "app.py", ns=(second + 700_000_000, second + 700_000_000))
+        wait_for_reloads(server, 1)
+        assert call(server)["version"] == 2

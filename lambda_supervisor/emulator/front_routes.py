@@ -67,6 +67,12 @@ class FrontRoutes:
         self.front = front
 
     def handle(self) -> None:
+        """Run the request as an event and answer with what the front makes of the result.
+
+        A streamed result is answered once it is complete (its prelude gives the status
+        and headers, see ``HttpFront.answer``). To pass its chunks on as they arrive, this
+        is the place: write the head as soon as the prelude is in, then each chunk.
+        """
         handler = self.handler
         try:
             body, _ = handler.read_body(self.emulator.max_payload)
