@@ -218,10 +218,11 @@ def run_serve(args: argparse.Namespace) -> int:
         runner = _start_runner(args, host=args.host, port=args.port, restart=True)
     except UsageError as exc:
         return _usage_error(exc)
+    if args.http:
+        runner.emulator.http_front = ApiGatewayFront()  # before the port is announced
     url = f"http://{runner.address}/2015-03-31/functions/function/invocations"
     print(f"Serving {runner.handler.handler} from {runner.handler.task_root} on {url}", flush=True)
     if args.http:
-        runner.emulator.http_front = ApiGatewayFront()
         front_url = f"http://{runner.address}/"
         print(f"HTTP requests to {front_url} go to the function as API Gateway events", flush=True)
     stop_requested = threading.Event()
