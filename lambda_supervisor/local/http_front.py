@@ -98,12 +98,10 @@ def request_event(
         for cookie in value.split(";")
         if cookie.strip()
     ]
-    port = headers.get("host", "").rpartition(":")[2]
+    domain, port = _split_host(headers.get("host", "localhost"))
     headers["x-forwarded-for"] = ", ".join(filter(None, (headers.get("x-forwarded-for"), request.source_ip)))
     headers.setdefault("x-forwarded-proto", "http")
-    if port.isdigit():
-        headers.setdefault("x-forwarded-port", port)
-    domain = headers.get("host", "localhost").rpartition(":")[0] or headers.get("host", "localhost")
+    headers.setdefault("x-forwarded-port", port)
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
@@ -140,6 +138,15 @@ def request_event(
     else:
         event["isBase64Encoded"] = False
     return event
+
+
+def _split_host(host: str) -> tuple[str, str]:
+    """``name:port`` or ``[v6]:port`` as the name and the port (80 when not given)."""
+    if host.startswith("["):
+        name, _, rest = host.partition("]")
+        return name + "]", rest[1:] if rest.startswith(":") else "80"
+    name, colon, port = host.partition(":")
+    return name, port if colon else "80"
 
 
 def _joined_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

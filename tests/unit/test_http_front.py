@@ -96,6 +96,15 @@ def test_no_query_and_no_cookie_leave_their_fields_out():
     assert (event["rawPath"], event["rawQueryString"]) == ("/", "")
 
 
+@pytest.mark.parametrize(
+    ("host", "domain", "port"),
+    [("localhost:9000", "localhost", "9000"), ("[::1]:9001", "[::1]", "9001"), ("[::1]", "[::1]", "80")],
+)
+def test_the_host_header_gives_the_domain_and_forwarded_port(host, domain, port):
+    event = event_for("/", [("Host", host)])
+    assert (event["requestContext"]["domainName"], event["headers"]["x-forwarded-port"]) == (domain, port)
+
+
 def test_a_forwarded_for_header_gets_the_callers_address_appended():
     headers = [("Host", "127.0.0.1:9000"), ("X-Forwarded-For", "10.0.0.1"), ("X-Forwarded-Proto", "https")]
     event = event_for("/", headers)
