@@ -27,6 +27,7 @@ and who it lets in), ``routing``, ``runtime_routes`` and ``invoke_routes``.
 from .bodies import MAX_DRAIN_BYTES
 from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, QueueFull
 from .faults import FAULT_ACTIONS, ROUTES
+from .front_routes import HttpAnswer, HttpFront, HttpRequest
 from .invocations import MAX_HAND_OUTS, UNDELIVERABLE
 from .invoke_routes import LOG_TAIL_BYTES
 from .records import CaseInsensitiveDict, Invocation, InvokeListener, Outcome
@@ -53,6 +54,9 @@ __all__ = [
     "STREAMED_MAX_PAYLOAD",
     "UNDELIVERABLE",
     "CaseInsensitiveDict",
+    "HttpAnswer",
+    "HttpFront",
+    "HttpRequest",
     "Invocation",
     "InvokeListener",
     "Outcome",

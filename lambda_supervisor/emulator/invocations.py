@@ -60,6 +60,8 @@ class InvocationQueue:
         self._invocations: dict[str, Invocation] = {}
         self._pollers = 0
         self._stopping = False
+        # While held, queued events stay queued: ``serve --watch`` replaces the runtime.
+        self._held = False
 
     @property
     def stopped(self) -> bool:
@@ -112,6 +114,19 @@ class InvocationQueue:
         """Invocations submitted and not yet answered, in submission order."""
         with self._lock:
             return [inv for inv in self._invocations.values() if not inv.done]
+
+    def hold_hand_outs(self, held: bool) -> None:
+        """Keep queued events from every ``GET /next`` while ``held`` (callers still queue).
+
+        The local runner holds them while it swaps the runtime for one on new code: an event
+        handed to the runtime being stopped would be lost with it.
+        """
+        with self._lock:
+            self._held = held
+            self._lock.notify_all()
+
+    def _handing_out(self) -> bool:
+        return bool(self._queue) and not self._held
 
     def fail_invocation(self, invocation: Invocation, error_type: str, message: str) -> bool:
         """Answer an open invocation on the runtime's behalf (it died or never started).
@@ -208,12 +223,12 @@ class InvocationQueue:
             self._lock.notify_all()
             try:
                 while True:
-                    self._lock.wait_for(lambda: self._stopping or bool(self._queue), 0.25)
+                    self._lock.wait_for(lambda: self._stopping or self._handing_out(), 0.25)
                     if self._stopping:
                         return None
                     if not still_connected():
                         return None
-                    if self._queue:
+                    if self._handing_out():
                         break
                 invocation = self._queue.popleft()
             finally:

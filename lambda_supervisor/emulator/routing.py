@@ -16,6 +16,7 @@ from urllib.parse import unquote_to_bytes
 
 from .bodies import BadRequest
 from .faults import ROUTES
+from .front_routes import FrontRoutes
 from .invoke_routes import InvokeRoutes
 from .runtime_routes import RuntimeRoutes
 from .server import Server
@@ -29,6 +30,9 @@ EXTENSION_PREFIX = "/2020-01-01/extension"
 # Every Runtime API route (ROUTES are those that take faults); "invoke" is the Invoke API's one.
 RUNTIME_ROUTES = frozenset((*ROUTES, "extension_next"))
 INVOKE_ROUTES = frozenset(("invoke",))
+
+# The paths the Lambda APIs (Invoke, streamed invoke, Runtime, Extensions) own: never the HTTP front's.
+_API_PREFIXES = ("/2015-03-31/", "/2021-11-15/", f"{RUNTIME_PREFIX}/", f"{EXTENSION_PREFIX}/")
 
 _INVOCATION_POST = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
 _INVOKE_PATH = re.compile(r"^(?:/2015-03-31)?/functions/([^/]+)/invocations$")
@@ -104,6 +108,9 @@ class Handler(Exchange):
                 RuntimeRoutes(self).extension_register()
             elif route == "extension_next":
                 RuntimeRoutes(self).extension_next()
+            elif self._for_http_front(route):
+                assert self.emulator.http_front is not None
+                FrontRoutes(self, self.emulator.http_front).handle()
             else:
                 if self.command in ("POST", "PUT", "PATCH"):
                     self.discard_body()
@@ -121,6 +128,22 @@ class Handler(Exchange):
             self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch  # noqa: N815
+
+    def _dispatch_to_http_front(self) -> None:
+        """Methods only a web app answers (a browser's HEAD and OPTIONS): 501 without one."""
+        if self._for_http_front(None):
+            self._dispatch()
+        else:
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+
+    do_HEAD = do_OPTIONS = _dispatch_to_http_front  # noqa: N815
+
+    def _for_http_front(self, route: str | None) -> bool:
+        """Whether this request goes to the HTTP front (``serve --http``): any request to
+        the Invoke API's listener that is for no route and under no API's own prefix."""
+        if route is not None or self.emulator.http_front is None or "invoke" not in self.server.routes:
+            return False
+        return not self.path_only().startswith(_API_PREFIXES)
 
     def _apply_fault(self, route: str) -> bool:
         """Run an injected fault for ``route``; True when the request is fully handled."""

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from lambda_supervisor.runtime_modules import errors
 
 from .faults import Fault, FaultPlan
+from .front_routes import HttpFront
 from .invocations import InvocationQueue
 from .records import Invocation, Outcome
 from .routing import INVOKE_ROUTES, RUNTIME_ROUTES, Handler
@@ -74,6 +75,8 @@ class RuntimeAPIEmulator(InvocationQueue):
         self.init_errors: list[Outcome] = []
         # ``POST /2020-01-01/extension/register`` calls (kind "extension_register").
         self.extension_registrations: list[Outcome] = []
+        # Plain HTTP requests to the Invoke API's listener go to it (``serve --http``).
+        self.http_front: HttpFront | None = None
         self._faults = FaultPlan()
         self._connections: set[socket.socket] = set()
         self._servers: list[Server] = []

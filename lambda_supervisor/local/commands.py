@@ -18,6 +18,7 @@ from lambda_supervisor.process import AWS_CREDENTIALS, PASSED_THROUGH
 
 from .events import read_event, sample_names
 from .handlers import parse_handler
+from .http_front import ApiGatewayFront
 from .runner import RUNTIME_START_GRACE, LocalRunner
 from .settings import (
     DEFAULT_INIT_TIMEOUT,
@@ -29,6 +30,7 @@ from .settings import (
     UsageError,
     check_range,
 )
+from .watch import CodeWatcher
 
 DEFAULT_PORT = 9000
 # Exit statuses of the CLI: a function error is the function's business (1); anything
@@ -87,6 +89,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 9000; 0 = any)")
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="restart the runtime before the next call when a .py file, requirements.txt or .env "
+        "under the code root changes",
+    )
+    serve.add_argument(
+        "--http",
+        action="store_true",
+        help="also answer plain HTTP requests (any path but the Invoke API's) as API Gateway "
+        "HTTP API / function URL events, so the function can be opened in a browser",
+    )
     serve.set_defaults(func=run_serve)
 
 
@@ -204,8 +218,13 @@ def run_serve(args: argparse.Namespace) -> int:
         runner = _start_runner(args, host=args.host, port=args.port, restart=True)
     except UsageError as exc:
         return _usage_error(exc)
+    if args.http:
+        runner.emulator.http_front = ApiGatewayFront()  # before the port is announced
     url = f"http://{runner.address}/2015-03-31/functions/function/invocations"
     print(f"Serving {runner.handler.handler} from {runner.handler.task_root} on {url}", flush=True)
+    if args.http:
+        front_url = f"http://{runner.address}/"
+        print(f"HTTP requests to {front_url} go to the function as API Gateway events", flush=True)
     stop_requested = threading.Event()
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -213,10 +232,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    watcher = CodeWatcher(runner.handler.task_root, runner.reload)
+    if args.watch:
+        watcher.start()
     try:
         while not stop_requested.wait(0.5):
             pass
     finally:
+        watcher.stop()
         runner.stop()
     return 0
 

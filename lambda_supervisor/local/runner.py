@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from lambda_supervisor.emulator import LOG_TAIL_BYTES, Outcome, RuntimeAPIEmulator
@@ -38,6 +39,7 @@ from .settings import (
     UsageError,
     check_range,
 )
+from .watch import describe_changes, drop_stale_bytecode
 
 # How long ``invoke`` waits, beyond the init timeout, for the runtime to take the event: a
 # backstop only, the init timeout answers first.
@@ -118,6 +120,10 @@ class LocalRunner:
         self.process: RuntimeProcess | None = None
         self._closing = threading.Event()
         self._watcher: threading.Thread | None = None
+        # Set by ``reload``; the watcher thread, which owns the runtime process, acts on it.
+        self._reload_requested = threading.Event()
+        self._reload_lock = threading.Lock()
+        self._changed: set[Path] = set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -143,6 +149,8 @@ class LocalRunner:
         self.emulator.stop()
         if self._watcher is not None:
             self._watcher.join(5)
+            if self.process is not None:
+                self.process.stop()  # one the watcher started while we were stopping
         self.logs.close(ECHO_DRAIN_TIMEOUT)
 
     def __enter__(self) -> LocalRunner:
@@ -182,12 +190,30 @@ class LocalRunner:
         self.logs.runtime_started(self.process)
         self.process.start()
 
+    def reload(self, changed: list[Path]) -> None:
+        """Replace the runtime with a fresh one before the next call (``serve --watch``):
+        the files ``changed`` were saved.
+
+        From now on no event is handed out until the new runtime asks for it; calls already
+        running finish on the old one first. An init error of the new one (a syntax error
+        just saved) answers the calls waiting, as a failed start does, and the next reload
+        tries again.
+        """
+        with self._reload_lock:
+            self.emulator.hold_hand_outs(True)
+            self._changed.update(changed)
+            self._reload_requested.set()
+        self.logs.write(f"{describe_changes(changed, self.handler.task_root)}: restarting the runtime")
+
     def _watch(self) -> None:
         """Answer the calls of a runtime that died or whose init ran out of time; restart
-        it when serving."""
+        it when serving, and replace it when asked to reload."""
         while not self._closing.is_set():
             process = self.process
             assert process is not None
+            if self._reload_requested.is_set():
+                self._replace_process(process)
+                continue
             try:
                 returncode = process.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
@@ -201,9 +227,37 @@ class LocalRunner:
             if self._closing.is_set() or not self.restart:
                 return
             while not self._closing.is_set() and not self.emulator.pending():
+                if self._reload_requested.is_set():
+                    break
                 self._closing.wait(0.1)
-            if not self._closing.is_set():
+            if not self._closing.is_set() and not self._reload_requested.is_set():
                 self._start_process()
+
+    def _replace_process(self, process: RuntimeProcess) -> None:
+        """Stop ``process`` once the calls it runs are answered, then start a fresh one.
+
+        Hand-outs are held (``reload``) meanwhile, so no event goes to the runtime being
+        stopped; they resume when the new one is started, unless another reload came in.
+        """
+        self._reload_requested.clear()
+        while not self._closing.is_set():
+            if not any(invocation.handed_out.is_set() for invocation in self.emulator.pending()):
+                break
+            if process.returncode is not None:  # it died with calls in hand
+                message = exit_message(process.returncode)
+                self.emulator.fail_pending(errors.EXIT_ERROR, message, handed_out_only=True)
+                break
+            self._closing.wait(0.05)
+        process.stop()
+        with self._reload_lock:
+            changed, self._changed = list(self._changed), set()
+        # Only now: the old runtime could have cached what it compiled until it stopped.
+        drop_stale_bytecode(changed)
+        if not self._closing.is_set():
+            self._start_process()
+        with self._reload_lock:
+            if not self._reload_requested.is_set():
+                self.emulator.hold_hand_outs(False)
 
     def _init_overdue(self, process: RuntimeProcess) -> bool:
         """True when the runtime has not asked for work within the init timeout."""
