@@ -91,7 +91,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("handler", metavar="HANDLER", help="path/to/file.py:function or module:function")
+    parser.add_argument(
+        "handler",
+        metavar="HANDLER",
+        help="module.function, module:function, pkg/sub/module.function or path/to/file.py:function "
+        "(a module from the current directory; a file from above its package, if it is in one)",
+    )
     parser.add_argument(
         "--timeout",
         type=_in_range(float, "timeout", TIMEOUT_RANGE, "seconds"),
