@@ -12,6 +12,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.process import AWS_CREDENTIALS, PASSED_THROUGH
@@ -37,8 +38,18 @@ EXIT_FUNCTION_ERROR = 1
 EXIT_USAGE = 2
 
 
-def parse_env(pairs: list[str] | None) -> dict[str, str]:
+def parse_env(pairs: list[str] | None, env_file: str | None = None) -> dict[str, str]:
+    """The function's variables: ``env_file`` read as ``deploy --env-file`` reads it, then
+    each ``--env NAME=VALUE``, which wins. Errors never show a value."""
     env: dict[str, str] = {}
+    if env_file is not None:
+        from lambda_supervisor.deploy.errors import DeployError
+        from lambda_supervisor.deploy.settings import read_env_file
+
+        try:
+            env.update(read_env_file(Path(env_file)))
+        except DeployError as exc:
+            raise UsageError(f"--env-file: {exc}") from None
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name:
@@ -118,7 +129,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "call a fresh runtime (default 10, as Lambda's on-demand functions)",
     )
     parser.add_argument(
-        "--env", action="append", metavar="NAME=VALUE", help="set a variable for the function"
+        "--env",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a variable for the function (wins over --env-file)",
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="set the variables of a .env file (KEY=value lines, read as deploy --env-file reads them)",
     )
     parser.add_argument(
         "--inherit-env",
@@ -161,7 +180,7 @@ def _start_runner(args: argparse.Namespace, **listener: Any) -> LocalRunner:
         timeout=args.timeout,
         memory_mb=args.memory,
         init_timeout=args.init_timeout,
-        env=parse_env(args.env),
+        env=parse_env(args.env, args.env_file),
         inherit=inherited_names(args),
         log_stream=sys.stderr,
         **listener,
