@@ -36,7 +36,11 @@ DEFAULT_INIT_TIMEOUT = 10.0
 
 
 class FunctionError(Exception):
-    """The function failed: its ``errorType``, ``errorMessage`` and ``stackTrace``."""
+    """The function failed: its ``errorType``, ``errorMessage`` and ``stackTrace``.
+
+    Its text ends with the function's own traceback, so a failing test's report shows the
+    handler's frames and not only this module's.
+    """
 
     def __init__(
         self,
@@ -48,13 +52,21 @@ class FunctionError(Exception):
         body: bytes = b"",
         logs: str = "",
     ) -> None:
-        super().__init__(f"{error_type}: {error_message}")
+        super().__init__(f"{error_type}: {error_message}{_traceback_text(stack_trace or [])}")
         self.error_type = error_type
         self.error_message = error_message
         self.stack_trace = list(stack_trace or [])
         self.request_id = request_id
         self.body = body
         self.logs = logs
+
+
+def _traceback_text(stack_trace: list[str]) -> str:
+    """The error body's ``stackTrace`` as Python prints a traceback (empty without frames)."""
+    frames = "".join(
+        frame if frame.endswith("\n") else frame + "\n" for frame in map(str, stack_trace) if frame
+    )
+    return f"\nThe function's traceback (most recent call last):\n{frames.rstrip()}" if frames else ""
 
 
 def _start_runner(
