@@ -177,7 +177,7 @@ def _in_range(kind: type, name: str, bounds: tuple[float, float], unit: str) -> 
 
 def _start_runner(args: argparse.Namespace, **listener: Any) -> LocalRunner:
     """The runner both commands start from their shared options; ``listener`` holds what
-    only ``serve`` sets (its address, restarting a dead runtime)."""
+    only one sets (``serve``: its address, restarting a dead runtime; ``invoke``: the terminal)."""
     return LocalRunner(
         parse_handler(args.handler),
         timeout=args.timeout,
@@ -193,7 +193,7 @@ def _start_runner(args: argparse.Namespace, **listener: Any) -> LocalRunner:
 def run_invoke(args: argparse.Namespace) -> int:
     try:
         event = read_event(args)
-        runner = _start_runner(args)
+        runner = _start_runner(args, terminal=_debuggable(args))
     except UsageError as exc:
         return _usage_error(exc)
     start_timeout = args.init_timeout + RUNTIME_START_GRACE
@@ -214,6 +214,17 @@ def run_invoke(args: argparse.Namespace) -> int:
         print(f"function error: {result.error_type}", file=sys.stderr)
         return EXIT_FUNCTION_ERROR
     return 0
+
+
+def _debuggable(args: argparse.Namespace) -> bool:
+    """True when a ``breakpoint()`` in the handler can open pdb on our terminal: stdin and
+    stderr (where the handler's output goes) are one, and the event does not come from it."""
+    if args.event_source == "-" or args.event_file == "-":
+        return False
+    try:
+        return all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stderr))
+    except ValueError:  # a closed stream
+        return False
 
 
 def _write_result(body: bytes) -> None:

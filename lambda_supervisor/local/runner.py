@@ -75,6 +75,8 @@ class LocalRunner:
     ``inherit``. A runtime whose init takes longer than ``init_timeout`` is stopped and
     the calls waiting for it are answered with a timeout, as Lambda bounds init. What it
     keeps is bounded, so serving for days costs no more memory than serving for a minute.
+    With ``terminal=True`` the runtime shares our terminal (its stdin, our stderr), so a
+    ``breakpoint()`` in the handler opens pdb there; its lines then reach no log tail.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class LocalRunner:
         inherit: Sequence[str] = (),
         log_stream: TextIO | None = None,
         restart: bool = False,
+        terminal: bool = False,
     ) -> None:
         check_range("timeout", timeout, TIMEOUT_RANGE, "seconds")
         check_range("memory size", memory_mb, MEMORY_RANGE, "MB")
@@ -99,6 +102,7 @@ class LocalRunner:
         self.env = dict(env or {})
         self.inherit = tuple(inherit)
         self.restart = restart
+        self.terminal = terminal
         self.init_timeout = init_timeout
         self.emulator = RuntimeAPIEmulator(
             host,
@@ -178,6 +182,7 @@ class LocalRunner:
             on_line=self.logs.on_line,
             # The runtime's own output matters only as the log tail of a failed init.
             retain_chars=LOG_TAIL_BYTES,
+            terminal=self.terminal,
         )
         self.logs.runtime_started(self.process)
         self.process.start()
