@@ -17,6 +17,7 @@ from typing import Any
 
 from lambda_supervisor.process import AWS_CREDENTIALS, PASSED_THROUGH
 
+from .dependencies import prepare
 from .events import read_event, sample_names
 from .handlers import parse_handler
 from .runner import RUNTIME_START_GRACE, LocalRunner
@@ -150,6 +151,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         f"(otherwise it gets only {', '.join(PASSED_THROUGH)} of it)",
     )
     parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the interpreter to run the function on: a path, a command or a version such as 3.12 "
+        "(default: the active virtualenv's, from VIRTUAL_ENV, else the one running this command)",
+    )
+    parser.add_argument(
+        "--install-deps",
+        action="store_true",
+        help="pip-install the code root's requirements.txt into .lambda-supervisor/deps/ there and "
+        "put it on the function's sys.path; reused while the file is unchanged",
+    )
+    parser.add_argument(
         "--pass-aws-credentials",
         action="store_true",
         help="let the function use your AWS credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws, ...)",
@@ -178,16 +191,24 @@ def _in_range(kind: type, name: str, bounds: tuple[float, float], unit: str) -> 
 def _start_runner(args: argparse.Namespace, **listener: Any) -> LocalRunner:
     """The runner both commands start from their shared options; ``listener`` holds what
     only one sets (``serve``: its address, restarting a dead runtime; ``invoke``: the terminal)."""
+    handler = parse_handler(args.handler)
+    env = parse_env(args.env, args.env_file)
+    interpreter = prepare(handler.task_root, args.python, args.install_deps, _say)
     return LocalRunner(
-        parse_handler(args.handler),
+        handler,
+        interpreter=interpreter,
         timeout=args.timeout,
         memory_mb=args.memory,
         init_timeout=args.init_timeout,
-        env=parse_env(args.env, args.env_file),
+        env=env,
         inherit=inherited_names(args),
         log_stream=sys.stderr,
         **listener,
     ).start()
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def run_invoke(args: argparse.Namespace) -> int:
