@@ -18,7 +18,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from local_support import run_cli
+from http_support import INVOKE_PATH, post
+from local_support import ServeProcess, run_cli
 from runtime_harness import write_task
 
 from lambda_supervisor.local.dependencies import requirement_names
@@ -143,6 +144,21 @@ def test_install_deps_installs_once_into_a_cached_folder_on_the_path(app: Path, 
     assert changed.returncode == 0, changed.stderr.decode()
     assert json.loads(changed.stdout)["greeting"] == "hello from tinydep 2.0"
     assert len(list(deps.iterdir())) == 2
+
+
+@pytest.mark.timeout(120)
+def test_serve_runs_on_the_given_python_with_installed_deps(
+    app: Path, venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tried: ``serve --python VENV --install-deps``, then a call over HTTP."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    with ServeProcess(
+        f"{app}/app.py:handler", "--python", str(venv / "bin" / "python"), "--install-deps"
+    ) as server:
+        status, _, body = post(server.host, server.port, INVOKE_PATH, b"{}")
+    assert status == 200, body
+    result = json.loads(body)
+    assert (result["greeting"], result["prefix"]) == ("hello from tinydep 1.0", str(venv))
 
 
 @pytest.mark.timeout(60)

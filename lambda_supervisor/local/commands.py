@@ -76,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "invoke",
         help="run a handler once through the real runtime",
         description="Run HANDLER once through bin/bootstrap and a local Runtime API emulator. "
-        "The result goes to stdout, logs to stderr; the exit status is 1 on a function error.",
+        "The result goes to stdout, logs to stderr; the exit status is 1 on a function error. "
+        "In a terminal, a breakpoint() in the handler opens pdb there.",
     )
     _add_common(invoke)
     source = invoke.add_mutually_exclusive_group()
