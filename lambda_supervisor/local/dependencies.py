@@ -105,7 +105,8 @@ class Interpreter:
 def probe(python: str, distributions: Sequence[str] = (), paths: Sequence[Path] = ()) -> Interpreter:
     """Ask ``python`` (with ``paths`` first on its sys.path) what it is and what it lacks."""
     asked = json.dumps({"distributions": list(distributions), "modules": list(RUNTIME_LIBRARIES)})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths))}
+    given = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), *given])}
     try:
         done = subprocess.run(
             [python, "-c", _PROBE, asked], capture_output=True, env=env, timeout=_PROBE_TIMEOUT, cwd="/"
