@@ -1,12 +1,13 @@
-"""The runtime's modules that the dev tooling shares with it: ``errors`` and ``procfs``.
+"""The runtime's modules that the dev tooling shares with it: ``errors``, ``procfs``, ``handler_names``.
 
-Lambda's error words and limits (``worker/errors.py``) and the /proc readers
-(``worker/procfs.py``) are the runtime's own; the emulator and the local runner use the same
+Lambda's error words and limits (``worker/errors.py``), the /proc readers
+(``worker/procfs.py``) and the handler string's grammar (``worker/handler_names.py``) are
+the runtime's own; the emulator and the local runner use the same
 ones rather than copies that drift (``from lambda_supervisor.runtime_modules import errors``).
 They are loaded from beside this package, not imported by name: ``python -m`` puts the
 current directory first on sys.path, and a function's directory may hold a ``worker``
 module or a ``supervisor`` package of its own (a dependency of that name), which must not
-be taken for the runtime's. Both import nothing but the standard library, so each can be
+be taken for the runtime's. Each imports nothing but the standard library, so each can be
 loaded on its own.
 """
 
@@ -42,9 +43,10 @@ def load(relative_path: str) -> ModuleType:
 
 
 if TYPE_CHECKING:
-    from worker import errors, procfs
+    from worker import errors, handler_names, procfs
 else:
     errors = load("worker/errors.py")
     procfs = load("worker/procfs.py")
+    handler_names = load("worker/handler_names.py")
 
-__all__ = ["RUNTIME_ROOT", "errors", "load", "procfs"]
+__all__ = ["RUNTIME_ROOT", "errors", "handler_names", "load", "procfs"]

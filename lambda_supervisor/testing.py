@@ -36,7 +36,11 @@ DEFAULT_INIT_TIMEOUT = 10.0
 
 
 class FunctionError(Exception):
-    """The function failed: its ``errorType``, ``errorMessage`` and ``stackTrace``."""
+    """The function failed: its ``errorType``, ``errorMessage`` and ``stackTrace``.
+
+    Its text ends with the function's own traceback, so a failing test's report shows the
+    handler's frames and not only this module's.
+    """
 
     def __init__(
         self,
@@ -48,13 +52,21 @@ class FunctionError(Exception):
         body: bytes = b"",
         logs: str = "",
     ) -> None:
-        super().__init__(f"{error_type}: {error_message}")
+        super().__init__(f"{error_type}: {error_message}{_traceback_text(stack_trace or [])}")
         self.error_type = error_type
         self.error_message = error_message
         self.stack_trace = list(stack_trace or [])
         self.request_id = request_id
         self.body = body
         self.logs = logs
+
+
+def _traceback_text(stack_trace: list[str]) -> str:
+    """The error body's ``stackTrace`` as Python prints a traceback (empty without frames)."""
+    frames = "".join(
+        frame if frame.endswith("\n") else frame + "\n" for frame in map(str, stack_trace) if frame
+    )
+    return f"\nThe function's traceback (most recent call last):\n{frames.rstrip()}" if frames else ""
 
 
 def _start_runner(
@@ -64,30 +76,41 @@ def _start_runner(
     init_timeout: float,
     env: Mapping[str, str | None] | None,
     cwd: str | None,
+    python: str | None,
+    install_deps: bool,
 ) -> LocalRunner:
     from pathlib import Path
 
     from lambda_supervisor.local import LocalRunner, UsageError, parse_handler
+    from lambda_supervisor.local.dependencies import prepare
 
     try:
         spec = parse_handler(handler, cwd=Path(cwd) if cwd else None)
-        runner = LocalRunner(spec, timeout=timeout, init_timeout=init_timeout, env=env)
+        interpreter = prepare(spec.task_root, python, install_deps, lambda line: None)
+        runner = LocalRunner(
+            spec, timeout=timeout, init_timeout=init_timeout, env=env, interpreter=interpreter
+        )
     except UsageError as exc:
         raise ValueError(str(exc)) from None
     return runner.start()
 
 
-def _unwrap(result: InvocationResult) -> Any:
-    """The decoded result, or ``FunctionError`` built from the runtime's error body."""
+def _unwrap(result: InvocationResult, hints: list[str]) -> Any:
+    """The decoded result, or ``FunctionError`` built from the runtime's error body; a
+    failed import also carries the hint about missing requirements, if there is one."""
     if result.is_error:
         try:
             body = json.loads(result.body)
         except ValueError:
             body = {}
         body = body if isinstance(body, dict) else {}
+        error_type = result.error_type or str(body.get("errorType") or errors.UNHANDLED)
+        message = str(body.get("errorMessage", result.body.decode("utf-8", errors="replace")))
+        if error_type == errors.IMPORT_MODULE_ERROR and hints:
+            message = "\n".join([message, *hints])
         raise FunctionError(
-            result.error_type or str(body.get("errorType") or errors.UNHANDLED),
-            str(body.get("errorMessage", result.body.decode("utf-8", errors="replace"))),
+            error_type,
+            message,
             body.get("stackTrace") or [],
             request_id=result.request_id,
             body=result.body,
@@ -108,11 +131,18 @@ def lambda_invoke(
     env: Mapping[str, str | None] | None = None,
     client_context: Mapping[str, Any] | None = None,
     cwd: str | None = None,
+    python: str | None = None,
+    install_deps: bool = False,
 ) -> Any:
     """Invoke ``handler`` once through a fresh runtime; return its result or raise.
 
-    ``handler`` is ``path/to/file.py:function`` or ``module:function`` (looked up from
-    ``cwd``, default the current directory). ``event`` is sent as JSON (``None`` as
+    ``handler`` takes every form the runtime's ``HANDLER`` does: ``module.function``,
+    ``module:function``, ``pkg/sub/module.function`` (a module looked up from ``cwd``,
+    default the current directory) or ``path/to/file.py:function``. The function runs on
+    ``python`` (default: the active virtualenv's, else this process's interpreter);
+    ``install_deps`` installs the code root's requirements.txt for it, as ``invoke
+    --install-deps`` does, and a failed import names what that file lists and the
+    interpreter lacks. ``event`` is sent as JSON (``None`` as
     ``{}``); ``bytes`` are sent as they are. The result is decoded from JSON (bytes when
     it is not JSON). A function error raises ``FunctionError``, an init that takes longer
     than ``init_timeout`` one of type ``Sandbox.Timedout``; a ``timeout`` or
@@ -120,7 +150,15 @@ def lambda_invoke(
     ``env`` and, of the test process's environment, only what Lambda would provide
     (``lambda_supervisor.process.PASSED_THROUGH``): no credentials unless ``env`` has them.
     """
-    runner = _start_runner(handler, timeout=timeout, init_timeout=init_timeout, env=env, cwd=cwd)
+    runner = _start_runner(
+        handler,
+        timeout=timeout,
+        init_timeout=init_timeout,
+        env=env,
+        cwd=cwd,
+        python=python,
+        install_deps=install_deps,
+    )
     try:
         return _invoke_on(runner, event, client_context)
     finally:
@@ -130,7 +168,8 @@ def lambda_invoke(
 def _invoke_on(runner: LocalRunner, event: Any, client_context: Mapping[str, Any] | None) -> Any:
     payload = event if isinstance(event, bytes) else json.dumps({} if event is None else event)
     context = json.dumps(dict(client_context)) if client_context is not None else None
-    return _unwrap(runner.invoke(payload, client_context=context))
+    hints = runner.interpreter.hints if runner.interpreter is not None else []
+    return _unwrap(runner.invoke(payload, client_context=context), hints)
 
 
 class RunnerPool:
@@ -149,11 +188,22 @@ class RunnerPool:
         env: Mapping[str, str | None] | None = None,
         client_context: Mapping[str, Any] | None = None,
         cwd: str | None = None,
+        python: str | None = None,
+        install_deps: bool = False,
     ) -> Any:
-        key = (handler, json.dumps([dict(env or {}), timeout, init_timeout, cwd], sort_keys=True))
+        settings = [dict(env or {}), timeout, init_timeout, cwd, python, install_deps]
+        key = (handler, json.dumps(settings, sort_keys=True))
         runner = self._runners.get(key)
         if runner is None:
-            runner = _start_runner(handler, timeout=timeout, init_timeout=init_timeout, env=env, cwd=cwd)
+            runner = _start_runner(
+                handler,
+                timeout=timeout,
+                init_timeout=init_timeout,
+                env=env,
+                cwd=cwd,
+                python=python,
+                install_deps=install_deps,
+            )
             self._runners[key] = runner
         return _invoke_on(runner, event, client_context)
 

@@ -7,6 +7,7 @@ platform, real bytecode compilation, a real zip on disk inspected entry by entry
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import random
 import shutil
@@ -203,6 +204,20 @@ def test_missing_handler_file_is_reported_before_any_work(tmp_path: Path, wheelh
     assert "Handler 'service/api.handler' needs service/api.py or service/api/__init__.py" in result.stderr
     assert "Installing dependencies" not in result.stderr
     assert not output.exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_handler_file_under_source_is_packaged_in_lambdas_form(tmp_path: Path, wheelhouse: Path) -> None:
+    """Tried: ``--handler helpers/greeting.py:greet``, the form ``invoke`` takes for a file:
+    the package's Handler setting is Lambda's ``helpers.greeting.greet``."""
+    source = write_function(tmp_path / "function")
+    output = tmp_path / "function.zip"
+    result = package(source, output, wheelhouse, "--handler", "helpers/greeting.py:greet", "--no-bytecode")
+    assert result.returncode == 0, result.stderr
+    assert "(handler helpers.greeting.greet)" in result.stdout + result.stderr
+    with zipfile.ZipFile(output) as archive:
+        manifest = json.loads(archive.read(".lambda-supervisor-package.json"))
+    assert manifest["handler"] == "helpers.greeting.greet"
 
 
 @pytest.mark.timeout(60)

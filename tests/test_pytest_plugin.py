@@ -68,7 +68,7 @@ def test_lambda_invoke_timeout_raises_sandbox_timeout(app: Path) -> None:
 
 def test_lambda_invoke_rejects_a_bad_handler_string() -> None:
     """Tried: a handler string with no function part; refused before any process starts."""
-    with pytest.raises(ValueError, match="bad handler"):
+    with pytest.raises(ValueError, match="^Bad handler 'shop': expected"):
         lambda_invoke("shop", {})
 
 
@@ -113,3 +113,27 @@ def test_plugin_fixture_is_available_in_a_users_project(tmp_path: Path) -> None:
     output = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 0, output
     assert "2 passed" in output
+
+
+@pytest.mark.timeout(90)
+def test_a_failing_lambda_invoke_test_reports_the_handlers_own_traceback(tmp_path: Path) -> None:
+    """Tried: a user's test whose handler raises, run by pytest in a subprocess; the failure
+    report shows the handler's frame and source line, not only lambda-supervisor's."""
+    app = copy_handler(tmp_path, "double_or_raise")
+    (tmp_path / "test_user_app.py").write_text(
+        "from lambda_supervisor.testing import lambda_invoke\n\n"
+        "def test_boom():\n"
+        "    lambda_invoke('app.handler', {'boom': True})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user_app.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=80,
+    )
+    output = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 1, output
+    assert "FunctionError: KeyError: 'boom'" in output
+    assert "The function's traceback (most recent call last):" in output
+    assert f'File "{app.resolve()}", line 6, in handler' in output
+    assert 'raise KeyError("boom")' in output

@@ -59,7 +59,8 @@ def _init_error(emulator, tmp_path, files, handler):
             handler_files("return_ok"),
             "nodothere",
             "Runtime.MalformedHandlerName",
-            "Bad handler 'nodothere': expected 'module.function' or 'module:function'",
+            "Bad handler 'nodothere': expected module.function (Lambda's form), module:function "
+            "or path/to/file.py:function",
             id="malformed-no-separator",
         ),
         pytest.param(
@@ -141,6 +142,7 @@ PACKAGE_FILES = {
     [
         pytest.param({"HANDLER": "pkg.sub.mod:handler"}, (), id="HANDLER-colon-dotted"),
         pytest.param({"_HANDLER": "pkg/sub/mod.handler"}, (), id="_HANDLER-slash-path"),
+        pytest.param({"HANDLER": "pkg/sub/mod.py:handler"}, (), id="HANDLER-file"),
         pytest.param({"_HANDLER": "pkg.sub.mod.handler"}, (), id="_HANDLER-dotted"),
         pytest.param({"_HANDLER": "pkg.sub.mod:handler"}, (), id="_HANDLER-colon"),
         pytest.param({}, ("pkg.sub.mod.handler",), id="first-argument"),

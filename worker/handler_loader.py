@@ -7,11 +7,12 @@ function reports the same thing here as on the managed runtime.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from worker import errors
+from worker import errors, handler_names
 from worker.reports import describe, user_stack
 
 Handler = Callable[[Any, Any], Any]
@@ -27,31 +28,21 @@ class InitError(Exception):
         self.stack_trace = stack_trace or []
 
 
-def split_handler(handler: str) -> tuple[str, str]:
-    """``mod:fn`` or ``mod.fn`` (split at the last dot) into module and function names.
-
-    ``/`` in the module part means a package path (``pkg/sub/mod.fn``), and a ``.py``
-    suffix in the colon form is tolerated (``app.py:handler``).
-    """
-    if ":" in handler:
-        module, _, function = handler.rpartition(":")
-        if module.endswith(".py"):
-            module = module[: -len(".py")]
-    else:
-        module, _, function = handler.rpartition(".")
-    module = module.strip("/").replace("/", ".")
-    if not module or not function:
-        reason = "expected 'module.function' or 'module:function'"
-        raise InitError(errors.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {reason}")
-    if not all(module.split(".")):
-        # A relative or empty segment ("..app", "a..b") would make import_module resolve
-        # something other than what the string names.
-        raise InitError(errors.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': empty module name segment")
-    return module, function
+def split_handler(handler: str, task_root: str | None = None) -> tuple[str, str]:
+    """The module and function names ``handler`` gives (``worker/handler_names.py`` has the
+    grammar), its module found under ``task_root`` (default ``LAMBDA_TASK_ROOT``)."""
+    try:
+        name = handler_names.parse(handler)
+        module = handler_names.module_under(
+            name, task_root or os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
+        )
+    except handler_names.MalformedHandler as exc:
+        raise InitError(errors.MALFORMED_HANDLER_NAME, str(exc)) from None
+    return module, name.function
 
 
-def load_handler(handler: str) -> Handler:
-    module_name, function_name = split_handler(handler)
+def load_handler(handler: str, task_root: str | None = None) -> Handler:
+    module_name, function_name = split_handler(handler, task_root)
     if module_name.split(".")[0] in sys.builtin_module_names:
         raise InitError(
             errors.BUILT_IN_MODULE_CONFLICT,

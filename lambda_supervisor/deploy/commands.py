@@ -131,8 +131,9 @@ def _add_package_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("package")
     group.add_argument(
         "--handler",
-        metavar="MODULE.FUNCTION",
-        help=f"module.function Lambda calls (default: {DEFAULT_HANDLER})",
+        metavar="HANDLER",
+        help="what Lambda calls: module.function, module:function, package/module.function or "
+        f"path/to/file.py:function under SOURCE (default: {DEFAULT_HANDLER})",
     )
     group.add_argument(
         "--python", metavar="VERSION", help=f"target Python version (default: {DEFAULT_PYTHON_VERSION})"
@@ -266,7 +267,8 @@ def run_deploy(args: argparse.Namespace) -> int:
         code = _image_code(args)
     elif args.zip:
         manifest = PackageManifest.from_zip(args.zip)
-        _check_matches("handler", args.handler, manifest.handler)
+        given_handler = HandlerSpec.parse(args.handler).text if args.handler is not None else None
+        _check_matches("handler", given_handler, manifest.handler)
         _check_matches("python", args.python, manifest.python_version)
         _check_matches("arch", args.arch, manifest.architecture)
         code = _zip_code(args.zip, manifest)

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambda_supervisor.runtime_modules import handler_names
+
 from .errors import DeployError
 from .ignore import IgnoreRules
 
@@ -29,7 +31,8 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class HandlerSpec:
-    """``module.function`` as Lambda's Python runtime reads it."""
+    """The handler as Lambda's Handler setting spells it (``text``: ``module.function`` or
+    ``package/module.function``)."""
 
     text: str
     module: str
@@ -37,15 +40,16 @@ class HandlerSpec:
 
     @classmethod
     def parse(cls, text: str) -> HandlerSpec:
-        """Split at the last dot; ``/`` in the module part is a package separator."""
-        module, dot, function = text.rpartition(".")
-        module = module.replace("/", ".")
-        parts = module.split(".")
-        if not dot or not function.isidentifier() or not all(p.isidentifier() for p in parts):
-            raise DeployError(
-                f"Bad handler {text!r}: expected module.function, e.g. app.handler or package/module.handler"
-            )
-        return cls(text, module, function)
+        """Any form the runtime accepts (``worker/handler_names.py``): ``mod.fn``, ``mod:fn``,
+        ``pkg/sub/mod.fn`` or ``pkg/mod.py:fn``, a file's path relative to SOURCE."""
+        try:
+            name = handler_names.parse(text)
+            if name.module is None:
+                raise handler_names.MalformedHandler(text, "give the file's path relative to SOURCE")
+        except handler_names.MalformedHandler as exc:
+            raise DeployError(f"{exc} (e.g. app.handler or package/module.handler)") from None
+        # Lambda's own form is kept as written; the others become it.
+        return cls(text if ":" not in text else name.lambda_form(), name.module, name.function)
 
     def candidate_files(self) -> tuple[str, str]:
         """The two files that can define the module: ``a/b.py`` or ``a/b/__init__.py``."""

@@ -12,10 +12,12 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.process import AWS_CREDENTIALS, PASSED_THROUGH
 
+from .dependencies import prepare
 from .events import read_event, sample_names
 from .handlers import parse_handler
 from .http_front import ApiGatewayFront
@@ -39,8 +41,18 @@ EXIT_FUNCTION_ERROR = 1
 EXIT_USAGE = 2
 
 
-def parse_env(pairs: list[str] | None) -> dict[str, str]:
+def parse_env(pairs: list[str] | None, env_file: str | None = None) -> dict[str, str]:
+    """The function's variables: ``env_file`` read as ``deploy --env-file`` reads it, then
+    each ``--env NAME=VALUE``, which wins. Errors never show a value."""
     env: dict[str, str] = {}
+    if env_file is not None:
+        from lambda_supervisor.deploy.errors import DeployError
+        from lambda_supervisor.deploy.settings import read_env_file
+
+        try:
+            env.update(read_env_file(Path(env_file)))
+        except DeployError as exc:
+            raise UsageError(f"--env-file: {exc}") from None
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name:
@@ -66,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "invoke",
         help="run a handler once through the real runtime",
         description="Run HANDLER once through bin/bootstrap and a local Runtime API emulator. "
-        "The result goes to stdout, logs to stderr; the exit status is 1 on a function error.",
+        "The result goes to stdout, logs to stderr; the exit status is 1 on a function error. "
+        "In a terminal, a breakpoint() in the handler opens pdb there.",
     )
     _add_common(invoke)
     source = invoke.add_mutually_exclusive_group()
@@ -105,18 +118,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("handler", metavar="HANDLER", help="path/to/file.py:function or module:function")
+    parser.add_argument(
+        "handler",
+        metavar="HANDLER",
+        help="module.function, module:function, pkg/sub/module.function or path/to/file.py:function "
+        "(a module from the current directory; a file from above its package, if it is in one)",
+    )
     parser.add_argument(
         "--timeout",
         type=_in_range(float, "timeout", TIMEOUT_RANGE, "seconds"),
         default=DEFAULT_TIMEOUT,
-        help="function timeout in seconds, 1 to 900 (default 300)",
+        help="function timeout in seconds, 1 to 900 (default 300, as AWS's emulator; "
+        "a function deployed without --timeout gets Lambda's default, 3)",
     )
     parser.add_argument(
         "--memory",
         type=_in_range(int, "memory size", MEMORY_RANGE, "MB"),
         default=DEFAULT_MEMORY_MB,
-        help="memory size in MB, 128 to 10240 (default 3008)",
+        help="memory size in MB, 128 to 10240 (default 3008, as AWS's emulator; a function deployed "
+        "without --memory gets Lambda's default, 128). Not enforced locally: REPORT's Max Memory "
+        "Used shows what the run took, and a warning follows when that is past this size",
     )
     parser.add_argument(
         "--init-timeout",
@@ -127,7 +148,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "call a fresh runtime (default 10, as Lambda's on-demand functions)",
     )
     parser.add_argument(
-        "--env", action="append", metavar="NAME=VALUE", help="set a variable for the function"
+        "--env",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a variable for the function (wins over --env-file)",
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="set the variables of a .env file (KEY=value lines, read as deploy --env-file reads them)",
     )
     parser.add_argument(
         "--inherit-env",
@@ -135,6 +164,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="pass this variable of your environment on to the function "
         f"(otherwise it gets only {', '.join(PASSED_THROUGH)} of it)",
+    )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the interpreter to run the function on: a path, a command or a version such as 3.12 "
+        "(default: the active virtualenv's, from VIRTUAL_ENV, else the one running this command)",
+    )
+    parser.add_argument(
+        "--install-deps",
+        action="store_true",
+        help="pip-install the code root's requirements.txt into .lambda-supervisor/deps/ there and "
+        "put it on the function's sys.path; reused while the file is unchanged",
     )
     parser.add_argument(
         "--pass-aws-credentials",
@@ -164,23 +205,31 @@ def _in_range(kind: type, name: str, bounds: tuple[float, float], unit: str) -> 
 
 def _start_runner(args: argparse.Namespace, **listener: Any) -> LocalRunner:
     """The runner both commands start from their shared options; ``listener`` holds what
-    only ``serve`` sets (its address, restarting a dead runtime)."""
+    only one sets (``serve``: its address, restarting a dead runtime; ``invoke``: the terminal)."""
+    handler = parse_handler(args.handler)
+    env = parse_env(args.env, args.env_file)
+    interpreter = prepare(handler.task_root, args.python, args.install_deps, _say)
     return LocalRunner(
-        parse_handler(args.handler),
+        handler,
+        interpreter=interpreter,
         timeout=args.timeout,
         memory_mb=args.memory,
         init_timeout=args.init_timeout,
-        env=parse_env(args.env),
+        env=env,
         inherit=inherited_names(args),
         log_stream=sys.stderr,
         **listener,
     ).start()
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def run_invoke(args: argparse.Namespace) -> int:
     try:
         event = read_event(args)
-        runner = _start_runner(args)
+        runner = _start_runner(args, terminal=_debuggable(args))
     except UsageError as exc:
         return _usage_error(exc)
     start_timeout = args.init_timeout + RUNTIME_START_GRACE
@@ -201,6 +250,17 @@ def run_invoke(args: argparse.Namespace) -> int:
         print(f"function error: {result.error_type}", file=sys.stderr)
         return EXIT_FUNCTION_ERROR
     return 0
+
+
+def _debuggable(args: argparse.Namespace) -> bool:
+    """True when a ``breakpoint()`` in the handler can open pdb on our terminal: stdin and
+    stderr (where the handler's output goes) are one, and the event does not come from it."""
+    if args.event_source == "-" or args.event_file == "-":
+        return False
+    try:
+        return all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stderr))
+    except ValueError:  # a closed stream
+        return False
 
 
 def _write_result(body: bytes) -> None:

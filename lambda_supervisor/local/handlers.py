@@ -1,61 +1,57 @@
-"""Where a local run finds the handler: ``path/to/file.py:fn`` or ``module:fn``.
+"""Where a local run finds the handler, read with the runtime's own grammar.
 
-Checked here because a typo is far easier to understand as "file not found" than as an
+Every form the runtime's ``HANDLER`` takes is accepted (``worker/handler_names.py``):
+``mod.fn`` (Lambda's), ``mod:fn``, ``pkg/sub/mod.fn`` and ``path/to/file.py:fn``. A
+module is looked up from the current directory, which is then the code root; a file's code
+root is found the way Lambda's would be (above its package, if it is in one). It is
+checked here because a typo is far easier to understand as "file not found" than as an
 import error reported by a runtime process. The result is what the runtime needs to be
-started with: its task root and its ``HANDLER``.
+started with: its task root and its ``HANDLER``, in Lambda's form.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
-from .settings import UsageError
+from lambda_supervisor.runtime_modules import handler_names
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+from .settings import UsageError
 
 
 @dataclass(frozen=True)
 class HandlerLocation:
-    """Where the code is (``task_root``) and what the runtime's ``HANDLER`` should be."""
+    """Where the code is (``task_root``) and what the runtime's ``HANDLER`` is (``module.function``)."""
 
     task_root: Path
     handler: str
 
     @property
     def module(self) -> str:
-        return self.handler.split(":", 1)[0]
+        return self.handler.rpartition(".")[0]
 
 
 def parse_handler(text: str, *, cwd: Path | None = None) -> HandlerLocation:
-    """Turn ``path/to/file.py:fn`` or ``module:fn`` into a task root and a handler."""
-    cwd = cwd or Path.cwd()
-    target, sep, function = text.rpartition(":")
-    if not sep or not target or not function:
-        raise UsageError(f"bad handler {text!r}: expected path/to/file.py:function or module:function")
-    if not _IDENTIFIER.match(function):
-        raise UsageError(f"bad handler {text!r}: {function!r} is not a Python function name")
-    if target.endswith(".py") or "/" in target or os.sep in target:
-        return _file_handler(text, Path(target), function, cwd)
-    if not _MODULE.match(target):
-        raise UsageError(f"bad handler {text!r}: {target!r} is not a module name")
-    _check_module_exists(target, cwd)
-    return HandlerLocation(cwd.resolve(), f"{target}:{function}")
-
-
-def _file_handler(text: str, path: Path, function: str, cwd: Path) -> HandlerLocation:
+    """Turn any handler form into a task root and a handler, or explain in a ``UsageError``."""
+    cwd = (cwd or Path.cwd()).resolve()
+    try:
+        name = handler_names.parse(text)
+    except handler_names.MalformedHandler as exc:
+        raise UsageError(str(exc)) from None
+    if name.file is None:
+        assert name.module is not None
+        _check_module_exists(name.module, cwd)
+        return HandlerLocation(cwd, name.lambda_form())
+    path = Path(name.file)
     path = path if path.is_absolute() else cwd / path
-    if path.suffix != ".py":
-        raise UsageError(f"bad handler {text!r}: the file must end in .py")
     if not path.is_file():
         raise UsageError(f"handler file not found: {path}")
-    if not _IDENTIFIER.match(path.stem):
-        raise UsageError(f"bad handler {text!r}: {path.name!r} cannot be imported as a module")
-    return HandlerLocation(path.parent.resolve(), f"{path.stem}:{function}")
+    try:
+        task_root, module = handler_names.find_code_root(path)
+    except handler_names.MalformedHandler as exc:
+        raise UsageError(str(exc)) from None
+    return HandlerLocation(task_root.resolve(), name.lambda_form(module))
 
 
 def _check_module_exists(module: str, task_root: Path) -> None:

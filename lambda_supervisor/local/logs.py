@@ -2,9 +2,11 @@
 
 Lambda's console and ``X-Amz-Log-Type: Tail`` show an invocation's own output framed by
 the platform's lines: START when the event is handed out, END and REPORT (duration,
-billed duration, memory, init duration on a cold start) when the answer is in. Locally
-the runtime's output is one stream, so each line is given to its invocation here: by the
-``requestId`` of a structured log record, else to the invocation running now. This is
+billed duration, memory, init duration on a cold start) when the answer is in, then a
+warning when the memory used is past the memory size, which a local run does not
+enforce (``memory_warning``). Locally the runtime's output is one stream, so each line
+is given to its invocation here: by the ``requestId`` of a structured log record, else
+to the invocation running now. This is
 the emulator's ``InvokeListener``; what it keeps is bounded, as serving may run for days.
 """
 
@@ -92,7 +94,11 @@ class InvocationLogs:
                 self._current = None
         duration_ms = (outcome.received_at - (invocation.handed_out_at or outcome.received_at)) * 1000
         self._print(record, f"END RequestId: {invocation.request_id}")
-        self._print(record, self._report_line(record, duration_ms))
+        peak_kb = self.process.peak_rss_kb() if self.process is not None else None
+        peak_mb = math.ceil(peak_kb / 1024) if peak_kb is not None else None
+        self._print(record, self._report_line(record, duration_ms, peak_mb))
+        if peak_mb is not None and peak_mb > self.emulator.memory_mb:
+            self._print(record, memory_warning(peak_mb, self.emulator.memory_mb))
         record.finished.set()
 
     def log_tail(self, invocation: Invocation) -> str:
@@ -146,16 +152,28 @@ class InvocationLogs:
             record.lines.append(line)
         self.write(line)
 
-    def _report_line(self, record: InvocationRecord, duration_ms: float) -> str:
+    def _report_line(self, record: InvocationRecord, duration_ms: float, peak_mb: int | None) -> str:
         parts = [
             f"REPORT RequestId: {record.request_id}",
             f"Duration: {duration_ms:.2f} ms",
             f"Billed Duration: {max(1, math.ceil(duration_ms))} ms",
             f"Memory Size: {self.emulator.memory_mb} MB",
         ]
-        peak_kb = self.process.peak_rss_kb() if self.process is not None else None
-        if peak_kb is not None:
-            parts.append(f"Max Memory Used: {math.ceil(peak_kb / 1024)} MB")
+        if peak_mb is not None:
+            parts.append(f"Max Memory Used: {peak_mb} MB")
         if record.init_duration_ms is not None:
             parts.append(f"Init Duration: {record.init_duration_ms:.2f} ms")
         return "\t".join(parts)
+
+
+def memory_warning(peak_mb: int, memory_mb: int) -> str:
+    """The line after a REPORT whose Max Memory Used is past the memory size.
+
+    The size is not enforced locally: Lambda counts the environment's resident memory,
+    which no limit of this machine's (a worker's RLIMIT_DATA counts address space, every
+    thread's stack included) measures alike, so a cap would fail functions Lambda runs.
+    """
+    return (
+        f"lambda-supervisor: Max Memory Used ({peak_mb} MB) is over the memory size ({memory_mb} MB): "
+        "on Lambda this function would run out of memory; locally the memory size is not enforced"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import subprocess
 import threading
 import time
@@ -23,6 +24,7 @@ from lambda_supervisor.emulator import LOG_TAIL_BYTES, Outcome, RuntimeAPIEmulat
 from lambda_supervisor.process import RuntimeProcess
 
 from .console import ECHO_DRAIN_TIMEOUT
+from .dependencies import FunctionPython
 from .handlers import HandlerLocation
 from .logs import InvocationLogs
 from .runtime_errors import errors, exit_message
@@ -77,6 +79,10 @@ class LocalRunner:
     ``inherit``. A runtime whose init takes longer than ``init_timeout`` is stopped and
     the calls waiting for it are answered with a timeout, as Lambda bounds init. What it
     keeps is bounded, so serving for days costs no more memory than serving for a minute.
+    With ``terminal=True`` the runtime shares our terminal (its stdin, our stderr), so a
+    ``breakpoint()`` in the handler opens pdb there; its lines then reach no log tail.
+    ``interpreter`` (``dependencies.prepare``) is the Python the runtime runs on and what
+    goes first on its sys.path (the installed dependencies); default the CLI's own.
     """
 
     def __init__(
@@ -93,6 +99,8 @@ class LocalRunner:
         inherit: Sequence[str] = (),
         log_stream: TextIO | None = None,
         restart: bool = False,
+        terminal: bool = False,
+        interpreter: FunctionPython | None = None,
     ) -> None:
         check_range("timeout", timeout, TIMEOUT_RANGE, "seconds")
         check_range("memory size", memory_mb, MEMORY_RANGE, "MB")
@@ -101,6 +109,8 @@ class LocalRunner:
         self.env = dict(env or {})
         self.inherit = tuple(inherit)
         self.restart = restart
+        self.terminal = terminal
+        self.interpreter = interpreter
         self.init_timeout = init_timeout
         self.emulator = RuntimeAPIEmulator(
             host,
@@ -152,6 +162,8 @@ class LocalRunner:
             if self.process is not None:
                 self.process.stop()  # one the watcher started while we were stopping
         self.logs.close(ECHO_DRAIN_TIMEOUT)
+        if self.interpreter is not None:
+            self.interpreter.close()
 
     def __enter__(self) -> LocalRunner:
         return self.start()
@@ -171,6 +183,13 @@ class LocalRunner:
     def _start_process(self) -> None:
         env: dict[str, str | None] = {"PYTHONUNBUFFERED": "1"}
         env.update(self.env)
+        if self.interpreter is not None:
+            env["LAMBDA_SUPERVISOR_PYTHON"] = self.interpreter.python
+            if self.interpreter.paths:
+                given = env.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
+                env["PYTHONPATH"] = os.pathsep.join(
+                    [*map(str, self.interpreter.paths), *([given] if given else [])]
+                )
         self.emulator.init_errors.clear()
         self.emulator.extension_registrations.clear()
         self.emulator.first_poll_at = None
@@ -186,6 +205,7 @@ class LocalRunner:
             on_line=self.logs.on_line,
             # The runtime's own output matters only as the log tail of a failed init.
             retain_chars=LOG_TAIL_BYTES,
+            terminal=self.terminal,
         )
         self.logs.runtime_started(self.process)
         self.process.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
@@ -52,6 +53,7 @@ class RuntimeProcess:
         on_line: Callable[[str], None] | None = None,
         inherit: Collection[str] = (),
         retain_chars: int | None = None,
+        terminal: bool = False,
     ) -> None:
         self.handler = handler
         # Variables taken from our environment besides PASSED_THROUGH.
@@ -67,6 +69,10 @@ class RuntimeProcess:
         # bounds what ``lines()`` keeps (None: every line, as tests of a short run want).
         self.echo = echo
         self.on_line = on_line
+        # ``terminal``: the runtime gets our stdin and writes to our stderr itself, so that
+        # a ``breakpoint()`` in the handler can talk to the person at the terminal; its
+        # output is then neither captured nor passed on.
+        self.terminal = terminal
         self.started_at: float | None = None
         self._popen: subprocess.Popen[bytes] | None = None
         self._output = OutputReader(retain_chars, self._pass_on)
@@ -92,13 +98,13 @@ class RuntimeProcess:
         self._popen = subprocess.Popen(
             command,
             env=self.environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdin=None if self.terminal else subprocess.DEVNULL,
+            stdout=sys.stderr.fileno() if self.terminal else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        assert self._popen.stdout is not None
-        self._output.start(self._popen.stdout, name=f"runtime-output:{self._popen.pid}")
+        if self._popen.stdout is not None:
+            self._output.start(self._popen.stdout, name=f"runtime-output:{self._popen.pid}")
         return self
 
     def stop(self, timeout: float = 5) -> int | None:
