@@ -169,3 +169,28 @@ def test_a_save_within_the_same_second_at_the_same_size_runs_the_new_code(code_r
         os.utime(code_root / "app.py", ns=(second + 700_000_000, second + 700_000_000))
         wait_for_reloads(server, 1)
         assert call(server)["version"] == 2
+
+
+@pytest.mark.timeout(60)
+def test_a_saved_env_file_is_read_again_before_the_next_call(tmp_path: Path) -> None:
+    """Tried: serve --watch --env-file .env, a call, then .env rewritten with a new value,
+    then with a line that does not parse. The next call after the first save sees the new
+    value; after the broken save serve says why without the value, and the value read
+    before is kept."""
+    (tmp_path / "app.py").write_text(
+        "import os\n\ndef handler(event, context):\n    return os.environ.get('GREETING')\n"
+    )
+    env_file = tmp_path / ".env"
+    env_file.write_text("GREETING=first\n")
+    with ServeProcess(f"{tmp_path}/app.py:handler", "--watch", "--env-file", str(env_file)) as server:
+        assert call(server) == "first"
+        env_file.write_text("GREETING=second\n")
+        wait_for_reloads(server, 1)
+        assert call(server) == "second"
+        env_file.write_text("GREETING=second\nnot a setting secret-value\n")
+        wait_for_reloads(server, 2)
+        assert call(server) == "second"
+        returncode, stderr = server.stop()
+    assert returncode == 0
+    assert "the variables read before are kept" in stderr, stderr
+    assert "secret-value" not in stderr

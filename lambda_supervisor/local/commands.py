@@ -292,7 +292,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    watcher = CodeWatcher(runner.handler.task_root, runner.reload)
+    watcher = CodeWatcher(runner.handler.task_root, lambda changed: _reload(runner, args, changed))
     if args.watch:
         watcher.start()
     try:
@@ -302,6 +302,18 @@ def run_serve(args: argparse.Namespace) -> int:
         watcher.stop()
         runner.stop()
     return 0
+
+
+def _reload(runner: LocalRunner, args: argparse.Namespace, changed: list[Path]) -> None:
+    """Restart the runtime on saved files, with ``--env-file`` read again: a saved ``.env``
+    is one of the changes watched. A file that no longer parses keeps the variables read
+    before, and says why (never a value)."""
+    if args.env_file is not None:
+        try:
+            runner.env = parse_env(args.env, args.env_file)
+        except UsageError as exc:
+            _say(f"lambda-supervisor: {exc}; the variables read before are kept")
+    runner.reload(changed)
 
 
 def _usage_error(exc: UsageError) -> int:
