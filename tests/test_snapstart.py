@@ -344,3 +344,47 @@ def test_invoke_answers_with_the_restore_error(tmp_path):
     assert done.returncode == 1, done.stderr.decode()
     body = json.loads(done.stdout)
     assert (body["errorType"], body["errorMessage"]) == ("ConnectionError", "pool closed")
+
+
+@pytest.mark.timeout(30)
+def test_sigterm_while_a_hook_hangs_shuts_down_cleanly(emulator, tmp_path):
+    """Tried: SIGTERM while a before-snapshot hook sleeps, with no init timeout of our own.
+    The worker is stopped within the shutdown grace, the runtime exits 0, and nothing is
+    reported or asked for."""
+    env = _env(tmp_path, "before-hang")
+    with running_runtime(emulator, tmp_path / "task", HOOKS, env=env, wait_ready=False) as runtime:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while "before-2" not in [step for step, _, _ in _steps(tmp_path / "record")]:
+            assert time.monotonic() < deadline, runtime.output()
+            time.sleep(0.02)
+        os.kill(runtime.pid, signal.SIGTERM)
+        sent = time.monotonic()
+        assert runtime.wait(5) == 0
+        assert time.monotonic() - sent < 2.5
+    assert emulator.routes_called() == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(_steps(tmp_path / "record")[0][1], 0)
+
+
+@pytest.mark.timeout(30)
+def test_the_client_takes_a_500_on_restore_next_as_a_broken_environment(emulator):
+    """Tried: RuntimeAPIClient.restore_next against a 500, which the contract calls a
+    container error on /next; it is not retried but raised at once, and post_restore_error
+    sends the error type as a header and is accepted."""
+    from supervisor.runtime_api import PostOutcome, RuntimeAPIClient, RuntimeAPIError
+
+    client = RuntimeAPIClient(emulator.address, retry_window=5)
+    try:
+        emulator.inject_fault("restore_next", "status", status=500)
+        with pytest.raises(RuntimeAPIError, match="GET /restore/next answered 500"):
+            client.restore_next()
+        client.restore_next()
+        assert (
+            client.post_restore_error(b'{"errorType": "E"}', "Runtime.AfterRestoreError")
+            is PostOutcome.ACCEPTED
+        )
+    finally:
+        client.close()
+    assert emulator.routes_called() == ["restore_next", "restore_next", "restore_error"]
+    [posted] = emulator.restore_errors
+    assert (posted.error_type, posted.body) == ("Runtime.AfterRestoreError", b'{"errorType": "E"}')
