@@ -97,7 +97,7 @@ def run_snapshot_hooks(from_supervisor: int, to_supervisor: int, worker_pid: int
             failure = snapshot_hooks.run_after_restore()
         _leave_if_forked(worker_pid)
         if failure is not None:
-            protocol.write_hooks_ran(to_supervisor, 0.0, errors.encode(failure))
+            protocol.write_hooks_failed(to_supervisor, protocol.HooksFailed(errors.encode(failure)))
             return False
         protocol.write_hooks_ran(to_supervisor, (time.monotonic() - started) * 1000)
         if phase == protocol.AFTER_RESTORE:

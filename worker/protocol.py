@@ -288,12 +288,12 @@ def read_run_hooks(fd: int) -> str:
     return cast(str, phase)
 
 
-def write_hooks_ran(fd: int, hooks_ms: float, error_body: bytes | None = None) -> None:
-    """How a phase went: ``error_body`` is the report of the hook that raised, if one did."""
-    if error_body is None:
-        write_frame(fd, HOOKS_RAN, {"hooks_ms": round(hooks_ms, 3)})
-    else:
-        write_frame(fd, HOOKS_RAN, {"failed": True}, error_body)
+def write_hooks_ran(fd: int, hooks_ms: float) -> None:
+    write_frame(fd, HOOKS_RAN, {"hooks_ms": round(hooks_ms, 3)})
+
+
+def write_hooks_failed(fd: int, failed: HooksFailed) -> None:
+    write_frame(fd, HOOKS_RAN, {"failed": True}, failed.error_body)
 
 
 def parse_hooks_ran(frame: Frame) -> HooksRan | HooksFailed:

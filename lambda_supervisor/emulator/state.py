@@ -234,12 +234,6 @@ class RuntimeAPIEmulator(InvocationQueue):
             self._lock.wait_for(lambda: bool(self.init_errors), timeout)
             return self.init_errors[0] if self.init_errors else None
 
-    def wait_restore_error(self, timeout: float) -> Outcome | None:
-        """The first ``/restore/error`` post, or None if none arrives within ``timeout``."""
-        with self._lock:
-            self._lock.wait_for(lambda: bool(self.restore_errors), timeout)
-            return self.restore_errors[0] if self.restore_errors else None
-
     def routes_called(self) -> list[str | None]:
         """The route of every request recorded so far, in order (None: no route matched)."""
         with self._lock:

@@ -63,14 +63,14 @@ def test_after_restore_hooks_run_in_order_every_time():
 
 
 @pytest.mark.parametrize(
-    ("register", "run", "expected_calls"),
+    ("register", "run", "runs_first"),
     [
-        (register_before_snapshot, snapshot_hooks.run_before_snapshot, ["last"]),
-        (register_after_restore, snapshot_hooks.run_after_restore, ["first"]),
+        (register_before_snapshot, snapshot_hooks.run_before_snapshot, "last"),
+        (register_after_restore, snapshot_hooks.run_after_restore, "first"),
     ],
     ids=["before-snapshot", "after-restore"],
 )
-def test_the_first_hook_that_raises_ends_the_phase_with_its_report(register, run, expected_calls):
+def test_the_first_hook_that_raises_ends_the_phase_with_its_report(register, run, runs_first):
     """Tried: three hooks, the middle one raising ``ConnectionError('pool closed')``. The
     hooks after it in the phase's order do not run, and the report is the four keys of the
     exception, as AWS's runtime reports it: its class as errorType, its text, and a stack
@@ -85,7 +85,7 @@ def test_the_first_hook_that_raises_ends_the_phase_with_its_report(register, run
     register(failing)
     register(lambda: calls.append("last"))
     report = run()
-    assert calls[0] == expected_calls[0] and calls[1:] == ["failing"]
+    assert calls == [runs_first, "failing"]
     assert report is not None
     assert (report["errorType"], report["errorMessage"], report["requestId"]) == (
         "ConnectionError",
@@ -163,7 +163,7 @@ def test_how_the_hooks_went_reads_back_as_written(pipe):
     """Tried: a phase that ran in 12.5 ms, then one that failed with a report body."""
     read_fd, write_fd = pipe
     protocol.write_hooks_ran(write_fd, 12.5)
-    protocol.write_hooks_ran(write_fd, 0.0, b'{"errorType": "ValueError"}')
+    protocol.write_hooks_failed(write_fd, protocol.HooksFailed(b'{"errorType": "ValueError"}'))
     frames = [protocol.read_frame(read_fd, max_body=1 << 10, allowed=protocol.HOOK_KINDS) for _ in range(2)]
     assert [protocol.parse_hooks_ran(frame) for frame in frames] == [
         protocol.HooksRan(12.5),
