@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not supervisor.start():
             return EXIT_INIT_FAILED
+        if settings.snap_start and (failed := supervisor.restore()) is not None:
+            return failed
     except ShutdownDuringInit:
         supervisor.shutdown()
         return EXIT_OK

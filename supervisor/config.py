@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from worker.errors import MAX_SYNC_PAYLOAD
+from worker.snapshot_hooks import snap_start
 
 
 class ConfigError(Exception):
@@ -44,6 +45,8 @@ class Settings(NamedTuple):
     worker_memory_mb: float | None = None
     # Register a no-op internal extension so that Lambda sends SIGTERM before shutdown.
     register_extension: bool = False
+    # AWS_LAMBDA_INITIALIZATION_TYPE=snap-start: SnapStart's restore flow before the first /next.
+    snap_start: bool = False
 
 
 def resolve_handler(environ: Mapping[str, str], argv: Sequence[str]) -> str:
@@ -105,6 +108,7 @@ def load_settings(environ: Mapping[str, str] = os.environ, argv: Sequence[str] =
             worker_memory_mb=_number(environ, "LAMBDA_SUPERVISOR_WORKER_MEMORY_MB", None, _MAX_MB) or None,
             register_extension=environ.get("LAMBDA_SUPERVISOR_REGISTER_EXTENSION", "").lower()
             in ("1", "true", "yes"),
+            snap_start=snap_start(environ),
         )
     except ConfigError as exc:
         exc.runtime_api = runtime_api

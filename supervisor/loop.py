@@ -25,15 +25,24 @@ from typing import Any
 from supervisor.config import Settings
 from supervisor.keeper import adopts_orphans
 from supervisor.logs import Logger
-from supervisor.runtime_api import Event, LongPollAborted, PostOutcome, RuntimeAPIClient
+from supervisor.runtime_api import Event, LongPollAborted, PostOutcome, RuntimeAPIClient, RuntimeAPIError
 from supervisor.worker_process import ANSWERED_TWICE, Died, Reply, StartReply, WorkerProcess
-from worker import errors
+from worker import errors, protocol
 from worker.protocol import Failed, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
 
 EXIT_OK = 0
 EXIT_INIT_FAILED = 1
 EXIT_WORKER_UNAVAILABLE = 2
 EXIT_RUNTIME_API_FAILED = 3
+# AWS's runtime's exit codes for a failed SnapStart runtime hook.
+EXIT_BEFORE_SNAPSHOT_FAILED = 64
+EXIT_AFTER_RESTORE_FAILED = 65
+
+# What a failed phase of SnapStart's runtime hooks is reported as.
+_HOOK_ERROR_TYPES = {
+    protocol.BEFORE_SNAPSHOT: errors.BEFORE_SNAPSHOT_ERROR,
+    protocol.AFTER_RESTORE: errors.AFTER_RESTORE_ERROR,
+}
 
 # How long a worker gets to finish the event in hand when the runtime is shut down.
 SHUTDOWN_GRACE = 1.5
@@ -321,6 +330,8 @@ class Supervisor:
         if failure:
             self.log.error(why, **failure)
         reply = self._wait_ready(self.settings.init_timeout)
+        if isinstance(reply, Ready) and self.settings.snap_start and not self._rerun_hooks():
+            raise WorkerUnavailable()
         if isinstance(reply, Ready):
             self._log_worker_started(reply, why)
             return
@@ -360,6 +371,95 @@ class Supervisor:
                     self.log.warning("worker killed during init by the shutdown", pid=self.worker.pid)
                 raise ShutdownDuringInit()
 
+    # -- SnapStart -------------------------------------------------------------------------
+
+    def restore(self) -> int | None:
+        """SnapStart (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``), after ``start``: the
+        worker runs the before-snapshot hooks, ``/restore/next`` waits while the snapshot is
+        taken, then the worker runs the after-restore hooks, as AWS's runtime does before its
+        first ``/next``. A failure is reported where AWS's runtime reports it (before the
+        snapshot to ``/init/error``, after the restore to ``/restore/error``); the exit code
+        is returned then, None when the runtime goes on to serve.
+
+        Raises ``ShutdownDuringInit`` if SIGTERM arrives first.
+        """
+        failure = self._run_hooks(protocol.BEFORE_SNAPSHOT)
+        if failure is None:
+            failure = self._restore_next()
+        if failure is not None:
+            self.api.post_init_error(failure, errors.BEFORE_SNAPSHOT_ERROR)
+            self._log_init_error(failure)
+            self.worker.release()
+            return EXIT_BEFORE_SNAPSHOT_FAILED
+        failure = self._run_hooks(protocol.AFTER_RESTORE)
+        if failure is not None:
+            self.api.post_restore_error(failure, errors.AFTER_RESTORE_ERROR)
+            self._log_init_error(failure, "restore failed")
+            self.worker.release()
+            return EXIT_AFTER_RESTORE_FAILED
+        return None
+
+    def _restore_next(self) -> bytes | None:
+        """``GET /restore/next``; the error body for ``/init/error`` when the Runtime API
+        refused it or could not be reached (AWS's runtime reports that as a failed
+        before-snapshot phase too)."""
+        self.waiting_for_event = True  # SIGTERM ends this long poll as it ends /next
+        try:
+            if self.shutdown_requested:
+                raise ShutdownDuringInit()
+            self.api.restore_next()
+        except LongPollAborted:
+            raise ShutdownDuringInit() from None
+        except RuntimeAPIError as exc:
+            return errors.encode(errors.report(str(exc), errors.BEFORE_SNAPSHOT_ERROR))
+        finally:
+            self.waiting_for_event = False
+        return None
+
+    def _run_hooks(self, phase: str) -> bytes | bytearray | None:
+        """Have the worker run one phase of SnapStart's runtime hooks, within the init
+        timeout; the error body when one raised, the worker died or the time ran out."""
+        timeout = self.settings.init_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self.worker.send_hooks(phase, deadline):
+            reply = self.worker.wait_hooks(deadline)
+            while isinstance(reply, Interrupted):
+                self._drain_wakeups()
+                if self.shutdown_requested:
+                    raise ShutdownDuringInit()
+                reply = self.worker.wait_hooks(deadline)
+        else:
+            reply = Died(self.worker.kill())
+        if isinstance(reply, protocol.HooksRan):
+            self.log.debug("runtime hooks ran", phase=phase, duration_ms=round(reply.hooks_ms, 2))
+            return None
+        if isinstance(reply, protocol.HooksFailed):
+            return reply.error_body
+        self.worker.kill()
+        self.log.error("worker failed in runtime hooks", phase=phase, pid=self.worker.pid, reply=repr(reply))
+        if isinstance(reply, Died):
+            report = errors.exit_error(reply.wait_status, "")
+        elif isinstance(reply, TimedOut):
+            words = phase.replace("_", "-")
+            message = f"The {words} runtime hooks did not finish within {timeout:.2f} seconds"
+            report = errors.report(message, _HOOK_ERROR_TYPES[phase])
+        else:
+            report = errors.report(f"Worker sent an invalid reply: {reply.reason}", errors.PROTOCOL_ERROR)
+        return errors.encode(report)
+
+    def _rerun_hooks(self) -> bool:
+        """A replacement worker in a restored environment goes through what the first one
+        did, the snapshot aside: before-snapshot, then after-restore hooks, so that each
+        hook finds what the hook of the other phase left. False (logged) if they failed."""
+        failure = self._run_hooks(protocol.BEFORE_SNAPSHOT)
+        if failure is None:
+            failure = self._run_hooks(protocol.AFTER_RESTORE)
+        if failure is None:
+            return True
+        self._log_init_error(failure, "replacement worker failed in runtime hooks")
+        self.worker.kill()
+        return False
+
     # -- logs -------------------------------------------------------------------------------
 
     def _log_worker_started(self, ready: Ready, reason: str | None = None) -> None:
@@ -374,7 +474,7 @@ class Supervisor:
             reason=reason,
         )
 
-    def _log_init_error(self, error_body: bytes | bytearray) -> None:
+    def _log_init_error(self, error_body: bytes | bytearray, message: str = "init failed") -> None:
         try:
             fields = json.loads(error_body)
         except (ValueError, RecursionError):
@@ -382,7 +482,7 @@ class Supervisor:
         if not isinstance(fields, dict):
             fields = {}  # not the worker's own report: handler code wrote on the pipe at import
         self.log.error(
-            "init failed",
+            message,
             errorType=fields.get("errorType"),
             errorMessage=fields.get("errorMessage"),
             stackTrace=fields.get("stackTrace"),

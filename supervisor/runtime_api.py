@@ -30,6 +30,7 @@ API_VERSION = "/2018-06-01"
 EXTENSION_API = "/2020-01-01/extension"
 EXTENSION_NAME = "lambda-supervisor"
 NEXT_PATH = API_VERSION + "/runtime/invocation/next"
+RESTORE_NEXT_PATH = API_VERSION + "/runtime/restore/next"
 # What a request id or invocation id must look like to go into a URL or header as it is.
 _PLAIN_TOKEN = re.compile(rb"[A-Za-z0-9_\-]{1,256}")
 _HEADER_TOKEN = re.compile(r"[A-Za-z0-9_.:\-]{1,256}")
@@ -270,8 +271,9 @@ def parse_address(address: str) -> tuple[str, int]:
 
 class RuntimeAPIClient:
     """The runtime's side of the Lambda Runtime API: the long poll for the next event, the
-    posts of its answer (``/response``, ``/error``) and of an init error, and the extension
-    registration that makes Lambda send SIGTERM.
+    posts of its answer (``/response``, ``/error``) and of an init error, SnapStart's
+    ``/restore/next`` and ``/restore/error``, and the extension registration that makes
+    Lambda send SIGTERM.
 
     One keep-alive connection carries one exchange at a time, each retried under ``Retry``.
     Nothing received is trusted: an answer that hands out no event the runtime can answer
@@ -417,11 +419,39 @@ class RuntimeAPIClient:
         )
 
     def post_init_error(self, error_body: bytes | bytearray, error_type: str) -> PostOutcome:
-        headers = {
-            "Content-Type": "application/json",
-            "Lambda-Runtime-Function-Error-Type": header_token(error_type),
-        }
-        return self._post("/runtime/init/error", error_body, headers)
+        return self._post("/runtime/init/error", error_body, _error_headers(error_type))
+
+    def restore_next(self) -> None:
+        """SnapStart: say the runtime is ready for its snapshot, and wait while it is taken.
+
+        Returns once the environment runs again, restored from the snapshot (an emulator
+        answers at once). Like /next it has no read timeout, is retried under ``Retry`` and
+        is ended by ``abort_long_poll`` (``LongPollAborted``); an answer the contract calls
+        broken (a 500, a refusal) raises ``RuntimeAPIError``.
+        """
+        retry = Retry(self, "GET /restore/next")
+        while True:
+            try:
+                response = self.connection.request("GET", RESTORE_NEXT_PATH, abortable=True)
+            except TRANSPORT_ERRORS as exc:
+                if self.stopping:
+                    raise LongPollAborted() from None
+                if not retry.again("runtime API unreachable on /restore/next, retrying", error=repr(exc)):
+                    raise retry.gave_up() from None
+                continue
+            status = response.status
+            if 200 <= status < 300:
+                retry.succeeded()
+                return
+            if status in _TRANSIENT_STATUSES and status != 500:
+                if retry.again("runtime API busy on /restore/next, retrying", status=status):
+                    continue
+                raise retry.gave_up()
+            raise RuntimeAPIError(f"GET /restore/next answered {status}: {response.data[:512]!r}")
+
+    def post_restore_error(self, error_body: bytes | bytearray, error_type: str) -> PostOutcome:
+        """SnapStart: report that the environment failed to restore (an after-restore hook)."""
+        return self._post("/runtime/restore/error", error_body, _error_headers(error_type))
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -546,6 +576,14 @@ class RuntimeAPIClient:
 
     def _error(self, message: str, **fields: Any) -> None:
         self._log("error", message, **fields)
+
+
+def _error_headers(error_type: str) -> dict[str, str]:
+    """The headers of an error post that concerns the environment, not an invocation."""
+    return {
+        "Content-Type": "application/json",
+        "Lambda-Runtime-Function-Error-Type": header_token(error_type),
+    }
 
 
 def _id_text(raw: bytes) -> str:

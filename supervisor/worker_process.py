@@ -26,7 +26,18 @@ from typing import TYPE_CHECKING, NamedTuple
 from supervisor.keeper import KEEPER, KILL_WAIT, kill_group, kill_process
 from worker import errors, procfs, protocol
 from worker.child import become_worker, close_quietly
-from worker.protocol import Failed, Garbled, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
+from worker.protocol import (
+    Failed,
+    Garbled,
+    HooksFailed,
+    HooksRan,
+    InitFailed,
+    Interrupted,
+    Oversized,
+    Ready,
+    Result,
+    TimedOut,
+)
 
 if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
     from supervisor.config import Settings
@@ -50,6 +61,8 @@ class Died(NamedTuple):
 StartReply = Ready | InitFailed | Died | TimedOut | Garbled | Interrupted
 Reply = Result | Failed | Died | TimedOut | Oversized | Garbled
 InvokeReply = Reply | Interrupted
+# What waiting for a phase of SnapStart's runtime hooks can come to.
+HooksReply = HooksRan | HooksFailed | Died | TimedOut | Garbled | Interrupted
 
 
 class WorkerProcess:
@@ -160,6 +173,28 @@ class WorkerProcess:
             return protocol.parse_reply(frame, self.max_response_bytes)
         except (Oversized, Garbled) as failure:
             return failure.with_traceback(None)
+
+    def send_hooks(self, phase: str, deadline: float | None) -> bool:
+        """Ask the worker to run one phase of SnapStart's runtime hooks; False when it is gone."""
+        try:
+            protocol.write_run_hooks(self.to_worker, phase, deadline=deadline, watch=self.pidfd)
+        except (BrokenPipeError, protocol.Closed, TimedOut):
+            return False
+        return True
+
+    def wait_hooks(self, deadline: float | None, *, interruptible: bool = True) -> HooksReply:
+        """How the phase of hooks asked for went (the hooks are user code: anything can come)."""
+        reply = self._read(
+            deadline,
+            protocol.HOOK_KINDS,
+            errors.ERROR_REPLY_SLACK,
+            self.wakeup_fd if interruptible else None,
+        )
+        if isinstance(reply, protocol.Frame):
+            return protocol.parse_hooks_ran(reply)
+        if isinstance(reply, Oversized):
+            return Garbled(f"runtime hooks reply of {reply.size} bytes")
+        return reply
 
     def stray_output(self) -> str | None:
         """Why this worker must not be given an event: it wrote on its reply pipe while it had

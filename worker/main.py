@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from worker import errors, marshal, protocol
+from worker import errors, marshal, protocol, snapshot_hooks
 from worker.context import ContextUnmarshalError, LambdaContext
 from worker.handler_loader import Handler, InitError, load_handler
 from worker.logs import LambdaLogHandler, RequestIdHolder, configure_handler_logging
@@ -50,6 +50,8 @@ def run(
     global _log_handler
     unbuffered_stdio()
     _log_handler = configure_handler_logging()
+    # Read before the function's code runs, as the supervisor read it.
+    snap_start = snapshot_hooks.snap_start(os.environ)
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
     if task_root and (not sys.path or sys.path[0] != task_root):
         sys.path.insert(0, task_root)
@@ -63,6 +65,8 @@ def run(
         return
     _leave_if_forked(worker_pid)
     protocol.write_ready(to_supervisor, (time.monotonic() - started) * 1000)
+    if snap_start and not run_snapshot_hooks(from_supervisor, to_supervisor, worker_pid):
+        return
     while True:
         try:
             reply_token, meta, payload = protocol.read_event(from_supervisor)
@@ -74,6 +78,30 @@ def run(
         # Neither the event nor the result is kept while waiting for the next event: each
         # can be 6 MB, held for as long as the environment idles.
         del payload, reply
+
+
+def run_snapshot_hooks(from_supervisor: int, to_supervisor: int, worker_pid: int) -> bool:
+    """SnapStart: run the phases of runtime hooks the supervisor asks for, in its order
+    (before-snapshot, then after-restore), and say how each went. True once the
+    after-restore hooks have run and events may come; False when a hook raised (the
+    supervisor reports it, and this worker is done) or the supervisor closed the pipe."""
+    while True:
+        try:
+            phase = protocol.read_run_hooks(from_supervisor)
+        except protocol.Closed:
+            return False
+        started = time.monotonic()
+        if phase == protocol.BEFORE_SNAPSHOT:
+            failure = snapshot_hooks.run_before_snapshot()
+        else:
+            failure = snapshot_hooks.run_after_restore()
+        _leave_if_forked(worker_pid)
+        if failure is not None:
+            protocol.write_hooks_failed(to_supervisor, protocol.HooksFailed(errors.encode(failure)))
+            return False
+        protocol.write_hooks_ran(to_supervisor, (time.monotonic() - started) * 1000)
+        if phase == protocol.AFTER_RESTORE:
+            return True
 
 
 def _leave_if_forked(worker_pid: int) -> None:

@@ -41,6 +41,16 @@ FAILED = b"X"
 START_KINDS = frozenset((READY, INIT_FAILED))
 REPLY_KINDS = frozenset((RESULT, FAILED))
 _EVENT_KINDS = frozenset((EVENT,))
+# SnapStart's runtime hooks. Supervisor -> worker: run one phase of them (before the first
+# event); worker -> supervisor: how they went.
+RUN_HOOKS = b"H"
+HOOKS_RAN = b"K"
+HOOK_KINDS = frozenset((HOOKS_RAN,))
+_RUN_HOOKS_KINDS = frozenset((RUN_HOOKS,))
+# The phases, in the order they run: before the snapshot is taken, and once restored from it.
+BEFORE_SNAPSHOT = "before_snapshot"
+AFTER_RESTORE = "after_restore"
+HOOK_PHASES = (BEFORE_SNAPSHOT, AFTER_RESTORE)
 
 # Bodies up to this size are read together with the metadata.
 _READ_WITH_METADATA = 64 << 10
@@ -247,6 +257,51 @@ def parse_reply(frame: Frame, max_response_bytes: int) -> Result | Failed:
         reports.parse_xray_cause(frame.meta.get("xray_cause")),
         retire=bool(frame.meta.get("retire")),
     )
+
+
+# --- SnapStart's runtime hooks -------------------------------------------------------------
+
+
+class HooksRan(NamedTuple):
+    """Every hook of the phase returned."""
+
+    hooks_ms: float
+
+
+class HooksFailed(NamedTuple):
+    """A hook raised: the four-key report of its exception (``errorType`` its class, as AWS's
+    runtime reports it; the phase decides the error type it is posted under)."""
+
+    error_body: bytes | bytearray
+
+
+def write_run_hooks(fd: int, phase: str, *, deadline: float | None, watch: int | None) -> None:
+    write_frame(fd, RUN_HOOKS, {"phase": phase}, deadline=deadline, watch=watch)
+
+
+def read_run_hooks(fd: int) -> str:
+    """The phase of hooks the supervisor asks for; ``Closed`` when it has closed the pipe."""
+    frame = read_frame(fd, max_body=0, allowed=_RUN_HOOKS_KINDS)
+    phase = frame.meta.get("phase")
+    if phase not in HOOK_PHASES:
+        raise Garbled(f"unknown runtime hook phase {phase!r}")
+    return cast(str, phase)
+
+
+def write_hooks_ran(fd: int, hooks_ms: float) -> None:
+    write_frame(fd, HOOKS_RAN, {"hooks_ms": round(hooks_ms, 3)})
+
+
+def write_hooks_failed(fd: int, failed: HooksFailed) -> None:
+    write_frame(fd, HOOKS_RAN, {"failed": True}, failed.error_body)
+
+
+def parse_hooks_ran(frame: Frame) -> HooksRan | HooksFailed:
+    """A frame of ``HOOK_KINDS`` as the message it is (no field trusted: hooks are user code)."""
+    if frame.meta.get("failed") is True:
+        return HooksFailed(frame.body)
+    hooks_ms = frame.meta.get("hooks_ms")
+    return HooksRan(float(hooks_ms) if isinstance(hooks_ms, (int, float)) else 0.0)
 
 
 # --- frames ---------------------------------------------------------------------------------

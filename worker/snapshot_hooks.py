@@ -10,18 +10,28 @@ root or its dependencies provide it.
 
 Each runner takes the hooks off the list it runs, so that a process forked later does not
 run them again, and returns the error report of the first hook that raised, or None.
+``snap_start`` says whether the platform asked for SnapStart's restore flow.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from worker import errors
 from worker.reports import exception_report
 
 Hook = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+# How Lambda tells a managed runtime that this environment's init is to be snapshotted.
+INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
+SNAP_START = "snap-start"
+
+
+def snap_start(environ: Mapping[str, str]) -> bool:
+    """Is this environment initialised for a SnapStart snapshot (the restore flow due)?"""
+    return environ.get(INITIALIZATION_TYPE) == SNAP_START
 
 
 def run_before_snapshot() -> errors.ErrorReport | None:

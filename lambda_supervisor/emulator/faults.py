@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 # The Runtime API routes that take faults.
-ROUTES = ("next", "response", "error", "init_error", "extension_register")
+ROUTES = ("next", "response", "error", "init_error", "extension_register", "restore_next", "restore_error")
 # Close the socket unanswered; answer with an HTTP status; wait, then serve as usual.
 FAULT_ACTIONS = ("drop", "status", "delay")
 

@@ -71,6 +71,10 @@ class Handler(Exchange):
             return "next", None
         if self.command == "POST" and path == f"{RUNTIME_PREFIX}/runtime/init/error":
             return "init_error", None
+        if self.command == "GET" and path == f"{RUNTIME_PREFIX}/runtime/restore/next":
+            return "restore_next", None
+        if self.command == "POST" and path == f"{RUNTIME_PREFIX}/runtime/restore/error":
+            return "restore_error", None
         if self.command == "POST" and path == f"{EXTENSION_PREFIX}/register":
             return "extension_register", None
         if self.command == "GET" and path == f"{EXTENSION_PREFIX}/event/next":
@@ -102,6 +106,10 @@ class Handler(Exchange):
                 RuntimeRoutes(self).result(route, argument or "")
             elif route == "init_error":
                 RuntimeRoutes(self).init_error()
+            elif route == "restore_next":
+                RuntimeRoutes(self).restore_next()
+            elif route == "restore_error":
+                RuntimeRoutes(self).restore_error()
             elif route == "invoke":
                 InvokeRoutes(self).handle(argument or self.emulator.function_name)
             elif route == "extension_register":

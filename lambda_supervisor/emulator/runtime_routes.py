@@ -1,4 +1,5 @@
-"""The Runtime API's routes: ``/next``, ``/response``, ``/error``, ``/init/error``, extensions.
+"""The Runtime API's routes: ``/next``, ``/response``, ``/error``, ``/init/error``, SnapStart's
+``/restore/next`` and ``/restore/error``, extensions.
 
 These are what the runtime under test talks to, answered with the platform's status
 codes and bodies: a long-polled ``/next`` that hands out one event, ``202`` for an
@@ -10,6 +11,7 @@ requests and writes the answers.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lambda_supervisor.runtime_modules import errors
@@ -101,12 +103,23 @@ class RuntimeRoutes:
         self.handler.drop()
 
     def init_error(self) -> None:
+        self._environment_error("init_error", "Init", self.emulator.record_init_error)
+
+    def restore_next(self) -> None:
+        """SnapStart: the snapshot is taken while this waits; here it is taken at once."""
+        self.handler.respond(200, b"", "text/plain")
+
+    def restore_error(self) -> None:
+        self._environment_error("restore_error", "Restore", self.emulator.record_restore_error)
+
+    def _environment_error(self, kind: str, phase: str, record: Callable[[Outcome], None]) -> None:
+        """An error post about the environment rather than an invocation: recorded, 202."""
         handler = self.handler
         headers = dict(handler.headers.items())
         try:
             body, trailers = handler.read_body(self.emulator.max_payload)
         except PayloadTooLarge:
-            handler.respond_json(413, error_json("RequestEntityTooLarge", "Init error body too large."))
+            handler.respond_json(413, error_json("RequestEntityTooLarge", f"{phase} error body too large."))
             return
-        self.emulator.record_init_error(Outcome("init_error", body, headers, 202, None, trailers))
+        record(Outcome(kind, body, headers, 202, None, trailers))
         handler.respond_json(202, {"status": "OK"})

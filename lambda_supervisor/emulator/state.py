@@ -73,6 +73,8 @@ class RuntimeAPIEmulator(InvocationQueue):
         self.retain_requests: int | None = None
         self.requests: collections.deque[tuple[float, str, str, str | None]] = collections.deque()
         self.init_errors: list[Outcome] = []
+        # SnapStart's ``POST /runtime/restore/error`` calls (kind "restore_error").
+        self.restore_errors: list[Outcome] = []
         # ``POST /2020-01-01/extension/register`` calls (kind "extension_register").
         self.extension_registrations: list[Outcome] = []
         # Plain HTTP requests to the Invoke API's listener go to it (``serve --http``).
@@ -235,6 +237,11 @@ class RuntimeAPIEmulator(InvocationQueue):
             self._lock.wait_for(lambda: bool(self.init_errors), timeout)
             return self.init_errors[0] if self.init_errors else None
 
+    def routes_called(self) -> list[str | None]:
+        """The route of every request recorded so far, in order (None: no route matched)."""
+        with self._lock:
+            return [route for _, _, _, route in self.requests]
+
     def inject_fault(
         self, route: str, action: str, *, status: int = 500, delay: float = 0.0, count: int = 1
     ) -> None:
@@ -263,6 +270,11 @@ class RuntimeAPIEmulator(InvocationQueue):
         with self._lock:
             outcome.status = 202
             self.init_errors.append(outcome)
+            self._lock.notify_all()
+
+    def record_restore_error(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.restore_errors.append(outcome)
             self._lock.notify_all()
 
     def wait_until_stopped(self, still_connected: Callable[[], bool]) -> None:

@@ -191,6 +191,7 @@ class LocalRunner:
                     [*map(str, self.interpreter.paths), *([given] if given else [])]
                 )
         self.emulator.init_errors.clear()
+        self.emulator.restore_errors.clear()
         self.emulator.extension_registrations.clear()
         self.emulator.first_poll_at = None
         # Known before it starts, so that its first connection is let in.
@@ -303,7 +304,9 @@ class LocalRunner:
 
     def _fail_after_exit(self, returncode: int) -> None:
         """Answer the calls a dead runtime left; queued ones wait for a restart if serving."""
-        init_error = self.emulator.init_errors[0] if self.emulator.init_errors else None
+        # A SnapStart runtime can fail its restore instead (an after-restore hook).
+        reported = self.emulator.init_errors or self.emulator.restore_errors
+        init_error = reported[0] if reported else None
         if init_error is not None:
             # Lambda answers every waiting call with the init error of a failed start.
             self.emulator.fail_pending_with(init_error)
