@@ -29,7 +29,7 @@ from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, QueueFull
 from .faults import FAULT_ACTIONS, ROUTES
 from .invocations import MAX_HAND_OUTS, UNDELIVERABLE
 from .invoke_routes import LOG_TAIL_BYTES
-from .records import CaseInsensitiveDict, Invocation, InvokeListener, Outcome
+from .records import CaseInsensitiveDict, Chunk, Invocation, InvokeListener, Outcome, ResponseStream
 from .routing import EXTENSION_PREFIX, RUNTIME_PREFIX, RUNTIME_ROUTES
 from .runtime_routes import STREAMED_MAX_PAYLOAD
 from .state import DEFAULT_ACCOUNT, DEFAULT_MAX_PAYLOAD, DEFAULT_REGION, LOOPBACK, RuntimeAPIEmulator
@@ -53,10 +53,12 @@ __all__ = [
     "STREAMED_MAX_PAYLOAD",
     "UNDELIVERABLE",
     "CaseInsensitiveDict",
+    "Chunk",
     "Invocation",
     "InvokeListener",
     "Outcome",
     "QueueFull",
+    "ResponseStream",
     "RuntimeAPIEmulator",
     "UnsendableHeader",
 ]
