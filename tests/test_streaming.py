@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import socket
 import time
 
@@ -437,3 +439,21 @@ def test_a_runtime_api_that_stops_reading_blocks_the_handlers_yield(tmp_path):
             assert api.read_request(poll).path == NEXT_PATH  # served, and polling again
         finally:
             runtime.stop()
+
+
+@pytest.mark.timeout(30)
+def test_sigterm_mid_stream_ends_it_within_the_shutdown_grace(emulator, runtime):
+    """Tried: SIGTERM to the runtime while a handler that yielded once hangs. The worker gets
+    the shutdown grace (1.5 s), is then killed, the stream ends with Runtime.ExitError, and
+    the runtime exits 0."""
+    invocation = emulator.submit({"do": "hang_after_first"}, timeout=60)
+    stream = emulator.await_response(invocation, queue_timeout=10)
+    assert isinstance(stream, ResponseStream)
+    assert next(stream.follow(timeout=10)).data == b"first"
+    os.kill(runtime.pid, signal.SIGTERM)
+    signalled = time.monotonic()
+    assert stream.wait_ended(5)
+    assert stream.error_type == "Runtime.ExitError"
+    assert _trailer_report(stream, invocation)["errorMessage"] == "Runtime exited with error: signal: killed"
+    assert 1.4 < stream.ended_at - signalled < 2.5
+    assert runtime.wait(5) == 0
