@@ -19,7 +19,7 @@ from fake_runtime_api import ACCEPTED, ManualRuntimeAPI
 from fake_runtime_api import event as fake_event
 from http_support import INVOKE_PATH, exchange, post
 from proc_support import peak_rss_kb, rss_kb, wait_until
-from runtime_harness import handler_files, invoke, only_answer, running_runtime, write_task
+from runtime_harness import handler_files, invoke, log_records, only_answer, running_runtime, write_task
 
 from lambda_supervisor.emulator import Invocation, Outcome, ResponseStream, RuntimeAPIEmulator
 from lambda_supervisor.process import RuntimeProcess
@@ -510,3 +510,22 @@ def test_the_buffered_invoke_api_gives_a_streamed_body_whole_and_a_trailer_error
     assert (status, headers["x-amz-function-error"]) == (200, "Unhandled")
     assert json.loads(body)["errorType"] == "ValueError"
     assert json.loads(body)["errorMessage"] == "broke after 2 chunks"
+
+
+@pytest.mark.timeout(30)
+def test_a_runtime_api_that_breaks_off_mid_stream_costs_that_stream_only(emulator, runtime):
+    """Tried: the Runtime API restarting (every connection cut) while a handler streams 20
+    chunks 100 ms apart. The stream ends there (the emulator words it Runtime.TruncatedResponse),
+    the supervisor gives up on it, kills the worker, and the next event is served."""
+    pid = _worker_pid(emulator)
+    invocation = emulator.submit({"do": "timed_chunks", "count": 20, "interval": 0.1})
+    stream = emulator.await_response(invocation, queue_timeout=10)
+    assert isinstance(stream, ResponseStream)
+    next(stream.follow(timeout=10))
+    emulator.restart()
+    assert stream.wait_ended(5)
+    assert stream.error_type == "Runtime.TruncatedResponse"
+    assert len(stream.chunks) < 20
+    assert _worker_pid(emulator) != pid
+    [record] = log_records(runtime, "response stream to the Runtime API broke")
+    assert record["requestId"] == invocation.request_id
