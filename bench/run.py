@@ -15,8 +15,8 @@ on a machine that warms up or gets busier) and reports medians, and the ratio of
 pair of runs, because a shared two-core machine is noisy and a single run proves little.
 
 This module is the command line: each phase lives in a module of its own (``ceiling``,
-``cold``, ``warm``, ``recovery``, ``bytecode``, ``pythons``, ``lmi``), a function of the
-``Session`` they share.
+``cold``, ``warm``, ``recovery``, ``bytecode``, ``pythons``, ``lmi``, ``streaming``), a function
+of the ``Session`` they share (``streaming`` measures this runtime alone).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import lmi
 import pythons
 import recovery
 import results
+import streaming
 import warm
 from paths import REPO, WORK
 from runtimes import compile_runtime
@@ -51,6 +52,7 @@ PHASES: dict[str, Callable[[Session], None]] = {
     "bytecode": bytecode.run,
     "pythons": pythons.run,
     "lmi": lmi.run,
+    "streaming": streaming.run,
 }
 
 

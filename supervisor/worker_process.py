@@ -36,6 +36,8 @@ from worker.protocol import (
     Oversized,
     Ready,
     Result,
+    StreamEnd,
+    StreamStart,
     TimedOut,
 )
 
@@ -44,6 +46,8 @@ if TYPE_CHECKING:  # imported for annotations only: the first fork happens befor
     from supervisor.runtime_api import Event
 
 ANSWERED_TWICE = "worker answered an event twice"
+# What may come while a reply is awaited: the reply, or what is left of the last event's stream.
+_AWAITED_KINDS = protocol.REPLY_KINDS | protocol.STREAM_KINDS
 # When the supervisor's first worker started (clock ticks after boot), set as it is forked:
 # children of the supervisor older than that are not a worker's.
 _first_worker_start: int | None = None
@@ -59,10 +63,12 @@ class Died(NamedTuple):
 # failures of the pipe (``TimedOut`` and the rest) are handed on as they were raised. A
 # ``Reply`` is what an event's one answer is made from; ``Interrupted`` only ends a wait.
 StartReply = Ready | InitFailed | Died | TimedOut | Garbled | Interrupted
-Reply = Result | Failed | Died | TimedOut | Oversized | Garbled
+Reply = Result | Failed | StreamStart | Died | TimedOut | Oversized | Garbled
 InvokeReply = Reply | Interrupted
 # What waiting for a phase of SnapStart's runtime hooks can come to.
 HooksReply = HooksRan | HooksFailed | Died | TimedOut | Garbled | Interrupted
+# What reading the next part of a streamed reply can come to: a chunk, the end, the error.
+StreamPart = bytes | bytearray | StreamEnd | Failed | Died | TimedOut | Oversized | Garbled | Interrupted
 
 
 class WorkerProcess:
@@ -158,10 +164,16 @@ class WorkerProcess:
         interrupt = self.wakeup_fd if interruptible else None
         while True:
             frame = self._read(
-                deadline, protocol.REPLY_KINDS, self.max_response_bytes + errors.ERROR_REPLY_SLACK, interrupt
+                deadline, _AWAITED_KINDS, self.max_response_bytes + errors.ERROR_REPLY_SLACK, interrupt
             )
             if not isinstance(frame, protocol.Frame):
                 return frame
+            if frame.kind in protocol.STREAM_KINDS:
+                if self.answered is None:
+                    return Garbled(f"unexpected frame kind {frame.kind!r}")
+                # The rest of the last event's stream, after an end that handler code forged.
+                self.answered_twice = True
+                continue
             got = protocol.reply_token(frame)
             if got == token:
                 break
@@ -195,6 +207,21 @@ class WorkerProcess:
         if isinstance(reply, Oversized):
             return Garbled(f"runtime hooks reply of {reply.size} bytes")
         return reply
+
+    def read_stream(self, deadline: float, *, interruptible: bool = True) -> StreamPart:
+        """The next part of the streamed reply begun by a ``StreamStart``: a chunk's bytes
+        (never more than ``protocol.MAX_CHUNK_BYTES``), its end, or the error that ended it."""
+        frame = self._read(
+            deadline,
+            protocol.STREAM_KINDS,
+            protocol.MAX_STREAM_FRAME,
+            self.wakeup_fd if interruptible else None,
+        )
+        if not isinstance(frame, protocol.Frame):
+            return frame
+        if frame.kind == protocol.CHUNK and len(frame.body) > protocol.MAX_CHUNK_BYTES:
+            return Garbled(f"a stream chunk of {len(frame.body)} bytes")
+        return protocol.parse_stream_part(frame)
 
     def stray_output(self) -> str | None:
         """Why this worker must not be given an event: it wrote on its reply pipe while it had

@@ -8,7 +8,9 @@ ids) that matter most, so this package serves real HTTP/1.1 from a background th
 
 The invoke side (``POST /2015-03-31/functions/{name}/invocations``) shares the same
 queue: a caller's event waits until a runtime asks for it, and the caller's HTTP request
-is answered with whatever the runtime posts back, as AWS's own emulator does.
+is answered with whatever the runtime posts back, as AWS's own emulator does. A streamed
+``/response`` is recorded chunk by chunk as it arrives (``ResponseStream``, reached with
+``await_response``), so that a caller can be given each chunk before the next is sent.
 
 Tests talk to both APIs on one address. A local server (``serve``) faces callers it does
 not know, so with ``separate_runtime_api`` the Runtime API moves to a listener of its own
@@ -30,7 +32,7 @@ from .faults import FAULT_ACTIONS, ROUTES
 from .front_routes import HttpAnswer, HttpFront, HttpRequest
 from .invocations import MAX_HAND_OUTS, UNDELIVERABLE
 from .invoke_routes import LOG_TAIL_BYTES
-from .records import CaseInsensitiveDict, Invocation, InvokeListener, Outcome
+from .records import CaseInsensitiveDict, Chunk, Invocation, InvokeListener, Outcome, ResponseStream
 from .routing import EXTENSION_PREFIX, RUNTIME_PREFIX, RUNTIME_ROUTES
 from .runtime_routes import STREAMED_MAX_PAYLOAD
 from .state import DEFAULT_ACCOUNT, DEFAULT_MAX_PAYLOAD, DEFAULT_REGION, LOOPBACK, RuntimeAPIEmulator
@@ -57,10 +59,12 @@ __all__ = [
     "HttpAnswer",
     "HttpFront",
     "HttpRequest",
+    "Chunk",
     "Invocation",
     "InvokeListener",
     "Outcome",
     "QueueFull",
+    "ResponseStream",
     "RuntimeAPIEmulator",
     "UnsendableHeader",
 ]

@@ -12,6 +12,7 @@ absurdly large.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from io import BufferedIOBase
 from typing import Any
 
@@ -46,22 +47,30 @@ class RequestBody:
         # Set when the stream is no longer at a request boundary: the connection must close.
         self.must_close = False
 
-    def read(self, limit: int) -> tuple[bytes, dict[str, str]]:
+    def read(
+        self, limit: int, on_chunk: Callable[[bytes], None] | None = None
+    ) -> tuple[bytes, dict[str, str]]:
         """Read the body and its trailers, keeping at most ``limit`` bytes.
 
         ``PayloadTooLarge`` past the limit; ``BadRequest`` when the framing cannot be
         trusted, since reading on would take the rest of the stream as the body (a
-        negative ``Content-Length`` reads to the end, past any limit).
+        negative ``Content-Length`` reads to the end, past any limit). With ``on_chunk``
+        the body is handed over as it arrives, a chunk at a time (a sized body as one),
+        and not kept: what is returned is empty.
         """
         length = self._declared_length()
         if length is None:
-            return self._read_chunked(limit)
+            return self._read_chunked(limit, on_chunk)
         if length > limit:
             self._drain(length)
             raise PayloadTooLarge(drained=not self.must_close)
         body = self.rfile.read(length)
         if len(body) < length:
             raise ConnectionError("connection closed inside the body")
+        if on_chunk is not None:
+            if body:
+                on_chunk(body)
+            return b"", {}
         return body, {}
 
     def _declared_length(self) -> int | None:
@@ -94,7 +103,9 @@ class RequestBody:
                 return
             length -= len(chunk)
 
-    def _read_chunked(self, limit: int) -> tuple[bytes, dict[str, str]]:
+    def _read_chunked(
+        self, limit: int, on_chunk: Callable[[bytes], None] | None
+    ) -> tuple[bytes, dict[str, str]]:
         parts: list[bytes] = []
         kept = 0
         too_large = False
@@ -102,6 +113,8 @@ class RequestBody:
             size = self._chunk_size()
             if size == 0:
                 break
+            if on_chunk is not None:
+                parts = []  # handed over chunk by chunk, never kept here
             remaining = size
             while remaining > 0:
                 chunk = self.rfile.read(min(remaining, DRAIN_CHUNK))
@@ -119,10 +132,12 @@ class RequestBody:
                     parts.append(chunk)
             if self.rfile.readline(3) not in (b"\r\n", b"\n"):
                 raise BadRequest("a chunk is not followed by CRLF")
+            if on_chunk is not None and parts:
+                on_chunk(parts[0] if len(parts) == 1 else b"".join(parts))
         trailers = self._read_trailers()
         if too_large:
             raise PayloadTooLarge(drained=True)
-        return b"".join(parts), trailers
+        return (b"" if on_chunk is not None else b"".join(parts)), trailers
 
     def _chunk_size(self) -> int:
         line = self.rfile.readline(1024)

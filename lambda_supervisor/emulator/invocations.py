@@ -10,6 +10,7 @@ status codes. All of it happens under one lock, which the emulator's other state
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import threading
@@ -20,7 +21,15 @@ from collections.abc import Callable
 from lambda_supervisor.runtime_modules import errors
 
 from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, check_async_room, finished_to_forget
-from .records import Invocation, InvokeListener, Outcome, now_ms
+from .records import (
+    ERROR_BODY_TRAILER,
+    ERROR_TYPE_TRAILER,
+    Invocation,
+    InvokeListener,
+    Outcome,
+    ResponseStream,
+    now_ms,
+)
 from .wire import error_json
 
 # An event whose hand-out fails this many times (the runtime never receives it) is
@@ -28,7 +37,7 @@ from .wire import error_json
 MAX_HAND_OUTS = 3
 UNDELIVERABLE = errors.EVENT_NOT_DELIVERED
 
-_REJECTIONS = {
+REJECTIONS = {
     403: error_json("InvalidStateTransition", "Invocation already has a response or error."),
     410: error_json("InvocationTimedOut", "The invocation already timed out."),
 }
@@ -147,6 +156,9 @@ class InvocationQueue:
                 return False
             if invocation in self._queue:
                 self._queue.remove(invocation)
+            if invocation.stream is not None:
+                # A caller may have had chunks of it already: the stream ends with the error.
+                invocation.stream.end(error_trailers(error_type, body))
             invocation.finish(outcome)
             self._lock.notify_all()
         self._notify_finished(invocation, outcome)
@@ -281,7 +293,7 @@ class InvocationQueue:
             if status is not None:
                 outcome.status = status
                 invocation.rejected.append(outcome)
-                return status, _REJECTIONS[status]
+                return status, REJECTIONS[status]
             outcome.status = 202
             invocation.finish(outcome)
             if invocation in self._queue:
@@ -290,6 +302,74 @@ class InvocationQueue:
                 self._queue.remove(invocation)
             self._lock.notify_all()
         return 202, {"status": "OK"}
+
+    def await_response(
+        self, invocation: Invocation, *, queue_timeout: float | None = None
+    ) -> ResponseStream | Outcome | None:
+        """Wait as a streaming caller does: for the runtime's stream to begin, or for the
+        invocation's answer when the runtime does not stream (a buffered result, an error,
+        or one the emulator words on its behalf). The rules are ``await_outcome``'s.
+
+        A stream is returned as soon as its post began: ``follow`` it for the chunks as
+        they arrive; it ends at the invocation's deadline at the latest. None if the
+        emulator stops first.
+        """
+        queued_until = None if queue_timeout is None else time.monotonic() + queue_timeout
+        while not invocation.handed_out.wait(0.1):
+            if invocation.responding.is_set():
+                break
+            if self._stopping:
+                return None
+            if queued_until is not None and time.monotonic() > queued_until:
+                raise TimeoutError(f"no runtime took invocation {invocation.request_id!r}")
+        while not invocation.responding.wait(0.1):
+            if self._stopping:
+                return None
+            if invocation.deadline_ms is not None:
+                if (invocation.deadline_ms - now_ms()) / 1000 + self.invoke_grace <= 0:
+                    self.time_out(invocation)
+        with self._lock:
+            return invocation.stream if invocation.stream is not None else invocation.accepted[0]
+
+    def time_out(self, invocation: Invocation) -> bool:
+        """Answer an open invocation with ``Sandbox.Timedout`` (see ``fail_invocation``)."""
+        return self.fail_invocation(invocation, errors.TIMEOUT, errors.timeout_message(invocation.timeout))
+
+    def open_stream(self, request_id: str, stream: ResponseStream) -> tuple[int, dict[str, str]]:
+        """Decide whether a streamed ``/response`` post may begin; 202 when it may (the
+        stream is then the invocation's, and its callers can follow it), else the refusal,
+        as for any other post. A stream, once begun, is the invocation's only answer."""
+        with self._lock:
+            invocation = self._invocations.get(request_id)
+            if invocation is None or invocation.hand_outs == 0:
+                return 400, error_json("InvalidRequestID", f"Invalid request ID: {request_id!r}")
+            status = _rejection_status(invocation)
+            if status is not None:
+                invocation.rejected.append(Outcome("response", b"", stream.headers, status, request_id))
+                return status, REJECTIONS[status]
+            invocation.stream = stream
+            invocation.responding.set()
+            if invocation in self._queue:
+                self._queue.remove(invocation)
+            self._lock.notify_all()
+        return 202, {"status": "OK"}
+
+    def close_stream(self, request_id: str, trailers: dict[str, str], *, status: int = 202) -> Outcome | None:
+        """End a stream begun with ``open_stream`` and make it the invocation's answer: the
+        body it carried, its headers and ``trailers``. ``status`` is 0 for an end the
+        emulator words (a cut connection, a size past the limit). None when the emulator
+        had already answered the invocation (its deadline passed): the stream stays as it
+        ended then. The listener is told by ``report_answered``, as for other posts."""
+        with self._lock:
+            invocation = self._invocations.get(request_id)
+            stream = None if invocation is None else invocation.stream
+            if invocation is None or stream is None or invocation.done:
+                return None
+            stream.end(trailers)
+            outcome = Outcome("response", stream.body, stream.headers, status, request_id, stream.trailers)
+            invocation.finish(outcome)
+            self._lock.notify_all()
+        return outcome
 
     def report_answered(self, request_id: str, outcome: Outcome) -> None:
         """Tell the listener an accepted answer has been acknowledged to the runtime."""
@@ -316,4 +396,11 @@ def _rejection_status(invocation: Invocation) -> int | None:
         return 403
     if invocation.deadline_passed():
         return 410
+    if invocation.stream is not None:
+        return 403  # nothing else may answer an invocation whose stream has begun
     return 403 if invocation.done else None
+
+
+def error_trailers(error_type: str, error_body: bytes) -> dict[str, str]:
+    """The trailers a stream ends with when it ends in an error: its type and report."""
+    return {ERROR_TYPE_TRAILER: error_type, ERROR_BODY_TRAILER: base64.b64encode(error_body).decode("ascii")}

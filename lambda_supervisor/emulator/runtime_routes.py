@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from lambda_supervisor.runtime_modules import errors
 
-from .bodies import PayloadTooLarge
-from .records import Outcome
+from .bodies import BadRequest, PayloadTooLarge
+from .invocations import REJECTIONS, error_trailers
+from .records import Outcome, ResponseStream, now_ms
 from .wire import UnsendableHeader, error_json
 
 if TYPE_CHECKING:
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 # What a streamed response (``Lambda-Runtime-Function-Response-Mode: streaming``) may hold.
 STREAMED_MAX_PAYLOAD = errors.MAX_STREAMED_PAYLOAD
+RESPONSE_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
+# How the emulator ends a stream whose connection broke before its last chunk (RAPID's word).
+TRUNCATED_RESPONSE = "Runtime.TruncatedResponse"
 
 
 class RuntimeRoutes:
@@ -59,14 +63,19 @@ class RuntimeRoutes:
                 raise
             return
 
-    def _payload_limit(self) -> int:
-        streaming = (self.handler.headers.get("Lambda-Runtime-Function-Response-Mode") or "").lower()
-        return STREAMED_MAX_PAYLOAD if streaming == "streaming" else self.emulator.max_payload
-
     def result(self, kind: str, request_id: str) -> None:
         """A ``/response`` or ``/error`` post: accepted as the answer, or refused."""
         handler = self.handler
-        limit = self._payload_limit() if kind == "response" else self.emulator.max_payload
+        mode = handler.headers.get(RESPONSE_MODE_HEADER)
+        if kind == "response" and mode is not None:
+            if mode.strip().lower() != "streaming":
+                handler.discard_body()
+                message = f"{RESPONSE_MODE_HEADER} must be streaming, not {mode[:40]!r}."
+                handler.respond_json(400, error_json("InvalidResponseMode", message))
+                return
+            self.stream(request_id)
+            return
+        limit = self.emulator.max_payload
         headers = dict(handler.headers.items())
         try:
             body, trailers = handler.read_body(limit)
@@ -80,6 +89,82 @@ class RuntimeRoutes:
         handler.respond_json(status, answer)
         if status == 202:
             self.emulator.report_answered(request_id, outcome)
+
+    def stream(self, request_id: str) -> None:
+        """A streamed ``/response``: recorded chunk by chunk as it arrives (``ResponseStream``),
+        so that a caller can have each chunk before the runtime sends the next.
+
+        The stream becomes the answer when it begins. It ends with the runtime's trailers,
+        or is cut as the platform cuts it: past ``max_streamed_payload`` (413, and a
+        ``Function.ResponseSizeTooLarge`` error), past the deadline (``Sandbox.Timedout``,
+        the connection closed), or when the connection breaks mid-body
+        (``Runtime.TruncatedResponse``).
+        """
+        handler = self.handler
+        emulator = self.emulator
+        stream = ResponseStream(request_id, dict(handler.headers.items()))
+        status, answer = emulator.open_stream(request_id, stream)
+        if status != 202:
+            handler.discard_body()
+            handler.respond_json(status, answer)
+            return
+        invocation = emulator.invocation(request_id)
+        deadline_ms = None if invocation is None else invocation.deadline_ms
+        limit = emulator.max_streamed_payload
+
+        def read_on() -> None:
+            """Bound the next read by the deadline (and its grace), as the invoke side waits."""
+            if deadline_ms is None:
+                return
+            remaining = (deadline_ms - now_ms()) / 1000 + emulator.invoke_grace
+            if remaining <= 0:
+                raise TimeoutError("the invocation's deadline passed mid-stream")
+            handler.connection.settimeout(remaining)
+
+        def on_chunk(data: bytes) -> None:
+            stream.append(data)
+            read_on()
+
+        try:
+            read_on()
+            _, trailers = handler.read_body(limit, on_chunk)
+        except PayloadTooLarge:
+            report = errors.response_too_large(stream.size, limit, request_id)
+            ended = emulator.close_stream(
+                request_id, error_trailers(errors.RESPONSE_TOO_LARGE, errors.encode(report)), status=0
+            )
+            message = f"Exceeded maximum allowed payload size ({limit} bytes)."
+            handler.respond_json(413, error_json("RequestEntityTooLarge", message))
+            if ended is not None:
+                emulator.report_answered(request_id, ended)
+            return
+        except TimeoutError:
+            if invocation is not None:
+                emulator.time_out(invocation)
+            handler.drop()
+            return
+        except (OSError, BadRequest) as exc:
+            message = f"The runtime's response stream broke off: {exc}"
+            report = errors.report(message, TRUNCATED_RESPONSE, request_id)
+            ended = emulator.close_stream(
+                request_id, error_trailers(TRUNCATED_RESPONSE, errors.encode(report)), status=0
+            )
+            if ended is not None:
+                emulator.report_answered(request_id, ended)
+            raise
+        finally:
+            try:
+                handler.connection.settimeout(None)
+            except OSError:
+                pass
+        outcome = emulator.close_stream(request_id, trailers)
+        if outcome is None:
+            late = invocation is not None and invocation.deadline_passed()
+            status = 410 if late else 403
+            handler.respond_json(status, REJECTIONS[status])
+            return
+        handler.respond_json(202, {"status": "OK"})
+        emulator.report_answered(request_id, outcome)
 
     def extension_register(self) -> None:
         """Record the registration and answer as Lambda does, with an extension id."""

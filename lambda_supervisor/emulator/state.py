@@ -68,6 +68,8 @@ class RuntimeAPIEmulator(InvocationQueue):
         self.function_name = function_name
         self.memory_mb = memory_mb
         self.max_payload = max_payload
+        # What a streamed response may carry before the emulator cuts it (413).
+        self.max_streamed_payload = errors.MAX_STREAMED_PAYLOAD
         self.region = region
         # None keeps every request record; a number keeps only the newest ones.
         self.retain_requests: int | None = None

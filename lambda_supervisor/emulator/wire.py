@@ -14,7 +14,7 @@ import json
 import re
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -160,12 +160,14 @@ class Exchange(BaseHTTPRequestHandler):
 
     # ----------------------------------------------------------------- request bodies
 
-    def read_body(self, limit: int) -> tuple[bytes, dict[str, str]]:
+    def read_body(
+        self, limit: int, on_chunk: Callable[[bytes], None] | None = None
+    ) -> tuple[bytes, dict[str, str]]:
         """The request body and its trailers (see ``RequestBody.read``); closes the
         connection after it when the stream cannot carry another request."""
         body = RequestBody(self.rfile, self.headers)
         try:
-            return body.read(limit)
+            return body.read(limit, on_chunk)
         finally:
             if body.must_close:
                 self.close_connection = True

@@ -310,9 +310,11 @@ def _reload(runner: LocalRunner, args: argparse.Namespace, changed: list[Path]) 
     before, and says why (never a value)."""
     if args.env_file is not None:
         try:
-            runner.env = parse_env(args.env, args.env_file)
+            env: dict[str, str | None] = dict(parse_env(args.env, args.env_file))
         except UsageError as exc:
             _say(f"lambda-supervisor: {exc}; the variables read before are kept")
+        else:
+            runner.env = env
     runner.reload(changed)
 
 
