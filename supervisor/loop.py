@@ -26,9 +26,10 @@ from supervisor.config import Settings
 from supervisor.keeper import adopts_orphans
 from supervisor.logs import Logger
 from supervisor.runtime_api import Event, LongPollAborted, PostOutcome, RuntimeAPIClient
+from supervisor.streaming import relay_stream
 from supervisor.worker_process import ANSWERED_TWICE, Died, Reply, StartReply, WorkerProcess
 from worker import errors
-from worker.protocol import Failed, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
+from worker.protocol import Failed, InitFailed, Interrupted, Oversized, Ready, Result, StreamStart, TimedOut
 
 EXIT_OK = 0
 EXIT_INIT_FAILED = 1
@@ -239,6 +240,20 @@ class Supervisor:
             self.api.post_error(event, reply.error_body, reply.error_type, reply.xray_cause)
             if reply.retire:
                 self._retire_worker(f"worker retired after {reply.error_type}")
+        elif isinstance(reply, StreamStart):
+            ended = relay_stream(
+                self.api,
+                self.worker,
+                event,
+                reply,
+                self._kill_at(event),
+                shutting_down=self._shutting_down,
+                shutdown_grace=SHUTDOWN_GRACE,
+            )
+            if ended.replace:
+                self._replace_worker(ended.replace, requestId=request_id, pid=self.worker.pid, **ended.fields)
+            elif ended.retire:
+                self._retire_worker(f"worker retired after {ended.retire}")
         # Below, the answer is posted first and the record about the worker is logged once
         # its replacement is forked: the first record may have to import structlog, which
         # must neither delay a timeout's report past the deadline nor the next worker.
@@ -273,6 +288,11 @@ class Supervisor:
             )
             self._post_error(event, report)
             self._replace_worker("worker broke the pipe protocol", requestId=request_id, reason=reply.reason)
+
+    def _shutting_down(self) -> bool:
+        """After a signal ended a wait: is the runtime to shut down?"""
+        self._drain_wakeups()
+        return self.shutdown_requested
 
     def _post_error(self, event: Event, report: errors.ErrorReport) -> None:
         self.api.post_error(event, errors.encode(report), report["errorType"])

@@ -9,6 +9,7 @@ cost an event its answer, never the supervisor.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import socket
@@ -22,6 +23,7 @@ from supervisor.runtime_connection import (
     Headers,
     IncompleteAnswer,
     RuntimeConnection,
+    StreamingRequest,
 )
 from worker import errors
 from worker.reports import XRayCause, encode_xray_cause
@@ -53,6 +55,13 @@ _DEADLINE_DIGITS = re.compile(r"[0-9]{1,16}")
 _DEADLINE_SPAN_MS = 366 * 86_400_000
 # Carries the X-Ray cause, bounded to errors.XRAY_CAUSE_BYTES (worker/reports.py).
 XRAY_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
+# A streamed response's error, once the stream has begun, goes in its trailers.
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+ERROR_BODY_TRAILER = "Lambda-Runtime-Function-Error-Body"
+_STREAM_HEADERS = {
+    "Lambda-Runtime-Function-Response-Mode": "streaming",
+    "Trailer": f"{ERROR_TYPE_HEADER}, {ERROR_BODY_TRAILER}",
+}
 
 
 class LongPollAborted(Exception):
@@ -398,6 +407,15 @@ class RuntimeAPIClient:
             f"/runtime/invocation/{path_segment(event.request_id_bytes)}/response", payload, headers
         )
 
+    def stream_response(self, event: Event, content_type: str, deadline: float) -> ResponseStream:
+        """Begin the streamed ``/response`` for ``event``; each chunk written to the result goes
+        out as it is written, every write bounded by ``deadline`` (a monotonic instant)."""
+        headers = {"Content-Type": content_type, **_STREAM_HEADERS}
+        self._echo_invocation_id(event, headers)
+        path = f"/runtime/invocation/{path_segment(event.request_id_bytes)}/response"
+        request = self.connection.stream("POST", API_VERSION + path, headers, deadline=deadline)
+        return ResponseStream(self, request, path)
+
     def post_error(
         self,
         event: Event,
@@ -546,6 +564,65 @@ class RuntimeAPIClient:
 
     def _error(self, message: str, **fields: Any) -> None:
         self._log("error", message, **fields)
+
+
+class ResponseStream:
+    """A streamed ``/response`` under way (``RuntimeAPIClient.stream_response``).
+
+    Unlike a buffered post it is never retried: chunks sent are gone. ``send`` reports a
+    broken stream as False (``failure`` says how), and ``finish`` ends it, with an error in
+    its trailers when one is given, and says how the post ended, as ``_post`` does.
+    """
+
+    def __init__(self, client: RuntimeAPIClient, request: StreamingRequest, path: str) -> None:
+        self.client = client
+        self.request = request
+        self.path = path
+        self.sent = 0
+        self.failure: str | None = None
+
+    def send(self, data: bytes | bytearray | memoryview) -> bool:
+        try:
+            self.request.send(data)
+        except TRANSPORT_ERRORS as exc:
+            self.failure = repr(exc)
+            return False
+        self.sent += len(data)
+        return True
+
+    def finish(self, error_type: str | None = None, error_body: bytes | bytearray = b"") -> PostOutcome:
+        """End the stream, and with it the invocation's answer; ``error_type`` and
+        ``error_body`` (the four-key report) become its error trailers."""
+        trailers = {}
+        if error_type is not None:
+            trailers = {
+                ERROR_TYPE_HEADER: header_token(error_type),
+                ERROR_BODY_TRAILER: base64.b64encode(error_body).decode("ascii"),
+            }
+        try:
+            answer = self.request.finish(trailers, ANSWER_TIMEOUT)
+        except TRANSPORT_ERRORS as exc:
+            self.failure = repr(exc)
+            self.client._error("runtime API stream failed", path=self.path, error=self.failure)
+            return PostOutcome.FAILED
+        status = answer.status
+        if 200 <= status < 300:
+            return PostOutcome.ACCEPTED
+        self.client._error(
+            "runtime API refused the stream", path=self.path, status=status, body=answer.data[:512]
+        )
+        if status == 413:
+            return PostOutcome.TOO_LARGE
+        if status == 410:
+            return PostOutcome.EXPIRED
+        return PostOutcome.REJECTED if status in (400, 403, 404) else PostOutcome.FAILED
+
+    def abandon(self) -> None:
+        """Give up on the stream (its connection is closed): it is logged, once."""
+        self.request.abandon()
+        self.client._error(
+            "runtime API stream broken off", path=self.path, error=self.failure, sent_bytes=self.sent
+        )
 
 
 def _id_text(raw: bytes) -> str:

@@ -255,6 +255,43 @@ class RuntimeConnection:
             if poller.poll(max(1, int(min(remaining, _WAIT_SLICE) * 1000))):
                 return
 
+    def stream(self, method: str, path: str, headers: dict[str, str], *, deadline: float) -> StreamingRequest:
+        """Begin a request whose body is sent a chunk at a time (chunked transfer encoding) as
+        it is produced; nothing goes out before its first chunk. Every write gives up with
+        ``TransportError`` at ``deadline`` (a monotonic instant; ``cut_short`` can bring it
+        forward). The connection is the pool's until the request is finished or abandoned."""
+        head = self._request_head(method, path, None, headers, chunked=True)
+        connection: urllib3.connection.HTTPConnection = self.pool._get_conn()  # type: ignore[assignment]
+        self._aborted = False
+        self._in_flight = None
+        self._deadline = deadline
+        if self._longest is not None:
+            self.cut_short(self._longest)
+        return StreamingRequest(self, connection, head)
+
+    def _release(self, connection: urllib3.connection.HTTPConnection, *, close: bool) -> None:
+        """Give a connection back to the pool after a streamed exchange (closed when it is out
+        of step, so the next exchange opens a fresh one)."""
+        if close:
+            connection.close()
+        self._deadline = None
+        self.pool._put_conn(connection)
+
+    def _send_parts(self, sock: socket.socket, parts: list[memoryview]) -> None:
+        """Send every part in as few system calls as the socket takes, waiting (as ``wait``
+        allows) while it is full: no part is copied to join it to the others."""
+        while parts:
+            try:
+                sent = sock.sendmsg(parts, (), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                self.wait(sock, select.POLLOUT)
+                continue
+            while parts and sent >= len(parts[0]):
+                sent -= len(parts[0])
+                parts.pop(0)
+            if parts and sent:
+                parts[0] = parts[0][sent:]
+
     def send_unanswered(self, method: str, path: str, headers: dict[str, str]) -> socket.socket:
         """Send a request on a connection of its own whose answer is never read; the
         socket is returned to be kept open for as long as the request must stay pending."""
@@ -268,15 +305,93 @@ class RuntimeConnection:
         return connection.sock
 
     def _request_head(
-        self, method: str, path: str, body: bytes | bytearray | None, headers: dict[str, str] | None
+        self,
+        method: str,
+        path: str,
+        body: bytes | bytearray | None,
+        headers: dict[str, str] | None,
+        *,
+        chunked: bool = False,
     ) -> bytes:
         lines = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_line]
         if headers:
             lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())
-        if body is not None or method == "POST":
+        if chunked:
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        elif body is not None or method == "POST":
             lines.append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
         lines.append(b"\r\n")
         return b"".join(lines)
+
+
+class StreamingRequest:
+    """A request under way whose body goes out chunk by chunk (``RuntimeConnection.stream``).
+
+    ``send`` writes one chunk and returns once the socket has taken it, so the caller holds
+    one chunk at a time and a Runtime API that reads slowly slows the caller down; ``finish``
+    ends the body with trailers and reads the answer; ``abandon`` gives up on it (the
+    connection is closed: the API sees the body cut short). Every failure is one of
+    ``TRANSPORT_ERRORS``, after which only ``abandon`` is left.
+    """
+
+    def __init__(
+        self, owner: RuntimeConnection, connection: urllib3.connection.HTTPConnection, head: bytes
+    ) -> None:
+        self.owner = owner
+        self.connection = connection
+        # Sent with the first chunk: a request whose body never starts is never begun.
+        self.head: bytes | None = head
+        self.done = False
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` as one chunk (an empty one is skipped: it would end the body)."""
+        if not data:
+            return
+        self._send([b"%x\r\n" % len(data), data, b"\r\n"])
+
+    def finish(self, trailers: dict[str, str], timeout: float) -> Answer:
+        """End the body with ``trailers`` and read the answer, all within ``timeout`` seconds."""
+        self.owner._deadline = time.monotonic() + timeout
+        if self.owner._longest is not None:
+            self.owner.cut_short(self.owner._longest)
+        lines = [b"0\r\n"]
+        lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in trailers.items())
+        lines.append(b"\r\n")
+        try:
+            self._send([b"".join(lines)])
+            sock = self.connection.sock
+            assert sock is not None
+            answer, keep_alive = _read_answer(_SocketReader(sock, self.owner))
+        except BaseException:
+            self.abandon()
+            raise
+        self.done = True
+        self.owner._release(self.connection, close=not keep_alive)
+        return answer
+
+    def abandon(self) -> None:
+        """Give up on the request: its connection is closed, and goes back to the pool so."""
+        if not self.done:
+            self.done = True
+            self.owner._release(self.connection, close=True)
+
+    def _send(self, parts: list[bytes | bytearray | memoryview]) -> None:
+        try:
+            if self.head is not None:
+                sock = self.connection.sock
+                if sock is None:
+                    self.connection.connect()
+                    sock = self.connection.sock
+                    assert sock is not None  # connect() sets it or raises
+                    sock.settimeout(None)  # writes wait in wait(), not in send
+                parts.insert(0, self.head)
+                self.head = None
+            sock = self.connection.sock
+            assert sock is not None
+            self.owner._send_parts(sock, [memoryview(part).cast("B") for part in parts])
+        except BaseException:
+            self.abandon()
+            raise
 
 
 def _read_answer(reader: _SocketReader) -> tuple[Answer, bool]:

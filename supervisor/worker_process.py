@@ -26,7 +26,18 @@ from typing import TYPE_CHECKING, NamedTuple
 from supervisor.keeper import KEEPER, KILL_WAIT, kill_group, kill_process
 from worker import errors, procfs, protocol
 from worker.child import become_worker, close_quietly
-from worker.protocol import Failed, Garbled, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
+from worker.protocol import (
+    Failed,
+    Garbled,
+    InitFailed,
+    Interrupted,
+    Oversized,
+    Ready,
+    Result,
+    StreamEnd,
+    StreamStart,
+    TimedOut,
+)
 
 if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
     from supervisor.config import Settings
@@ -48,8 +59,10 @@ class Died(NamedTuple):
 # failures of the pipe (``TimedOut`` and the rest) are handed on as they were raised. A
 # ``Reply`` is what an event's one answer is made from; ``Interrupted`` only ends a wait.
 StartReply = Ready | InitFailed | Died | TimedOut | Garbled | Interrupted
-Reply = Result | Failed | Died | TimedOut | Oversized | Garbled
+Reply = Result | Failed | StreamStart | Died | TimedOut | Oversized | Garbled
 InvokeReply = Reply | Interrupted
+# What reading the next part of a streamed reply can come to: a chunk, the end, the error.
+StreamPart = bytes | bytearray | StreamEnd | Failed | Died | TimedOut | Oversized | Garbled | Interrupted
 
 
 class WorkerProcess:
@@ -160,6 +173,21 @@ class WorkerProcess:
             return protocol.parse_reply(frame, self.max_response_bytes)
         except (Oversized, Garbled) as failure:
             return failure.with_traceback(None)
+
+    def read_stream(self, deadline: float, *, interruptible: bool = True) -> StreamPart:
+        """The next part of the streamed reply begun by a ``StreamStart``: a chunk's bytes
+        (never more than ``protocol.MAX_CHUNK_BYTES``), its end, or the error that ended it."""
+        frame = self._read(
+            deadline,
+            protocol.STREAM_KINDS,
+            protocol.MAX_STREAM_FRAME,
+            self.wakeup_fd if interruptible else None,
+        )
+        if not isinstance(frame, protocol.Frame):
+            return frame
+        if frame.kind == protocol.CHUNK and len(frame.body) > protocol.MAX_CHUNK_BYTES:
+            return Garbled(f"a stream chunk of {len(frame.body)} bytes")
+        return protocol.parse_stream_part(frame)
 
     def stray_output(self) -> str | None:
         """Why this worker must not be given an event: it wrote on its reply pipe while it had

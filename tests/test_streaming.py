@@ -14,8 +14,10 @@ import time
 
 import pytest
 from http_support import exchange
+from proc_support import peak_rss_kb, rss_kb
+from runtime_harness import handler_files, invoke, only_answer, running_runtime
 
-from lambda_supervisor.emulator import ResponseStream, RuntimeAPIEmulator
+from lambda_supervisor.emulator import Invocation, Outcome, ResponseStream, RuntimeAPIEmulator
 
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
 STREAM_HEADERS = (
@@ -174,3 +176,218 @@ def test_emulator_ends_a_stream_at_its_deadline(emulator):
     assert json.loads(stream.error_body)["errorMessage"] == "Task timed out after 1.00 seconds"
     assert 1.1 < stream.ended_at - stream.started_at < 2.0
     post.sock.close()
+
+
+# --- through bin/bootstrap ----------------------------------------------------------------------
+
+STREAM_POST_HEADERS = {
+    "Lambda-Runtime-Function-Response-Mode": "streaming",
+    "Transfer-Encoding": "chunked",
+    "Trailer": "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+}
+
+
+@pytest.fixture
+def runtime(emulator, tmp_path):
+    env = {"LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS": "100"}
+    with running_runtime(
+        emulator, tmp_path, handler_files("stream_every_way"), "app:route", env=env
+    ) as runtime:
+        yield runtime
+
+
+def _stream(emulator, do: str, timeout: float = 30, **event) -> tuple[Invocation, ResponseStream, Outcome]:
+    """Run one streaming invocation to its end: the invocation, its stream and its outcome."""
+    invocation = emulator.submit({"do": do, **event}, timeout=timeout)
+    outcome = only_answer(emulator, invocation)
+    assert invocation.stream is not None, outcome
+    assert outcome.kind == "response"
+    return invocation, invocation.stream, outcome
+
+
+def _worker_pid(emulator) -> int:
+    """The pid of the worker serving now, from a buffered event (which also shows the
+    runtime still serves)."""
+    outcome = invoke(emulator, {"do": "ok"})
+    assert outcome.kind == "response" and outcome.json()["ok"] is True, outcome
+    return outcome.json()["pid"]
+
+
+def _trailer_report(stream: ResponseStream, invocation: Invocation) -> dict:
+    """The error report the stream's trailers carry, checked to be the four-key one."""
+    report = json.loads(stream.error_body)
+    assert set(report) == {"errorMessage", "errorType", "requestId", "stackTrace"}
+    assert report["errorType"] == stream.error_type
+    assert report["requestId"] == invocation.request_id
+    return report
+
+
+@pytest.mark.timeout(30)
+def test_chunks_reach_the_api_as_they_are_yielded(emulator, runtime):
+    """A handler yields 5 chunks 200 ms apart, each carrying its yield time: each is recorded
+    by the emulator within 100 ms of its yield, long before the handler is done, on a post
+    with the streaming headers."""
+    invocation, stream, outcome = _stream(emulator, "timed_chunks", count=5, interval=0.2)
+    yielded = [json.loads(chunk.data) for chunk in stream.chunks]
+    assert [chunk["index"] for chunk in yielded] == [0, 1, 2, 3, 4]
+    for chunk, sent in zip(stream.chunks, yielded, strict=True):
+        assert 0 <= chunk.received_at_epoch - sent["yielded_at"] < 0.1, (chunk, sent)
+    assert stream.chunks[0].received_at_epoch < yielded[4]["yielded_at"] - 0.7
+    assert stream.content_type == "application/octet-stream"
+    for name, value in STREAM_POST_HEADERS.items():
+        assert stream.headers[name] == value
+    assert "Content-Length" not in stream.headers
+    assert stream.error_type is None and dict(stream.trailers) == {}
+    assert outcome.body == b"".join(chunk.data for chunk in stream.chunks)
+
+
+@pytest.mark.timeout(30)
+def test_a_first_item_that_is_a_mapping_is_the_http_prelude(emulator, runtime):
+    """The body is the JSON prelude, 8 NULs, then the body chunks, byte for byte as Node's
+    HttpResponseStream.from writes it, with the HTTP integration content type."""
+    _, stream, outcome = _stream(emulator, "http_response")
+    prelude = '{"statusCode":201,"headers":{"Content-Type":"text/plain","X-Kind":"ünï"},"cookies":["a=1"]}'
+    assert outcome.body == prelude.encode() + b"\0" * 8 + b"hello world"
+    assert stream.content_type == "application/vnd.awslambda.http-integration-response"
+    assert [chunk.data for chunk in stream.chunks] == [prelude.encode() + b"\0" * 8, b"hello ", b"world"]
+
+
+@pytest.mark.timeout(30)
+def test_the_handler_sets_the_content_type_through_its_context(emulator, runtime):
+    """``context.response_content_type`` set before the first yield is the stream's; str,
+    bytearray and memoryview items arrive as they were yielded."""
+    _, stream, _ = _stream(emulator, "server_sent_events")
+    assert stream.content_type == "text/event-stream"
+    assert [chunk.data for chunk in stream.chunks] == [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
+
+
+@pytest.mark.timeout(30)
+def test_a_returned_iterator_streams_and_an_empty_one_is_an_empty_stream(emulator, runtime):
+    _, stream, outcome = _stream(emulator, "returns_an_iterator")
+    assert [chunk.data for chunk in stream.chunks] == [b"from ", b"a list iterator"]
+    _, stream, outcome = _stream(emulator, "nothing_yielded")
+    assert (outcome.body, stream.chunks, stream.error_type) == (b"", [], None)
+
+
+@pytest.mark.timeout(30)
+def test_an_exception_before_the_first_chunk_is_an_ordinary_error(emulator, runtime):
+    invocation = emulator.submit({"do": "raise_before_first"})
+    outcome = only_answer(emulator, invocation)
+    assert (outcome.kind, outcome.error_type, invocation.stream) == ("error", "KeyError", None)
+    assert outcome.json()["errorMessage"] == "'no stream today'"
+
+
+@pytest.mark.timeout(30)
+def test_an_exception_after_the_first_chunk_ends_the_stream_with_its_report(emulator, runtime):
+    """The chunks sent stay sent; the trailers carry the class name and the base64 four-key
+    report with the handler's frames; the same worker serves the next event."""
+    pid = _worker_pid(emulator)
+    invocation, stream, outcome = _stream(emulator, "raise_after_first", n=2)
+    assert outcome.body == b"firstsecond"
+    assert stream.error_type == "ValueError" == outcome.error_type
+    report = _trailer_report(stream, invocation)
+    assert report["errorMessage"] == "broke after 2 chunks"
+    # The generator's own frame (route returned before it ran), no runtime frames.
+    assert len(report["stackTrace"]) == 1
+    assert "in raise_after_first" in report["stackTrace"][0]
+    assert _worker_pid(emulator) == pid
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("do", "status"),
+    [
+        ("exit_after_first", "exit status 3"),
+        ("sigkill_after_first", "signal: killed"),
+        ("segfault_after_first", "signal: segmentation fault"),
+    ],
+)
+def test_a_worker_dying_mid_stream_ends_it_with_an_exit_error(emulator, runtime, do, status):
+    """os._exit, SIGKILL and a segfault after the first chunk: Runtime.ExitError with the exit
+    status in the trailers, and a fresh worker serves the next event."""
+    pid = _worker_pid(emulator)
+    invocation, stream, outcome = _stream(emulator, do)
+    assert outcome.body == b"first"
+    assert stream.error_type == "Runtime.ExitError"
+    assert _trailer_report(stream, invocation)["errorMessage"] == f"Runtime exited with error: {status}"
+    assert _worker_pid(emulator) != pid
+
+
+@pytest.mark.timeout(30)
+def test_a_stream_still_open_at_the_deadline_ends_with_a_timeout(emulator, runtime):
+    """A handler that yields once, then hangs: its worker is killed before the deadline and the
+    stream ends with Sandbox.Timedout; a fresh worker serves the next event."""
+    pid = _worker_pid(emulator)
+    invocation, stream, outcome = _stream(emulator, "hang_after_first", timeout=2)
+    assert outcome.body == b"first"
+    assert stream.error_type == "Sandbox.Timedout"
+    assert _trailer_report(stream, invocation)["errorMessage"] == "Task timed out after 2.00 seconds"
+    assert 1.8 < stream.ended_at - invocation.handed_out_at < 2.0
+    assert _worker_pid(emulator) != pid
+
+
+@pytest.mark.timeout(60)
+def test_a_stream_past_200_mb_is_cut_with_a_size_error(emulator, runtime):
+    """26 blocks of 8 MiB (208 MiB): the supervisor sends no more than 200 MiB, ends the stream
+    with Function.ResponseSizeTooLarge and replaces the worker."""
+    pid = _worker_pid(emulator)
+    block = 8 << 20
+    invocation, stream, outcome = _stream(emulator, "big", block=block, count=26)
+    assert stream.error_type == "Function.ResponseSizeTooLarge"
+    assert len(outcome.body) == 200 << 20  # 25 blocks of 8 MiB went; the 26th would pass the limit
+    report = _trailer_report(stream, invocation)
+    assert report["errorMessage"] == (
+        f"Response payload size ({(200 << 20) + (1 << 20)} bytes) exceeded maximum allowed payload size"
+        f" ({200 << 20} bytes)."
+    )
+    assert _worker_pid(emulator) != pid
+
+
+@pytest.mark.timeout(60)
+def test_a_100_mb_stream_leaves_the_supervisor_memory_flat(emulator, runtime):
+    """100 blocks of 1 MiB through the supervisor: its peak resident size grows by less than
+    16 MiB over what it held before (it holds one chunk at a time)."""
+    _worker_pid(emulator)
+    before_kb = rss_kb(runtime.pid)
+    _, stream, outcome = _stream(emulator, "big", block=1 << 20, count=100)
+    assert (stream.error_type, len(outcome.body)) == (None, 100 << 20)
+    grown_kb = peak_rss_kb(runtime.pid) - before_kb
+    assert grown_kb < 16 * 1024, f"supervisor grew by {grown_kb} KiB"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("do", "message"),
+    [
+        ("bad_item", "a streaming handler yielded int; items are bytes, bytearray, memoryview or str"),
+        ("mapping_later", "a mapping (the HTTP metadata) can only be the first item streamed"),
+    ],
+)
+def test_a_bad_item_after_the_first_ends_the_stream_with_a_marshal_error(emulator, runtime, do, message):
+    pid = _worker_pid(emulator)
+    invocation, stream, _ = _stream(emulator, do)
+    assert stream.error_type == "Runtime.MarshalError"
+    assert _trailer_report(stream, invocation)["errorMessage"] == f"Unable to marshal response: {message}"
+    assert _worker_pid(emulator) == pid
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("do", "message"),
+    [
+        (
+            "bad_first_item",
+            "a streaming handler yielded float; items are bytes, bytearray, memoryview or str",
+        ),
+        (
+            "bad_content_type",
+            "response_content_type 'text/plain\\r\\nX-Injected: 1' is not a header value",
+        ),
+    ],
+)
+def test_a_bad_first_item_or_content_type_is_an_ordinary_error(emulator, runtime, do, message):
+    invocation = emulator.submit({"do": do})
+    outcome = only_answer(emulator, invocation)
+    assert (outcome.kind, outcome.error_type, invocation.stream) == ("error", "Runtime.MarshalError", None)
+    assert outcome.json()["errorMessage"] == f"Unable to marshal response: {message}"
+    _worker_pid(emulator)

@@ -72,6 +72,9 @@ UNHANDLED = "Unhandled"
 # ERROR_BODY_BYTES      an encoded error report: the worker cuts errorMessage and stackTrace
 #                       to fit (with a note of the cut), so the log record carrying it stays
 #                       inside one CloudWatch Logs event.
+# STREAM_ERROR_BODY_BYTES  an encoded error report that ends a stream: it goes base64 into a
+#                       trailer line, which servers refuse past 64 KiB, so the worker cuts it
+#                       to this (the supervisor cuts a forged one again).
 # ERROR_TYPE_CHARS      an errorType in a report; the Lambda-Runtime-Function-Error-Type
 #                       header carries at most ERROR_TYPE_HEADER_CHARS of it.
 # XRAY_CAUSE_BYTES      the X-Ray cause header: built to fit by the worker, a forged one cut
@@ -86,6 +89,7 @@ MAX_STREAMED_PAYLOAD = 200 * 1024 * 1024
 MAX_EVENT_BYTES = 64 << 20
 MAX_ANSWER_BYTES = 64 << 20
 ERROR_BODY_BYTES = 64 << 10
+STREAM_ERROR_BODY_BYTES = 16 << 10
 ERROR_TYPE_CHARS = 256
 ERROR_TYPE_HEADER_CHARS = 128
 XRAY_CAUSE_BYTES = 4 << 10

@@ -2,7 +2,9 @@
 
 Runs in a process forked from the supervisor. Everything a handler can do wrong short of
 killing this process is turned into a ``Failed`` reply here; anything worse (``os._exit``,
-a signal, ``sys.exit``) ends the process, and the supervisor reports it.
+a signal, ``sys.exit``) ends the process, and the supervisor reports it. A handler that
+returns an iterator streams (``send_stream``): each item goes to the supervisor as it is
+yielded.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import io
 import os
 import sys
 import time
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 from worker import errors, marshal, protocol
 from worker.context import ContextUnmarshalError, LambdaContext
@@ -69,8 +73,11 @@ def run(
         except protocol.Closed:
             return
         reply = invoke(handler, meta, payload, max_response_bytes, worker_memory_mb)
-        _leave_if_forked(worker_pid)
-        protocol.write_reply(to_supervisor, reply_token, reply)
+        if isinstance(reply, Streamed):
+            send_stream(reply, to_supervisor, reply_token, worker_pid, worker_memory_mb)
+        else:
+            _leave_if_forked(worker_pid)
+            protocol.write_reply(to_supervisor, reply_token, reply)
         # Neither the event nor the result is kept while waiting for the next event: each
         # can be 6 MB, held for as long as the environment idles.
         del payload, reply
@@ -83,14 +90,21 @@ def _leave_if_forked(worker_pid: int) -> None:
         os._exit(0)
 
 
+class Streamed(NamedTuple):
+    """A handler that streams: the iterator it returned, to be sent as it yields."""
+
+    items: Iterator[Any]
+    context: LambdaContext
+
+
 def invoke(
     handler: Handler,
     meta: protocol.EventMeta,
     payload: bytes | bytearray,
     max_response_bytes: int,
     worker_memory_mb: float | None = None,
-) -> protocol.Result | protocol.Failed:
-    """Run one event through the handler; the reply to send back."""
+) -> protocol.Result | protocol.Failed | Streamed:
+    """Run one event through the handler; the reply to send back, or the stream to send."""
     request_id = meta["request_id"]
     RequestIdHolder.current = request_id
     _set_trace_id(meta.get("trace_id"))
@@ -98,23 +112,11 @@ def invoke(
         context = LambdaContext(meta)
         event = marshal.decode_event(payload, meta.get("content_type"))
         result = handler(event, context)
+        if marshal.is_stream(result):
+            return Streamed(result, context)
         result_payload, content_type = marshal.encode_result(result)
-    except ContextUnmarshalError as exc:
-        return _failed(errors.report(str(exc), errors.CONTEXT_UNMARSHAL_ERROR, request_id))
-    except marshal.UnmarshalError as exc:
-        return _failed(errors.report(str(exc), errors.UNMARSHAL_ERROR, request_id))
-    except marshal.MarshalError as exc:
-        return _failed(errors.report(str(exc), errors.MARSHAL_ERROR, request_id))
-    except MemoryError as exc:
-        # The heap is suspect after this: answer, then ask to be replaced.
-        if worker_memory_mb:
-            message = f"The handler exceeded the worker memory limit of {worker_memory_mb:g} MB"
-            report, _ = exception_report(exc, request_id, errors.OUT_OF_MEMORY, message)
-        else:
-            report, _ = exception_report(exc, request_id)
-        return _failed(report, retire=True)
     except Exception as exc:
-        return _failed(*exception_report(exc, request_id))
+        return _failure(exc, request_id, worker_memory_mb)
     finally:
         RequestIdHolder.current = None
     if len(result_payload) > max_response_bytes:
@@ -122,11 +124,106 @@ def invoke(
     return protocol.Result(result_payload, content_type)
 
 
-def _failed(
-    report: errors.ErrorReport, cause: XRayCause | None = None, *, retire: bool = False
+def send_stream(
+    streamed: Streamed,
+    to_supervisor: int,
+    reply_token: object,
+    worker_pid: int,
+    worker_memory_mb: float | None = None,
+) -> None:
+    """Send what a streaming handler yields, each item as soon as it is yielded.
+
+    Nothing is sent before the first item: a handler that fails before it gets an ordinary
+    error reply. After it, a failure ends the stream with the error (for its trailers). Each
+    write blocks while the pipe is full, so a slow Runtime API slows the handler's yields
+    instead of filling this process's memory.
+    """
+    context = streamed.context
+    request_id = context.aws_request_id
+    RequestIdHolder.current = request_id
+    started = False
+    try:
+        for item in streamed.items:
+            if started:
+                data = marshal.encode_chunk(item)
+            else:
+                data, content_type = marshal.encode_first_chunk(item, _stream_content_type(context))
+                _leave_if_forked(worker_pid)
+                protocol.write_stream_start(to_supervisor, reply_token, content_type)
+                started = True
+            _leave_if_forked(worker_pid)
+            protocol.write_chunk(to_supervisor, data)
+            del item, data  # not kept while the handler makes the next one
+    except Exception as exc:
+        _close_quietly(streamed.items)
+        failed = _failure(exc, request_id, worker_memory_mb, started)
+        _leave_if_forked(worker_pid)
+        if started:
+            protocol.write_stream_failed(to_supervisor, failed)
+        else:
+            protocol.write_reply(to_supervisor, reply_token, failed)
+        return
+    finally:
+        RequestIdHolder.current = None
+    _leave_if_forked(worker_pid)
+    if not started:
+        content_type = _stream_content_type(context) or marshal.STREAM_CONTENT_TYPE
+        protocol.write_stream_start(to_supervisor, reply_token, content_type)
+    protocol.write_stream_end(to_supervisor)
+
+
+def _stream_content_type(context: LambdaContext) -> str | None:
+    """What the handler set as its stream's content type (``context.response_content_type``)."""
+    content_type = getattr(context, "response_content_type", None)
+    if content_type is None or (isinstance(content_type, str) and protocol.is_header_value(content_type)):
+        return content_type
+    raise marshal.MarshalError(
+        f"Unable to marshal response: response_content_type {content_type!r:.80} is not a header value"
+    )
+
+
+def _close_quietly(items: Iterator[Any]) -> None:
+    """Close a generator left half-way, so that its ``finally`` blocks run now."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            pass
+
+
+def _failure(
+    exc: Exception, request_id: str, worker_memory_mb: float | None, streamed: bool = False
 ) -> protocol.Failed:
-    """The reply for a failed invocation, its report bounded and logged."""
-    report = bounded_report(report)
+    """The reply for a handler (or its result) that raised ``exc``."""
+    limit = errors.STREAM_ERROR_BODY_BYTES if streamed else errors.ERROR_BODY_BYTES
+    if isinstance(exc, ContextUnmarshalError):
+        return _failed(errors.report(str(exc), errors.CONTEXT_UNMARSHAL_ERROR, request_id))
+    if isinstance(exc, marshal.UnmarshalError):
+        return _failed(errors.report(str(exc), errors.UNMARSHAL_ERROR, request_id))
+    if isinstance(exc, marshal.MarshalError):
+        return _failed(errors.report(str(exc), errors.MARSHAL_ERROR, request_id), limit=limit)
+    if isinstance(exc, MemoryError):
+        # The heap is suspect after this: answer, then ask to be replaced.
+        if worker_memory_mb:
+            message = f"The handler exceeded the worker memory limit of {worker_memory_mb:g} MB"
+            report, _ = exception_report(exc, request_id, errors.OUT_OF_MEMORY, message)
+        else:
+            report, _ = exception_report(exc, request_id)
+        return _failed(report, retire=True, limit=limit)
+    report, cause = exception_report(exc, request_id)
+    return _failed(report, None if streamed else cause, limit=limit)
+
+
+def _failed(
+    report: errors.ErrorReport,
+    cause: XRayCause | None = None,
+    *,
+    retire: bool = False,
+    limit: int = errors.ERROR_BODY_BYTES,
+) -> protocol.Failed:
+    """The reply for a failed invocation, its report bounded (to ``limit`` bytes) and logged."""
+    report = bounded_report(report, limit)
     if _log_handler is not None:
         _log_handler.emit_error(report)
     return protocol.Failed(errors.encode(report), report["errorType"], cause, retire)

@@ -2,7 +2,8 @@
 
 ``Decimal`` becomes a JSON number with all its digits (DynamoDB results are full of
 them), ``bytes`` pass through untouched, and non-ASCII text is written as UTF-8 rather
-than escaped.
+than escaped. A handler that returns an iterator streams: each item it yields is sent as
+it comes (``encode_first_chunk``, ``encode_chunk``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 JSON_CONTENT_TYPE = "application/json"
@@ -80,3 +82,49 @@ def encode_result(result: Any) -> tuple[bytes, str]:
         return _encoder.encode(result).encode("utf-8", "surrogatepass"), JSON_CONTENT_TYPE
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise MarshalError(f"Unable to marshal response: {exc}") from None
+
+
+# --- streamed results ----------------------------------------------------------------------
+
+# A streamed body that starts with the HTTP metadata (function URLs, API Gateway), as Node's
+# ``HttpResponseStream.from`` and the Rust runtime send it: the JSON prelude, then 8 NULs.
+HTTP_INTEGRATION_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
+PRELUDE_DELIMITER = b"\x00" * 8
+STREAM_CONTENT_TYPE = "application/octet-stream"
+# Results that are never streamed, whatever they implement: checked first, as it is cheap.
+_PLAIN_RESULTS = (dict, list, tuple, str, bytes, bytearray, memoryview, int, float, type(None))
+
+
+def is_stream(result: Any) -> bool:
+    """Does the handler stream? It does when it returned an iterator (a generator function's
+    generator, among others) rather than a value; a list or a str is a value."""
+    return not isinstance(result, _PLAIN_RESULTS) and isinstance(result, Iterator)
+
+
+def encode_first_chunk(item: Any, content_type: str | None) -> tuple[bytes | bytearray | memoryview, str]:
+    """The bytes of a stream's first item and the stream's content type: a mapping is the HTTP
+    metadata (the prelude), anything else the start of the body, sent as ``content_type``
+    (the handler's ``context.response_content_type``) or ``application/octet-stream``."""
+    if isinstance(item, Mapping):
+        try:
+            prelude = json.dumps(dict(item), separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise MarshalError(f"Unable to marshal response: the HTTP metadata is not JSON: {exc}") from None
+        return prelude.encode("utf-8", "surrogatepass") + PRELUDE_DELIMITER, HTTP_INTEGRATION_CONTENT_TYPE
+    return encode_chunk(item), content_type or STREAM_CONTENT_TYPE
+
+
+def encode_chunk(item: Any) -> bytes | bytearray | memoryview:
+    """The bytes of an item a streaming handler yielded after its first one."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return item
+    if isinstance(item, str):
+        return item.encode("utf-8", "surrogatepass")
+    if isinstance(item, Mapping):
+        raise MarshalError(
+            "Unable to marshal response: a mapping (the HTTP metadata) can only be the first item streamed"
+        )
+    raise MarshalError(
+        f"Unable to marshal response: a streaming handler yielded {type(item).__name__};"
+        " items are bytes, bytearray, memoryview or str"
+    )

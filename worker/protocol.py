@@ -2,8 +2,10 @@
 
 Both processes use this one module, and nothing else knows a frame's kinds or fields. The
 supervisor writes events (``write_event``) and reads the worker's replies (``parse_start``,
-``parse_reply``); the worker reads events (``read_event``) and writes its replies
-(``write_ready``, ``write_init_failed``, ``write_reply``).
+``parse_reply``, and ``parse_stream_part`` for each part of a streamed one); the worker reads
+events (``read_event``) and writes its replies (``write_ready``, ``write_init_failed``,
+``write_reply``, or ``write_stream_start``, ``write_chunk`` as the handler yields, then
+``write_stream_end`` or ``write_stream_failed``).
 
 Both directions carry the same frame: a fixed header (kind, metadata length, body
 length), a small JSON metadata object, then the body bytes untouched. Keeping the body
@@ -38,9 +40,22 @@ READY = b"R"
 INIT_FAILED = b"I"
 RESULT = b"O"
 FAILED = b"X"
+# A streamed reply: STREAM_START in place of RESULT (sent with the first chunk), then one
+# CHUNK per piece of the body, then STREAM_END, or STREAM_FAILED once the handler failed.
+STREAM_START = b"S"
+CHUNK = b"C"
+STREAM_END = b"D"
+STREAM_FAILED = b"F"
 START_KINDS = frozenset((READY, INIT_FAILED))
-REPLY_KINDS = frozenset((RESULT, FAILED))
+REPLY_KINDS = frozenset((RESULT, FAILED, STREAM_START))
+STREAM_KINDS = frozenset((CHUNK, STREAM_END, STREAM_FAILED))
 _EVENT_KINDS = frozenset((EVENT,))
+# The most a CHUNK carries: a larger item is cut into chunks of this size, so the supervisor
+# holds at most one of them at a time (a larger frame is a protocol error), and a stalled
+# Runtime API blocks the handler's yield once the pipe is full.
+MAX_CHUNK_BYTES = 1 << 20
+# What the supervisor reads of one frame of a stream (a chunk, or the error that ends it).
+MAX_STREAM_FRAME = max(MAX_CHUNK_BYTES, errors.ERROR_REPLY_SLACK)
 
 # Bodies up to this size are read together with the metadata.
 _READ_WITH_METADATA = 64 << 10
@@ -148,8 +163,19 @@ class Result(NamedTuple):
     content_type: str
 
 
+class StreamStart(NamedTuple):
+    """The handler streams its result: its chunks follow (``read_stream_part``)."""
+
+    content_type: str
+
+
+class StreamEnd(NamedTuple):
+    """The handler's stream is complete."""
+
+
 class Failed(NamedTuple):
-    """The invocation failed: the error body for /error, its errorType and X-Ray cause."""
+    """The invocation failed: the error body for /error, its errorType and X-Ray cause (or,
+    after a stream began, for the stream's error trailers)."""
 
     error_body: bytes | bytearray
     error_type: str
@@ -230,23 +256,75 @@ def reply_token(frame: Frame) -> object:
     return frame.meta.get("reply_token")
 
 
-def parse_reply(frame: Frame, max_response_bytes: int) -> Result | Failed:
+def parse_reply(frame: Frame, max_response_bytes: int) -> Result | Failed | StreamStart:
     """A frame of ``REPLY_KINDS`` as the message it is; ``Oversized`` for a result of more
     than ``max_response_bytes`` bytes, ``Garbled`` for one that cannot be posted as it is. An X-Ray
     cause is checked and bounded again: handler code can forge the whole frame."""
     if frame.kind == RESULT:
         if len(frame.body) > max_response_bytes:
             raise Oversized(len(frame.body))
-        content_type = str(frame.meta.get("content_type") or "application/json")
-        if not _HEADER_VALUE.fullmatch(content_type):
-            raise Garbled(f"a content type that cannot be a header value: {content_type[:80]!r}")
-        return Result(frame.body, content_type)
+        return Result(frame.body, _content_type(frame, "application/json"))
+    if frame.kind == STREAM_START:
+        return StreamStart(_content_type(frame, "application/octet-stream"))
+    return _parse_failed(frame)
+
+
+def _content_type(frame: Frame, default: str) -> str:
+    content_type = str(frame.meta.get("content_type") or default)
+    if not is_header_value(content_type):
+        raise Garbled(f"a content type that cannot be a header value: {content_type[:80]!r}")
+    return content_type
+
+
+def is_header_value(text: str) -> bool:
+    """Can ``text`` go into a request's headers as it is (no CR or LF to split it)?"""
+    return _HEADER_VALUE.fullmatch(text) is not None
+
+
+def _parse_failed(frame: Frame) -> Failed:
     return Failed(
         frame.body,
         str(frame.meta.get("error_type", errors.UNKNOWN)),
         reports.parse_xray_cause(frame.meta.get("xray_cause")),
         retire=bool(frame.meta.get("retire")),
     )
+
+
+# --- a streamed reply ------------------------------------------------------------------------
+
+
+def write_stream_start(fd: int, reply_token: object, content_type: str) -> None:
+    """Begin the streamed reply to the event that carried ``reply_token``."""
+    write_frame(fd, STREAM_START, {"content_type": content_type, "reply_token": reply_token})
+
+
+def write_chunk(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Send a piece of the stream's body, in chunks of at most ``MAX_CHUNK_BYTES`` (none for
+    an empty piece: the body is unchanged by it). Blocks while the pipe is full."""
+    view = memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
+    for start in range(0, len(view), MAX_CHUNK_BYTES):
+        write_frame(fd, CHUNK, {}, view[start : start + MAX_CHUNK_BYTES])
+
+
+def write_stream_end(fd: int) -> None:
+    write_frame(fd, STREAM_END, {})
+
+
+def write_stream_failed(fd: int, failed: Failed) -> None:
+    """End the stream with the handler's error (it goes to the stream's trailers)."""
+    meta: dict[str, Any] = {"error_type": failed.error_type}
+    if failed.retire:
+        meta["retire"] = True
+    write_frame(fd, STREAM_FAILED, meta, failed.error_body)
+
+
+def parse_stream_part(frame: Frame) -> bytes | bytearray | StreamEnd | Failed:
+    """A frame of ``STREAM_KINDS`` as what it is: a chunk's bytes, the end, or the error."""
+    if frame.kind == CHUNK:
+        return frame.body
+    if frame.kind == STREAM_END:
+        return StreamEnd()
+    return _parse_failed(frame)
 
 
 # --- frames ---------------------------------------------------------------------------------
@@ -256,7 +334,7 @@ def write_frame(
     fd: int,
     kind: bytes,
     meta: dict[str, Any],
-    body: bytes | bytearray = b"",
+    body: bytes | bytearray | memoryview = b"",
     *,
     deadline: float | None = None,
     watch: int | None = None,

@@ -64,24 +64,24 @@ def exception_report(
     return report, xray_cause(report["errorType"], message, frames)
 
 
-def bounded_report(report: errors.ErrorReport) -> errors.ErrorReport:
-    """``report`` with errorMessage and stackTrace cut so that it encodes to at most
-    ``ERROR_BODY_BYTES``; errorType and requestId are kept, and it stays the four keys."""
+def bounded_report(report: errors.ErrorReport, limit: int = ERROR_BODY_BYTES) -> errors.ErrorReport:
+    """``report`` with errorMessage and stackTrace cut so that it encodes to at most ``limit``
+    bytes (``ERROR_BODY_BYTES``); errorType and requestId are kept, and it stays the four keys."""
     report = errors.report(
         _text(report.get("errorMessage")),
         _text(report.get("errorType"))[:ERROR_TYPE_CHARS],
         _text(report.get("requestId")),
         [_text(entry) for entry in report.get("stackTrace") or []],
     )
-    if _size(report) <= ERROR_BODY_BYTES:
+    if _size(report) <= limit:
         return report
     # The stack gets what the message leaves, and at least a quarter; the message the rest.
     stack = report["stackTrace"]
     report["stackTrace"] = []
-    report["stackTrace"] = _clip_entries(stack, max(ERROR_BODY_BYTES // 4, ERROR_BODY_BYTES - _size(report)))
+    report["stackTrace"] = _clip_entries(stack, max(limit // 4, limit - _size(report)))
     message = report["errorMessage"]
     report["errorMessage"] = ""
-    report["errorMessage"] = _clip_text(message, ERROR_BODY_BYTES - _size(report))
+    report["errorMessage"] = _clip_text(message, limit - _size(report))
     return report
 
 
