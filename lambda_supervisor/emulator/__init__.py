@@ -28,7 +28,7 @@ from .bodies import MAX_DRAIN_BYTES
 from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, QueueFull
 from .faults import FAULT_ACTIONS, ROUTES
 from .invocations import MAX_HAND_OUTS, UNDELIVERABLE
-from .invoke_routes import LOG_TAIL_BYTES
+from .invoke_routes import LOG_TAIL_BYTES, error_type_of, follow_stream
 from .records import CaseInsensitiveDict, Chunk, Invocation, InvokeListener, Outcome, ResponseStream
 from .routing import EXTENSION_PREFIX, RUNTIME_PREFIX, RUNTIME_ROUTES
 from .runtime_routes import STREAMED_MAX_PAYLOAD
@@ -61,4 +61,6 @@ __all__ = [
     "ResponseStream",
     "RuntimeAPIEmulator",
     "UnsendableHeader",
+    "error_type_of",
+    "follow_stream",
 ]

@@ -31,6 +31,7 @@ from .records import ERROR_BODY_TRAILER, ERROR_TYPE_TRAILER, Chunk, Invocation, 
 from .wire import UnsendableHeader, header_line
 
 if TYPE_CHECKING:
+    from .invocations import InvocationQueue
     from .routing import Handler
 
 # What ``X-Amz-Log-Type: Tail`` returns of an invocation's logs, as the Invoke API does.
@@ -177,7 +178,7 @@ class InvokeRoutes:
         ends in one) in the trailers. False, with nothing sent, when it ended before its
         first chunk: its answer is then a buffered one, which can flag an error in a header."""
         started = False
-        for chunk in self._follow(invocation, stream):
+        for chunk in follow_stream(self.emulator, invocation, stream):
             if not started:
                 headers = {**self._answer_headers(invocation), "Trailer": ", ".join(ERROR_TRAILERS)}
                 self._start_chunked(stream.content_type, headers)
@@ -205,7 +206,7 @@ class InvokeRoutes:
             return
         self._start_chunked(eventstream.CONTENT_TYPE, self._answer_headers(invocation))
         if isinstance(response, ResponseStream):
-            for chunk in self._follow(invocation, response):
+            for chunk in follow_stream(self.emulator, invocation, response):
                 for message in eventstream.payload_chunks(chunk.data):
                     self._write_chunk(message)
             outcome = self.emulator.await_outcome(invocation)
@@ -217,18 +218,10 @@ class InvokeRoutes:
             if outcome.kind == "response":
                 for message in eventstream.payload_chunks(outcome.body):
                     self._write_chunk(message)
-        error_code, error_details = _error_of(outcome)
+        error_code, error_details = _error_of(invocation, outcome)
         log_result = self._log_tail(invocation) if self._wants_log_tail() else None
         self._write_chunk(eventstream.invoke_complete(error_code, error_details, log_result))
         self._end_chunked({})
-
-    def _follow(self, invocation: Invocation, stream: ResponseStream) -> Iterator[Chunk]:
-        """The stream's chunks as they arrive; should one fail to come within the backstop,
-        the invocation times out (and the stream ends) instead of the caller waiting on."""
-        try:
-            yield from stream.follow(invocation.timeout + self.emulator.invoke_grace + STREAM_BACKSTOP)
-        except TimeoutError:
-            self.emulator.time_out(invocation)
 
     def _start_chunked(self, content_type: str, headers: dict[str, str]) -> None:
         handler = self.handler
@@ -266,28 +259,39 @@ class InvokeRoutes:
         )
 
 
-def _error_of(outcome: Outcome) -> tuple[str | None, str | None]:
+def follow_stream(queue: InvocationQueue, invocation: Invocation, stream: ResponseStream) -> Iterator[Chunk]:
+    """``stream``'s chunks as they arrive, for a caller; should one fail to come within the
+    backstop, the invocation times out (and the stream ends) instead of the caller waiting on."""
+    try:
+        yield from stream.follow(invocation.timeout + queue.invoke_grace + STREAM_BACKSTOP)
+    except TimeoutError:
+        queue.time_out(invocation)
+
+
+def _error_of(invocation: Invocation, outcome: Outcome) -> tuple[str | None, str | None]:
     """``InvokeComplete``'s ``ErrorCode`` and ``ErrorDetails`` for ``outcome``: the error's
     type and its report (the runtime's error JSON), or None and None after a success."""
-    error_body: bytes | None = None
-    if outcome.kind != "response":
-        error_body = outcome.body
-    elif outcome.trailers.get(ERROR_TYPE_TRAILER):
-        encoded = outcome.trailers.get(ERROR_BODY_TRAILER) or ""
-        try:
-            error_body = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            error_body = encoded.encode("utf-8", "replace")
-    if error_body is None:
+    error_type = error_type_of(outcome)
+    if error_type is None:
         return None, None
-    error_type = outcome.error_type
-    if not error_type:
-        try:
-            report = json.loads(error_body)
-        except (ValueError, RecursionError):
-            report = None
-        error_type = str(report.get("errorType") or "") if isinstance(report, dict) else ""
-    return error_type or errors.UNHANDLED, error_body.decode("utf-8", "replace")
+    stream = invocation.stream
+    report = stream.error_body if outcome.kind == "response" and stream is not None else outcome.body
+    return error_type, (report or b"").decode("utf-8", "replace")
+
+
+def error_type_of(outcome: Outcome) -> str | None:
+    """The type of the error ``outcome`` reports (as the runtime posted it, or the error
+    body's ``errorType``), or None when it is a successful response."""
+    if outcome.error_type:
+        return outcome.error_type
+    if outcome.kind == "response":
+        return None
+    try:
+        body = outcome.json()
+    except (ValueError, RecursionError):
+        return errors.UNHANDLED
+    error_type = body.get("errorType") if isinstance(body, dict) else None
+    return error_type if isinstance(error_type, str) and error_type else errors.UNHANDLED
 
 
 def _json_problem(payload: bytes) -> str | None:
