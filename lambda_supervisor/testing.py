@@ -137,7 +137,8 @@ def lambda_invoke(
 
 
 def _invoke_on(runner: LocalRunner, event: Any, client_context: Mapping[str, Any] | None) -> Any:
-    return _unwrap(runner.invoke(*_request(event, client_context)))
+    payload, context = _request(event, client_context)
+    return _unwrap(runner.invoke(payload, client_context=context))
 
 
 def _request(event: Any, client_context: Mapping[str, Any] | None) -> tuple[bytes | str, str | None]:

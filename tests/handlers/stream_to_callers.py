@@ -33,3 +33,7 @@ def fail_before_streaming(event, context):
 
 def buffered(event, context):
     return {"buffered": True, "event": event}
+
+
+def route(event, context):
+    return globals()[event["do"]](event, context)
