@@ -15,8 +15,8 @@ on a machine that warms up or gets busier) and reports medians, and the ratio of
 pair of runs, because a shared two-core machine is noisy and a single run proves little.
 
 This module is the command line: each phase lives in a module of its own (``ceiling``,
-``cold``, ``warm``, ``recovery``, ``bytecode``, ``pythons``), a function of the
-``Session`` they share.
+``cold``, ``warm``, ``recovery``, ``bytecode``, ``pythons``, ``streaming``), a function of the
+``Session`` they share (``streaming`` measures this runtime alone).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import cold
 import pythons
 import recovery
 import results
+import streaming
 import warm
 from paths import REPO, WORK
 from runtimes import compile_runtime
@@ -49,6 +50,7 @@ PHASES: dict[str, Callable[[Session], None]] = {
     "recovery": recovery.run,
     "bytecode": bytecode.run,
     "pythons": pythons.run,
+    "streaming": streaming.run,
 }
 
 

@@ -53,9 +53,13 @@ def relay_stream(
     """
     request_id = event.request_id
     stream = api.stream_response(event, start.content_type, kill_at)
+    deadline = kill_at
     interruptible = True
     while True:
         part = worker.read_stream(kill_at, interruptible=interruptible)
+        if isinstance(part, TimedOut) and kill_at < deadline:
+            # The shutdown's grace is over, not the event's time: killed, as a buffered one is.
+            part = Died(worker.kill())
         if isinstance(part, (bytes, bytearray)):
             if stream.sent + len(part) > max_bytes:
                 worker.kill()

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import socket
 import time
 
 import pytest
+from fake_runtime_api import ACCEPTED, ManualRuntimeAPI
+from fake_runtime_api import event as fake_event
 from http_support import exchange
-from proc_support import peak_rss_kb, rss_kb
-from runtime_harness import handler_files, invoke, only_answer, running_runtime
+from proc_support import peak_rss_kb, rss_kb, wait_until
+from runtime_harness import handler_files, invoke, only_answer, running_runtime, write_task
 
 from lambda_supervisor.emulator import Invocation, Outcome, ResponseStream, RuntimeAPIEmulator
+from lambda_supervisor.process import RuntimeProcess
 
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
 STREAM_HEADERS = (
@@ -391,3 +396,64 @@ def test_a_bad_first_item_or_content_type_is_an_ordinary_error(emulator, runtime
     assert (outcome.kind, outcome.error_type, invocation.stream) == ("error", "Runtime.MarshalError", None)
     assert outcome.json()["errorMessage"] == f"Unable to marshal response: {message}"
     _worker_pid(emulator)
+
+
+@pytest.mark.timeout(60)
+def test_a_runtime_api_that_stops_reading_blocks_the_handlers_yield(tmp_path):
+    """Tried: a Runtime API (a raw socket) that reads the head of the streamed post and then
+    nothing while the handler has 150 MiB to yield. The handler must be held at its yield
+    once the pipe and the socket buffers are full (a bounded number of 1 MiB blocks taken,
+    and no more while the API stalls); when the API reads again, the whole stream arrives."""
+    block, count = 1 << 20, 150
+    counter = tmp_path / "counter"
+    with ManualRuntimeAPI() as api:
+        write_task(tmp_path / "task", handler_files("stream_every_way"))
+        runtime = RuntimeProcess("app:route", runtime_api=api.address, task_root=tmp_path / "task")
+        runtime.start()
+        try:
+            poll = api.accept(30)
+            assert poll is not None, f"the runtime never connected:\n{runtime.output()}"
+            assert api.read_request(poll).path == NEXT_PATH
+            body = json.dumps(
+                {"do": "counted_blocks", "block": block, "count": count, "counter": str(counter)}
+            )
+            poll.sendall(fake_event("stalled", body.encode()))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += poll.recv(1)
+            assert head.startswith(b"POST /2018-06-01/runtime/invocation/stalled/response HTTP/1.1\r\n")
+            assert b"\r\nTransfer-Encoding: chunked\r\n" in head
+            taken = wait_until(lambda: counter.exists() and int(counter.read_text() or 0), 10)
+            time.sleep(1.5)
+            held_at = int(counter.read_text())
+            time.sleep(0.5)
+            assert int(counter.read_text()) == held_at, "the handler went on yielding while the API stalled"
+            assert taken <= held_at < 24, f"{held_at} MiB taken while the API read nothing"
+            received = bytearray()
+            while not received.endswith(b"\r\n0\r\n\r\n"):
+                data = poll.recv(1 << 20)
+                assert data, "the stream was cut"
+                received += data
+            assert received.count(b"x") == block * count
+            poll.sendall(ACCEPTED.data)
+            assert api.read_request(poll).path == NEXT_PATH  # served, and polling again
+        finally:
+            runtime.stop()
+
+
+@pytest.mark.timeout(30)
+def test_sigterm_mid_stream_ends_it_within_the_shutdown_grace(emulator, runtime):
+    """Tried: SIGTERM to the runtime while a handler that yielded once hangs. The worker gets
+    the shutdown grace (1.5 s), is then killed, the stream ends with Runtime.ExitError, and
+    the runtime exits 0."""
+    invocation = emulator.submit({"do": "hang_after_first"}, timeout=60)
+    stream = emulator.await_response(invocation, queue_timeout=10)
+    assert isinstance(stream, ResponseStream)
+    assert next(stream.follow(timeout=10)).data == b"first"
+    os.kill(runtime.pid, signal.SIGTERM)
+    signalled = time.monotonic()
+    assert stream.wait_ended(5)
+    assert stream.error_type == "Runtime.ExitError"
+    assert _trailer_report(stream, invocation)["errorMessage"] == "Runtime exited with error: signal: killed"
+    assert 1.4 < stream.ended_at - signalled < 2.5
+    assert runtime.wait(5) == 0

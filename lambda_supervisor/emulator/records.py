@@ -183,9 +183,13 @@ class ResponseStream:
         wait for the next chunk (``TimeoutError`` past it); the stream itself always ends,
         at the invocation's deadline at the latest."""
         index = 0
+
+        def arrived() -> bool:
+            return index < len(self.chunks) or self.ended
+
         while True:
             with self._changed:
-                if not self._changed.wait_for(lambda at=index: at < len(self.chunks) or self.ended, timeout):
+                if not self._changed.wait_for(arrived, timeout):
                     raise TimeoutError(f"no chunk of stream {self.request_id!r} within {timeout}s")
                 if index >= len(self.chunks):
                     return

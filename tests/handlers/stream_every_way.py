@@ -103,3 +103,12 @@ def bad_first_item(event, context):
 def bad_content_type(event, context):
     context.response_content_type = "text/plain\r\nX-Injected: 1"
     yield b"never"
+
+
+def counted_blocks(event, context):
+    """Like ``big``, writing to the file ``counter`` how many blocks the runtime has taken."""
+    block = b"x" * event["block"]
+    for index in range(event["count"]):
+        yield block
+        with open(event["counter"], "w") as counter:
+            counter.write(str(index + 1))
