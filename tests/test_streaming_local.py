@@ -13,6 +13,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 from botocore.config import Config
 from http_support import INVOKE_PATH, exchange
 from local_support import CLI, REPO_ROOT, ServeProcess
+from proc_support import wait_until
 from runtime_harness import copy_handler
 
 from lambda_supervisor.testing import FunctionError, lambda_invoke, lambda_invoke_stream
@@ -305,6 +307,37 @@ def test_a_stream_that_fails_before_its_first_chunk_is_a_buffered_error_on_invok
     assert (status, headers.get("x-amz-function-error")) == (200, "Unhandled")
     assert "transfer-encoding" not in headers
     assert json.loads(body) == json.loads(report)
+
+
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize("path", [STREAM_PATH, INVOKE_PATH])
+def test_a_caller_that_hangs_up_mid_stream_does_not_stop_the_function(serve, path) -> None:
+    """Tried: a caller that reads the first chunk of a 5-chunk stream and closes its socket,
+    on either route. The function streams on to its end (its REPORT says it ran the whole
+    800 ms, no error is logged), and the next call is served."""
+    before = serve.stderr().count("\nEND RequestId: ")
+    body = b'{"do": "timed_chunks", "count": 5}'
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {serve.host}:{serve.port}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((serve.host, serve.port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while b'"index": 0' not in received:
+            data = sock.recv(65536)
+            assert data, received
+            received += data
+    hung_up_at = time.monotonic()
+    _, events = _stream_events(serve, {"do": "buffered"})
+    assert [set(item) for _, item in events] == [{"PayloadChunk"}, {"InvokeComplete"}]
+    # The next call waited for the stream to end: 4 more chunks, 200 ms apart.
+    assert time.monotonic() - hung_up_at > 0.6
+    assert wait_until(lambda: serve.stderr().count("\nEND RequestId: ") == before + 2, 10)
+    request_id = re.search(rb"(?i)x-amzn-requestid: (\S+)", received).group(1).decode()
+    report = re.search(rf"REPORT RequestId: {request_id}\tDuration: ([\d.]+) ms", serve.stderr())
+    assert report is not None, serve.stderr()
+    assert float(report.group(1)) >= 800  # all 5 chunks, 200 ms apart
+    assert "Traceback" not in serve.stderr() and "Runtime.ExitError" not in serve.stderr()
 
 
 # ----------------------------------------------------------------------------- the CLI

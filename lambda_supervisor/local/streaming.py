@@ -56,7 +56,7 @@ class InvocationStream(Generic[Result]):
         """The answer (a stream's whole body, its error from the trailers), once it has ended."""
         for _ in self._chunks:
             pass
-        outcome = self.emulator.await_outcome(self.invocation)
+        outcome = self.emulator.await_outcome(self.invocation, queue_timeout=self.start_timeout)
         if outcome is None:
             raise RuntimeError("the emulator stopped before the invocation finished")
         return self._build_result(self.invocation, outcome, self.streamed)
