@@ -21,7 +21,8 @@ header line a caller could split.
 The modules, from the data up: ``records`` (events and posts), ``bounds`` (what is kept),
 ``invocations`` (the queue and its one-answer rule), ``faults``, ``state``
 (``RuntimeAPIEmulator``), ``bodies`` and ``wire`` (HTTP in and out), ``server`` (a listener
-and who it lets in), ``routing``, ``runtime_routes`` and ``invoke_routes``.
+and who it lets in), ``routing``, ``runtime_routes`` and ``invoke_routes`` (with
+``eventstream``, the framing of ``InvokeWithResponseStream`` answers).
 """
 
 from .bodies import MAX_DRAIN_BYTES
