@@ -407,14 +407,14 @@ class RuntimeAPIClient:
             f"/runtime/invocation/{path_segment(event.request_id_bytes)}/response", payload, headers
         )
 
-    def stream_response(self, event: Event, content_type: str, deadline: float) -> ResponseStream:
+    def stream_response(self, event: Event, content_type: str, deadline: float) -> StreamedResponse:
         """Begin the streamed ``/response`` for ``event``; each chunk written to the result goes
         out as it is written, every write bounded by ``deadline`` (a monotonic instant)."""
         headers = {"Content-Type": content_type, **_STREAM_HEADERS}
         self._echo_invocation_id(event, headers)
         path = f"/runtime/invocation/{path_segment(event.request_id_bytes)}/response"
         request = self.connection.stream("POST", API_VERSION + path, headers, deadline=deadline)
-        return ResponseStream(self, request, path)
+        return StreamedResponse(self, request, path)
 
     def post_error(
         self,
@@ -566,7 +566,7 @@ class RuntimeAPIClient:
         self._log("error", message, **fields)
 
 
-class ResponseStream:
+class StreamedResponse:
     """A streamed ``/response`` under way (``RuntimeAPIClient.stream_response``).
 
     Unlike a buffered post it is never retried: chunks sent are gone. ``send`` reports a

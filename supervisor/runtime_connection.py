@@ -259,7 +259,8 @@ class RuntimeConnection:
         """Begin a request whose body is sent a chunk at a time (chunked transfer encoding) as
         it is produced; nothing goes out before its first chunk. Every write gives up with
         ``TransportError`` at ``deadline`` (a monotonic instant; ``cut_short`` can bring it
-        forward). The connection is the pool's until the request is finished or abandoned."""
+        forward). The connection stays out of the pool until the request is finished or
+        abandoned."""
         head = self._request_head(method, path, None, headers, chunked=True)
         connection: urllib3.connection.HTTPConnection = self.pool._get_conn()  # type: ignore[assignment]
         self._aborted = False
@@ -345,9 +346,9 @@ class StreamingRequest:
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` as one chunk (an empty one is skipped: it would end the body)."""
-        if not data:
-            return
-        self._send([b"%x\r\n" % len(data), data, b"\r\n"])
+        size = memoryview(data).nbytes
+        if size:
+            self._send([b"%x\r\n" % size, data, b"\r\n"])
 
     def finish(self, trailers: dict[str, str], timeout: float) -> Answer:
         """End the body with ``trailers`` and read the answer, all within ``timeout`` seconds."""
@@ -370,7 +371,8 @@ class StreamingRequest:
         return answer
 
     def abandon(self) -> None:
-        """Give up on the request: its connection is closed, and goes back to the pool so."""
+        """Give up on the request: its connection is closed (the pool opens a fresh one for the
+        next exchange)."""
         if not self.done:
             self.done = True
             self.owner._release(self.connection, close=True)

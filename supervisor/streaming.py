@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from supervisor.runtime_api import Event, ResponseStream, RuntimeAPIClient
+from supervisor.runtime_api import Event, RuntimeAPIClient, StreamedResponse
 from supervisor.worker_process import Died, WorkerProcess
 from worker import errors
 from worker.protocol import Failed, Interrupted, StreamEnd, StreamStart, TimedOut
@@ -96,7 +96,7 @@ def relay_stream(
         return Ended("worker broke the pipe protocol", {"reason": reason})
 
 
-def _finish(stream: ResponseStream, report: errors.ErrorReport) -> None:
+def _finish(stream: StreamedResponse, report: errors.ErrorReport) -> None:
     stream.finish(report["errorType"], errors.encode(report))
 
 

@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # imported for annotations only: the first fork happens befor
     from supervisor.runtime_api import Event
 
 ANSWERED_TWICE = "worker answered an event twice"
+# What may come while a reply is awaited: the reply, or what is left of the last event's stream.
+_AWAITED_KINDS = protocol.REPLY_KINDS | protocol.STREAM_KINDS
 # When the supervisor's first worker started (clock ticks after boot), set as it is forked:
 # children of the supervisor older than that are not a worker's.
 _first_worker_start: int | None = None
@@ -158,10 +160,16 @@ class WorkerProcess:
         interrupt = self.wakeup_fd if interruptible else None
         while True:
             frame = self._read(
-                deadline, protocol.REPLY_KINDS, self.max_response_bytes + errors.ERROR_REPLY_SLACK, interrupt
+                deadline, _AWAITED_KINDS, self.max_response_bytes + errors.ERROR_REPLY_SLACK, interrupt
             )
             if not isinstance(frame, protocol.Frame):
                 return frame
+            if frame.kind in protocol.STREAM_KINDS:
+                if self.answered is None:
+                    return Garbled(f"unexpected frame kind {frame.kind!r}")
+                # The rest of the last event's stream, after an end that handler code forged.
+                self.answered_twice = True
+                continue
             got = protocol.reply_token(frame)
             if got == token:
                 break

@@ -17,9 +17,9 @@ import time
 import pytest
 from fake_runtime_api import ACCEPTED, ManualRuntimeAPI
 from fake_runtime_api import event as fake_event
-from http_support import exchange
+from http_support import INVOKE_PATH, exchange, post
 from proc_support import peak_rss_kb, rss_kb, wait_until
-from runtime_harness import handler_files, invoke, only_answer, running_runtime, write_task
+from runtime_harness import handler_files, invoke, log_records, only_answer, running_runtime, write_task
 
 from lambda_supervisor.emulator import Invocation, Outcome, ResponseStream, RuntimeAPIEmulator
 from lambda_supervisor.process import RuntimeProcess
@@ -457,3 +457,75 @@ def test_sigterm_mid_stream_ends_it_within_the_shutdown_grace(emulator, runtime)
     assert _trailer_report(stream, invocation)["errorMessage"] == "Runtime exited with error: signal: killed"
     assert 1.4 < stream.ended_at - signalled < 2.5
     assert runtime.wait(5) == 0
+
+
+@pytest.mark.timeout(30)
+def test_garbage_on_the_pipe_mid_stream_ends_it_with_a_protocol_error(emulator, runtime):
+    """Tried: handler code writing a frame of no known kind on the reply pipe after its first
+    chunk. The stream ends with Runtime.WorkerProtocolError and a fresh worker serves on."""
+    pid = _worker_pid(emulator)
+    invocation, stream, outcome = _stream(emulator, "garbage_mid_stream")
+    assert outcome.body == b"first"
+    assert stream.error_type == "Runtime.WorkerProtocolError"
+    assert "unexpected frame kind b'Z'" in _trailer_report(stream, invocation)["errorMessage"]
+    assert _worker_pid(emulator) != pid
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("sleep", [0, 0.5], ids=["then-goes-on", "then-goes-on-late"])
+def test_a_forged_error_too_large_for_a_trailer_is_cut_to_fit(emulator, runtime, sleep):
+    """Tried: handler code ending its stream with a forged error frame carrying a 250 KB
+    report, which base64 in a trailer line no server would take, then yielding on (at once,
+    or after the next event has been handed over). The supervisor cuts the report to 16 KiB
+    (its errorType kept) and ends the stream with it; what the stream sends after is no fault
+    of the next event, which gets its own result, and the worker is replaced."""
+    pid = _worker_pid(emulator)
+    invocation = emulator.submit({"do": "forge_a_huge_stream_error", "sleep": sleep})
+    following = emulator.submit({"do": "ok"})
+    outcome = only_answer(emulator, invocation)
+    stream = invocation.stream
+    assert (outcome.body, stream.error_type) == (b"first", "Forged")
+    assert len(stream.error_body) <= 16 << 10
+    report = json.loads(stream.error_body)
+    assert report["errorType"] == "Forged" and report["errorMessage"].startswith("mmmm")
+    answer = only_answer(emulator, following)
+    assert (answer.kind, answer.json()["ok"]) == ("response", True), answer
+    assert _worker_pid(emulator) != pid
+
+
+@pytest.mark.timeout(30)
+def test_the_buffered_invoke_api_gives_a_streamed_body_whole_and_a_trailer_error(emulator, runtime):
+    """A caller of the classic Invoke API (which does not stream) gets a streamed function's
+    whole body with its content type, and for a stream that failed the error its trailers
+    carried, flagged as a function error."""
+    host, _, port = emulator.address.rpartition(":")
+    status, headers, body = post(host, int(port), INVOKE_PATH, b'{"do": "server_sent_events"}')
+    assert (status, headers["content-type"], body) == (
+        200,
+        "text/event-stream",
+        b"data: one\n\ndata: two\n\ndata: three\n\n",
+    )
+    assert "x-amz-function-error" not in headers
+    status, headers, body = post(host, int(port), INVOKE_PATH, b'{"do": "raise_after_first", "n": 2}')
+    assert (status, headers["x-amz-function-error"]) == (200, "Unhandled")
+    assert json.loads(body)["errorType"] == "ValueError"
+    assert json.loads(body)["errorMessage"] == "broke after 2 chunks"
+
+
+@pytest.mark.timeout(30)
+def test_a_runtime_api_that_breaks_off_mid_stream_costs_that_stream_only(emulator, runtime):
+    """Tried: the Runtime API restarting (every connection cut) while a handler streams 20
+    chunks 100 ms apart. The stream ends there (the emulator words it Runtime.TruncatedResponse),
+    the supervisor gives up on it, kills the worker, and the next event is served."""
+    pid = _worker_pid(emulator)
+    invocation = emulator.submit({"do": "timed_chunks", "count": 20, "interval": 0.1})
+    stream = emulator.await_response(invocation, queue_timeout=10)
+    assert isinstance(stream, ResponseStream)
+    next(stream.follow(timeout=10))
+    emulator.restart()
+    assert stream.wait_ended(5)
+    assert stream.error_type == "Runtime.TruncatedResponse"
+    assert len(stream.chunks) < 20
+    assert _worker_pid(emulator) != pid
+    [record] = log_records(runtime, "response stream to the Runtime API broke")
+    assert record["requestId"] == invocation.request_id

@@ -4,6 +4,8 @@ import ctypes
 import json
 import os
 import signal
+import struct
+import sys
 import time
 
 
@@ -112,3 +114,36 @@ def counted_blocks(event, context):
         yield block
         with open(event["counter"], "w") as counter:
             counter.write(str(index + 1))
+
+
+def _runtime_locals():
+    """What the worker's stream sender holds: the reply pipe, among others."""
+    frame = sys._getframe()
+    while "to_supervisor" not in frame.f_locals:
+        frame = frame.f_back
+    return frame.f_locals
+
+
+def garbage_mid_stream(event, context):
+    """Write a frame of no known kind on the reply pipe after the first chunk."""
+    yield b"first"
+    os.write(_runtime_locals()["to_supervisor"], struct.pack("!cII", b"Z", 0, 0))
+    yield b"more"
+    time.sleep(600)
+
+
+def forge_a_huge_stream_error(event, context):
+    """End the stream with a forged error frame whose report would not fit a trailer line."""
+    yield b"first"
+    report = {
+        "errorMessage": "m" * 200_000,
+        "errorType": "Forged",
+        "requestId": "",
+        "stackTrace": ["s" * 50_000],
+    }
+    meta, body = json.dumps({"error_type": "Forged"}).encode(), json.dumps(report).encode()
+    os.write(
+        _runtime_locals()["to_supervisor"], struct.pack("!cII", b"F", len(meta), len(body)) + meta + body
+    )
+    time.sleep(event.get("sleep", 0))
+    yield b"after the forged end"
