@@ -6,7 +6,7 @@ marshalling, the context object, error bodies, timeouts). These helpers start
 would. This module is loaded by every pytest run as a plugin, so it imports the emulator
 and the process machinery only when a test actually invokes something.
 
-    from lambda_supervisor.testing import FunctionError, lambda_invoke
+    from lambda_supervisor.testing import FunctionError, lambda_invoke, lambda_invoke_stream
 
     def test_hello():
         assert lambda_invoke("examples/hello.py:handler", {"name": "Ada"})["message"] == "Hello, Ada!"
@@ -15,11 +15,15 @@ and the process machinery only when a test actually invokes something.
         with pytest.raises(FunctionError) as failure:
             lambda_invoke("examples/hello.py:handler", {"fail": True})
         assert failure.value.error_type == "GreetingError"
+
+    def test_tokens_stream():   # a generator handler: each chunk, when it arrived
+        chunks = list(lambda_invoke_stream("app.py:tokens", {"n": 3}))
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +32,7 @@ import pytest
 from lambda_supervisor.runtime_modules import errors
 
 if TYPE_CHECKING:
+    from lambda_supervisor.emulator import Chunk
     from lambda_supervisor.local import InvocationResult, LocalRunner
 
 DEFAULT_TIMEOUT = 30.0
@@ -96,16 +101,18 @@ def _start_runner(
 
 
 def _unwrap(result: InvocationResult, hints: list[str]) -> Any:
-    """The decoded result, or ``FunctionError`` built from the runtime's error body; a
-    failed import also carries the hint about missing requirements, if there is one."""
+    """The decoded result, or ``FunctionError`` built from the runtime's error body (for a
+    stream that ended in an error, the report in its trailers); a failed import also
+    carries the hint about missing requirements, if there is one."""
     if result.is_error:
+        report = result.error_body
         try:
-            body = json.loads(result.body)
+            body = json.loads(report)
         except ValueError:
             body = {}
         body = body if isinstance(body, dict) else {}
         error_type = result.error_type or str(body.get("errorType") or errors.UNHANDLED)
-        message = str(body.get("errorMessage", result.body.decode("utf-8", errors="replace")))
+        message = str(body.get("errorMessage", report.decode("utf-8", errors="replace")))
         if error_type == errors.IMPORT_MODULE_ERROR and hints:
             message = "\n".join([message, *hints])
         raise FunctionError(
@@ -113,7 +120,7 @@ def _unwrap(result: InvocationResult, hints: list[str]) -> Any:
             message,
             body.get("stackTrace") or [],
             request_id=result.request_id,
-            body=result.body,
+            body=report,
             logs=result.logs,
         )
     try:
@@ -144,7 +151,9 @@ def lambda_invoke(
     --install-deps`` does, and a failed import names what that file lists and the
     interpreter lacks. ``event`` is sent as JSON (``None`` as
     ``{}``); ``bytes`` are sent as they are. The result is decoded from JSON (bytes when
-    it is not JSON). A function error raises ``FunctionError``, an init that takes longer
+    it is not JSON); a streamed result is returned whole (``lambda_invoke_stream`` gives
+    its chunks as they arrive). A function error raises ``FunctionError`` (a stream that
+    ended in an error too, with the type in its trailers), an init that takes longer
     than ``init_timeout`` one of type ``Sandbox.Timedout``; a ``timeout`` or
     ``init_timeout`` Lambda would not accept raises ``ValueError``. The function sees
     ``env`` and, of the test process's environment, only what Lambda would provide
@@ -166,10 +175,71 @@ def lambda_invoke(
 
 
 def _invoke_on(runner: LocalRunner, event: Any, client_context: Mapping[str, Any] | None) -> Any:
+    payload, context = _request(event, client_context)
+    return _unwrap(runner.invoke(payload, client_context=context), _hints(runner))
+
+
+def _hints(runner: LocalRunner) -> list[str]:
+    return runner.interpreter.hints if runner.interpreter is not None else []
+
+
+def _request(event: Any, client_context: Mapping[str, Any] | None) -> tuple[bytes | str, str | None]:
+    """The payload and the client context as the runner takes them."""
     payload = event if isinstance(event, bytes) else json.dumps({} if event is None else event)
-    context = json.dumps(dict(client_context)) if client_context is not None else None
-    hints = runner.interpreter.hints if runner.interpreter is not None else []
-    return _unwrap(runner.invoke(payload, client_context=context), hints)
+    return payload, json.dumps(dict(client_context)) if client_context is not None else None
+
+
+def lambda_invoke_stream(
+    handler: str,
+    event: Any = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    init_timeout: float = DEFAULT_INIT_TIMEOUT,
+    env: Mapping[str, str | None] | None = None,
+    client_context: Mapping[str, Any] | None = None,
+    cwd: str | None = None,
+    python: str | None = None,
+    install_deps: bool = False,
+) -> Iterator[Chunk]:
+    """Invoke ``handler`` once, as ``lambda_invoke`` does, and yield the chunks of its answer
+    as they arrive: each a ``Chunk`` (``data``, ``received_at`` on ``time.monotonic()``,
+    ``received_at_epoch`` on ``time.time()``), when the emulator received it from the runtime.
+
+    A streaming handler (a generator) gives one chunk per item it yielded, a buffered one a
+    single chunk holding its result. A function error raises ``FunctionError`` where it
+    happens: at once when the function failed before streaming, after the chunks it sent
+    when its stream ended in an error (its ``error_type`` is the stream's, e.g.
+    ``Runtime.ExitError`` for a worker that died).
+
+        chunks = list(lambda_invoke_stream("app.py:tokens", {"prompt": "hi"}))
+        assert chunks[1].received_at - chunks[0].received_at >= 0.2
+    """
+    runner = _start_runner(
+        handler,
+        timeout=timeout,
+        init_timeout=init_timeout,
+        env=env,
+        cwd=cwd,
+        python=python,
+        install_deps=install_deps,
+    )
+    try:
+        yield from _stream_on(runner, event, client_context)
+    finally:
+        runner.stop()
+
+
+def _stream_on(runner: LocalRunner, event: Any, client_context: Mapping[str, Any] | None) -> Iterator[Chunk]:
+    from lambda_supervisor.emulator import Chunk
+
+    payload, context = _request(event, client_context)
+    answer = runner.start_invocation(payload, client_context=context)
+    yield from answer
+    result = answer.result()
+    _unwrap(result, _hints(runner))  # raises on a function error
+    if not result.streamed:
+        received_at = result.outcome.received_at
+        yield Chunk(result.body, received_at, time.time() - (time.monotonic() - received_at))
 
 
 class RunnerPool:
@@ -191,6 +261,36 @@ class RunnerPool:
         python: str | None = None,
         install_deps: bool = False,
     ) -> Any:
+        runner = self._runner(handler, timeout, init_timeout, env, cwd, python, install_deps)
+        return _invoke_on(runner, event, client_context)
+
+    def stream(
+        self,
+        handler: str,
+        event: Any = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        env: Mapping[str, str | None] | None = None,
+        client_context: Mapping[str, Any] | None = None,
+        cwd: str | None = None,
+        python: str | None = None,
+        install_deps: bool = False,
+    ) -> Iterator[Chunk]:
+        """``lambda_invoke_stream`` on this pool's warm runtime for ``handler``."""
+        runner = self._runner(handler, timeout, init_timeout, env, cwd, python, install_deps)
+        return _stream_on(runner, event, client_context)
+
+    def _runner(
+        self,
+        handler: str,
+        timeout: float,
+        init_timeout: float,
+        env: Mapping[str, str | None] | None,
+        cwd: str | None,
+        python: str | None,
+        install_deps: bool,
+    ) -> LocalRunner:
         settings = [dict(env or {}), timeout, init_timeout, cwd, python, install_deps]
         key = (handler, json.dumps(settings, sort_keys=True))
         runner = self._runners.get(key)
@@ -205,7 +305,7 @@ class RunnerPool:
                 install_deps=install_deps,
             )
             self._runners[key] = runner
-        return _invoke_on(runner, event, client_context)
+        return runner
 
     def close(self) -> None:
         for runner in self._runners.values():
@@ -223,4 +323,4 @@ def lambda_invoke_fixture() -> Iterator[Callable[..., Any]]:
         pool.close()
 
 
-__all__ = ["FunctionError", "lambda_invoke", "lambda_invoke_fixture"]
+__all__ = ["FunctionError", "lambda_invoke", "lambda_invoke_fixture", "lambda_invoke_stream"]

@@ -495,18 +495,20 @@ def test_a_forged_error_too_large_for_a_trailer_is_cut_to_fit(emulator, runtime,
 
 @pytest.mark.timeout(30)
 def test_the_buffered_invoke_api_gives_a_streamed_body_whole_and_a_trailer_error(emulator, runtime):
-    """A caller of the classic Invoke API (which does not stream) gets a streamed function's
-    whole body with its content type, and for a stream that failed the error its trailers
-    carried, flagged as a function error."""
+    """A caller of the classic Invoke API asking for the log tail (a header, so the answer is
+    buffered; without it the body is passed on chunked as it arrives) gets a streamed
+    function's whole body with its content type, and for a stream that failed the error its
+    trailers carried, flagged as a function error."""
     host, _, port = emulator.address.rpartition(":")
-    status, headers, body = post(host, int(port), INVOKE_PATH, b'{"do": "server_sent_events"}')
+    tail = {"X-Amz-Log-Type": "Tail"}
+    status, headers, body = post(host, int(port), INVOKE_PATH, b'{"do": "server_sent_events"}', tail)
     assert (status, headers["content-type"], body) == (
         200,
         "text/event-stream",
         b"data: one\n\ndata: two\n\ndata: three\n\n",
     )
     assert "x-amz-function-error" not in headers
-    status, headers, body = post(host, int(port), INVOKE_PATH, b'{"do": "raise_after_first", "n": 2}')
+    status, headers, body = post(host, int(port), INVOKE_PATH, b'{"do": "raise_after_first", "n": 2}', tail)
     assert (status, headers["x-amz-function-error"]) == (200, "Unhandled")
     assert json.loads(body)["errorType"] == "ValueError"
     assert json.loads(body)["errorMessage"] == "broke after 2 chunks"

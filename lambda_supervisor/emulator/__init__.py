@@ -23,7 +23,8 @@ header line a caller could split.
 The modules, from the data up: ``records`` (events and posts), ``bounds`` (what is kept),
 ``invocations`` (the queue and its one-answer rule), ``faults``, ``state``
 (``RuntimeAPIEmulator``), ``bodies`` and ``wire`` (HTTP in and out), ``server`` (a listener
-and who it lets in), ``routing``, ``runtime_routes`` and ``invoke_routes``.
+and who it lets in), ``routing``, ``runtime_routes`` and ``invoke_routes`` (with
+``eventstream``, the framing of ``InvokeWithResponseStream`` answers).
 """
 
 from .bodies import MAX_DRAIN_BYTES
@@ -31,7 +32,7 @@ from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, QueueFull
 from .faults import FAULT_ACTIONS, ROUTES
 from .front_routes import HttpAnswer, HttpFront, HttpRequest
 from .invocations import MAX_HAND_OUTS, UNDELIVERABLE
-from .invoke_routes import LOG_TAIL_BYTES
+from .invoke_routes import LOG_TAIL_BYTES, error_type_of, follow_stream
 from .records import CaseInsensitiveDict, Chunk, Invocation, InvokeListener, Outcome, ResponseStream
 from .routing import EXTENSION_PREFIX, RUNTIME_PREFIX, RUNTIME_ROUTES
 from .runtime_routes import STREAMED_MAX_PAYLOAD
@@ -67,4 +68,6 @@ __all__ = [
     "ResponseStream",
     "RuntimeAPIEmulator",
     "UnsendableHeader",
+    "error_type_of",
+    "follow_stream",
 ]

@@ -27,15 +27,17 @@ if TYPE_CHECKING:
 
 RUNTIME_PREFIX = "/2018-06-01"
 EXTENSION_PREFIX = "/2020-01-01/extension"
-# Every Runtime API route (ROUTES are those that take faults); "invoke" is the Invoke API's one.
+# Every Runtime API route (ROUTES are those that take faults), and the Invoke API's: Invoke
+# and InvokeWithResponseStream.
 RUNTIME_ROUTES = frozenset((*ROUTES, "extension_next"))
-INVOKE_ROUTES = frozenset(("invoke",))
+INVOKE_ROUTES = frozenset(("invoke", "invoke_stream"))
 
 # The paths the Lambda APIs (Invoke, streamed invoke, Runtime, Extensions) own: never the HTTP front's.
 _API_PREFIXES = ("/2015-03-31/", "/2021-11-15/", f"{RUNTIME_PREFIX}/", f"{EXTENSION_PREFIX}/")
 
 _INVOCATION_POST = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
 _INVOKE_PATH = re.compile(r"^(?:/2015-03-31)?/functions/([^/]+)/invocations$")
+_STREAM_INVOKE_PATH = re.compile(r"^/2021-11-15/functions/([^/]+)/response-streaming-invocations$")
 
 
 def decode_path_segment(segment: str) -> str:
@@ -86,6 +88,9 @@ class Handler(Exchange):
             match = _INVOKE_PATH.match(path)
             if match:
                 return "invoke", decode_path_segment(match.group(1))
+            match = _STREAM_INVOKE_PATH.match(path)
+            if match:
+                return "invoke_stream", decode_path_segment(match.group(1))
         return None, None
 
     def _dispatch(self) -> None:
@@ -110,8 +115,9 @@ class Handler(Exchange):
                 RuntimeRoutes(self).restore_next()
             elif route == "restore_error":
                 RuntimeRoutes(self).restore_error()
-            elif route == "invoke":
-                InvokeRoutes(self).handle(argument or self.emulator.function_name)
+            elif route in INVOKE_ROUTES:
+                streaming = route == "invoke_stream"
+                InvokeRoutes(self).handle(argument or self.emulator.function_name, streaming=streaming)
             elif route == "extension_register":
                 RuntimeRoutes(self).extension_register()
             elif route == "extension_next":
@@ -186,4 +192,4 @@ class Handler(Exchange):
 
     def _speaks_invoke(self, route: str | None) -> bool:
         """Whether an error about this request takes the Invoke API's shape."""
-        return route == "invoke" or (route is None and "invoke" in self.server.routes)
+        return route in INVOKE_ROUTES or (route is None and "invoke" in self.server.routes)

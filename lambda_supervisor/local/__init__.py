@@ -8,8 +8,9 @@ END and REPORT lines, the log tail) and restarts the runtime if it dies while se
 
 The modules: ``settings`` (what Lambda accepts, ``UsageError``), ``handlers`` and
 ``events`` (what the user asked to run), ``runner`` (``LocalRunner``), ``logs`` (each
-invocation's lines and START/END/REPORT), ``console``, ``runtime_errors`` (the runtime's
-own error wording) and ``commands`` (the CLI).
+invocation's lines and START/END/REPORT), ``streaming`` (a streamed answer read as it
+arrives), ``console``, ``runtime_errors`` (the runtime's own error wording) and
+``commands`` (the CLI).
 """
 
 from .commands import (
@@ -41,6 +42,7 @@ from .settings import (
     UsageError,
     check_range,
 )
+from .streaming import ChunkPrinter, InvocationStream
 
 __all__ = [
     "DEFAULT_INIT_TIMEOUT",
@@ -58,10 +60,12 @@ __all__ = [
     "RETAINED_REQUESTS",
     "RUNTIME_START_GRACE",
     "TIMEOUT_RANGE",
+    "ChunkPrinter",
     "HandlerLocation",
     "InvocationLogs",
     "InvocationRecord",
     "InvocationResult",
+    "InvocationStream",
     "LocalRunner",
     "LogEcho",
     "UsageError",

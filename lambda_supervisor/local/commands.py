@@ -32,6 +32,7 @@ from .settings import (
     UsageError,
     check_range,
 )
+from .streaming import ChunkPrinter
 from .watch import CodeWatcher
 
 DEFAULT_PORT = 9000
@@ -233,8 +234,9 @@ def run_invoke(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _usage_error(exc)
     start_timeout = args.init_timeout + RUNTIME_START_GRACE
+    printer = ChunkPrinter()
     try:
-        result = runner.invoke(event)
+        result = runner.invoke(event, on_chunk=printer.write)
     except TimeoutError:
         print(
             f"lambda-supervisor: error: the runtime did not ask for the event within {start_timeout:.0f} s",
@@ -245,7 +247,13 @@ def run_invoke(args: argparse.Namespace) -> int:
         return 130
     finally:
         runner.stop()
-    _write_result(result.body)
+    if result.streamed:
+        # Printed as it arrived; a stream's error report goes with the logs.
+        printer.finish()
+        if result.is_error:
+            print(result.error_body.decode("utf-8", errors="replace"), file=sys.stderr)
+    else:
+        _write_result(result.body)
     if result.is_error:
         print(f"function error: {result.error_type}", file=sys.stderr)
         return EXIT_FUNCTION_ERROR

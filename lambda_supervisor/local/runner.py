@@ -15,12 +15,19 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from lambda_supervisor.emulator import LOG_TAIL_BYTES, Outcome, RuntimeAPIEmulator
+from lambda_supervisor.emulator import (
+    LOG_TAIL_BYTES,
+    Chunk,
+    Invocation,
+    Outcome,
+    RuntimeAPIEmulator,
+    error_type_of,
+)
 from lambda_supervisor.process import RuntimeProcess
 
 from .console import ECHO_DRAIN_TIMEOUT
@@ -41,6 +48,7 @@ from .settings import (
     UsageError,
     check_range,
 )
+from .streaming import InvocationStream
 from .watch import describe_changes, drop_stale_bytecode
 
 # How long ``invoke`` waits, beyond the init timeout, for the runtime to take the event: a
@@ -50,17 +58,26 @@ RUNTIME_START_GRACE = 30.0
 
 @dataclass
 class InvocationResult:
-    """The outcome of ``LocalRunner.invoke``: the body the runtime posted, and its logs."""
+    """The outcome of ``LocalRunner.invoke``: the body the runtime posted (a stream's, whole),
+    and its logs. ``streamed`` when the function streamed it, chunk by chunk."""
 
     request_id: str
     body: bytes
     error_type: str | None
     logs: str
     outcome: Outcome
+    streamed: bool = False
+    # The report a stream ended with when it ended in an error (its Error-Body trailer).
+    stream_error_body: bytes | None = None
 
     @property
     def is_error(self) -> bool:
-        return self.outcome.kind != "response"
+        return self.outcome.kind != "response" or bool(self.outcome.error_type)
+
+    @property
+    def error_body(self) -> bytes:
+        """The error report: the one a stream ended with, or the body (of an ``/error``)."""
+        return self.body if self.stream_error_body is None else self.stream_error_body
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -327,35 +344,47 @@ class LocalRunner:
         client_context: str | None = None,
         trace_id: str | None = None,
         start_timeout: float | None = None,
+        on_chunk: Callable[[Chunk], None] | None = None,
     ) -> InvocationResult:
-        """Run one event and wait for its result (as a synchronous ``Invoke`` would).
+        """Run one event and wait for its result (as a synchronous ``Invoke`` would);
+        ``on_chunk`` gets each chunk of a streamed answer the moment it arrives.
 
         ``TimeoutError`` if no runtime takes the event within ``start_timeout`` (default:
         the init timeout and a grace period).
         """
+        answer = self.start_invocation(
+            event, client_context=client_context, trace_id=trace_id, start_timeout=start_timeout
+        )
+        for chunk in answer:
+            if on_chunk is not None:
+                on_chunk(chunk)
+        return answer.result()
+
+    def start_invocation(
+        self,
+        event: bytes | str | object = b"{}",
+        *,
+        client_context: str | None = None,
+        trace_id: str | None = None,
+        start_timeout: float | None = None,
+    ) -> InvocationStream[InvocationResult]:
+        """Submit one event; iterate over the answer for its stream's chunks as they arrive,
+        then take its ``result()`` (see ``invoke``)."""
         if start_timeout is None:
             start_timeout = self.init_timeout + RUNTIME_START_GRACE
         invocation = self.emulator.submit(event, client_context=client_context, trace_id=trace_id)
-        outcome = self.emulator.await_outcome(invocation, queue_timeout=start_timeout)
-        if outcome is None:
-            raise RuntimeError("the emulator stopped before the invocation finished")
+        return InvocationStream(self.emulator, invocation, start_timeout, self._result)
+
+    def _result(self, invocation: Invocation, outcome: Outcome, streamed: bool) -> InvocationResult:
         logs = self.logs.log_tail(invocation).rstrip("\n") if invocation.handed_out.is_set() else ""
+        stream = invocation.stream
+        stream_error = stream.error_body if stream is not None and outcome.kind == "response" else None
         return InvocationResult(
             request_id=invocation.request_id,
             body=outcome.body,
-            error_type=_error_type(outcome),
+            error_type=error_type_of(outcome),
             logs=logs,
             outcome=outcome,
+            streamed=streamed,
+            stream_error_body=stream_error if outcome.error_type else None,
         )
-
-
-def _error_type(outcome: Outcome) -> str | None:
-    if outcome.kind == "response" and not outcome.error_type:
-        return None
-    if outcome.error_type:
-        return outcome.error_type
-    try:
-        body = outcome.json()
-    except ValueError:
-        return errors.UNHANDLED
-    return body.get("errorType", errors.UNHANDLED) if isinstance(body, dict) else errors.UNHANDLED
