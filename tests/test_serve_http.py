@@ -102,7 +102,8 @@ def test_binary_bodies_travel_both_ways_intact(fastapi_server: ServeProcess, app
 @pytest.mark.timeout(60)
 def test_the_invoke_api_and_its_protections_stay_under_http(fastapi_server: ServeProcess) -> None:
     """Tried, with --http on: an Invoke API call (still the Invoke API), the Runtime API's
-    and the streamed invoke's paths (still 404, never the app), and a web page's requests
+    path and unknown paths under the Invoke APIs' prefixes (still 404, never the app), and
+    a web page's requests
     to the app: another site's Host (DNS rebinding), a cross-origin Origin, Sec-Fetch-Site
     cross-site. Each of those is a 403 and runs nothing; a same-origin one is served."""
     port = fastapi_server.port
@@ -119,7 +120,7 @@ def test_the_invoke_api_and_its_protections_stay_under_http(fastapi_server: Serv
     assert (result["statusCode"], json.loads(result["body"])) == (200, {"item_id": 3, "q": None, "tags": []})
     for method, path in [
         ("GET", "/2018-06-01/runtime/invocation/next"),
-        ("POST", "/2021-11-15/functions/function/response-streaming-invocations"),
+        ("POST", "/2021-11-15/functions/function/no-such-operation"),
         ("GET", "/2015-03-31/functions/function/invocations"),
     ]:
         request = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n"
