@@ -25,10 +25,10 @@ and who it lets in), ``routing``, ``runtime_routes`` and ``invoke_routes``.
 """
 
 from .bodies import MAX_DRAIN_BYTES
-from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, QueueFull
+from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, QueueFull, RuntimeUnavailable
 from .faults import FAULT_ACTIONS, ROUTES
 from .invocations import MAX_HAND_OUTS, UNDELIVERABLE
-from .invoke_routes import LOG_TAIL_BYTES
+from .invoke_routes import LOG_TAIL_BYTES, UNAVAILABLE
 from .records import CaseInsensitiveDict, Invocation, InvokeListener, Outcome
 from .routing import EXTENSION_PREFIX, RUNTIME_PREFIX, RUNTIME_ROUTES
 from .runtime_routes import STREAMED_MAX_PAYLOAD
@@ -51,6 +51,7 @@ __all__ = [
     "RUNTIME_PREFIX",
     "RUNTIME_ROUTES",
     "STREAMED_MAX_PAYLOAD",
+    "UNAVAILABLE",
     "UNDELIVERABLE",
     "CaseInsensitiveDict",
     "Invocation",
@@ -58,5 +59,6 @@ __all__ = [
     "Outcome",
     "QueueFull",
     "RuntimeAPIEmulator",
+    "RuntimeUnavailable",
     "UnsendableHeader",
 ]

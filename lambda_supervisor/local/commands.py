@@ -20,6 +20,7 @@ from .events import read_event, sample_names
 from .handlers import parse_handler
 from .runner import RUNTIME_START_GRACE, LocalRunner
 from .settings import (
+    CONCURRENCY_RANGE,
     DEFAULT_INIT_TIMEOUT,
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
@@ -87,6 +88,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 9000; 0 = any)")
+    serve.add_argument(
+        "--concurrency",
+        type=_in_range(int, "concurrency", CONCURRENCY_RANGE, "invocations"),
+        metavar="N",
+        help="run N invocations at once, as Lambda Managed Instances do (AWS_LAMBDA_MAX_CONCURRENCY); "
+        "callers beyond N wait their turn",
+    )
+    serve.add_argument(
+        "--refuse-when-busy",
+        action="store_true",
+        help="answer a call that finds all N busy at once with 400 Runtime.Unavailable, as the platform does",
+    )
     serve.set_defaults(func=run_serve)
 
 
@@ -201,7 +214,14 @@ def _write_result(body: bytes) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     try:
-        runner = _start_runner(args, host=args.host, port=args.port, restart=True)
+        runner = _start_runner(
+            args,
+            host=args.host,
+            port=args.port,
+            restart=True,
+            concurrency=args.concurrency,
+            refuse_when_busy=args.refuse_when_busy,
+        )
     except UsageError as exc:
         return _usage_error(exc)
     url = f"http://{runner.address}/2015-03-31/functions/function/invocations"

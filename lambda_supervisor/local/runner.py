@@ -26,6 +26,7 @@ from .handlers import HandlerLocation
 from .logs import InvocationLogs
 from .runtime_errors import errors, exit_message
 from .settings import (
+    CONCURRENCY_RANGE,
     DEFAULT_INIT_TIMEOUT,
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
@@ -37,6 +38,7 @@ from .settings import (
     TIMEOUT_RANGE,
     UsageError,
     check_range,
+    managed_instances_env,
 )
 
 # How long ``invoke`` waits, beyond the init timeout, for the runtime to take the event: a
@@ -75,6 +77,9 @@ class LocalRunner:
     ``inherit``. A runtime whose init takes longer than ``init_timeout`` is stopped and
     the calls waiting for it are answered with a timeout, as Lambda bounds init. What it
     keeps is bounded, so serving for days costs no more memory than serving for a minute.
+    With ``concurrency`` the function runs as on Lambda Managed Instances, that many
+    invocations at once; callers beyond that wait their turn, or with ``refuse_when_busy``
+    are refused at once (400 ``Runtime.Unavailable``), as the platform refuses them.
     """
 
     def __init__(
@@ -91,12 +96,18 @@ class LocalRunner:
         inherit: Sequence[str] = (),
         log_stream: TextIO | None = None,
         restart: bool = False,
+        concurrency: int | None = None,
+        refuse_when_busy: bool = False,
     ) -> None:
         check_range("timeout", timeout, TIMEOUT_RANGE, "seconds")
         check_range("memory size", memory_mb, MEMORY_RANGE, "MB")
         check_range("init timeout", init_timeout, INIT_TIMEOUT_RANGE, "seconds")
         self.handler = handler
         self.env = dict(env or {})
+        if concurrency is not None:
+            check_range("concurrency", concurrency, CONCURRENCY_RANGE, "invocations")
+            # As Lambda Managed Instances set them; a value given in ``env`` wins.
+            self.env = {**managed_instances_env(concurrency), **self.env}
         self.inherit = tuple(inherit)
         self.restart = restart
         self.init_timeout = init_timeout
@@ -115,6 +126,7 @@ class LocalRunner:
         self.emulator.retain_finished = RETAINED_INVOCATIONS
         self.emulator.retain_finished_bytes = RETAINED_INVOCATION_BYTES
         self.emulator.retain_requests = RETAINED_REQUESTS
+        self.emulator.refuse_when_busy = refuse_when_busy
         self.process: RuntimeProcess | None = None
         self._closing = threading.Event()
         self._watcher: threading.Thread | None = None
