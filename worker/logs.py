@@ -128,10 +128,11 @@ class SharedOutput:
 
     With several slots the workers share the runtime's stdout and stderr, and the bytes of
     two lines written at the same time must never mix. A write of at most ``PIPE_BUF``
-    bytes to a pipe is atomic, so every line goes out in one ``os.write`` of its own;
-    a longer line could be split by another writer, so those are written holding an
-    exclusive ``flock`` on a lock file that every process opens itself (a lock taken
-    through a descriptor inherited across fork would be shared, and exclude nobody).
+    bytes to a pipe is atomic, so every line goes out in one ``os.write`` of its own. A
+    longer one is not: the pipe takes it in pieces, and other writes can land between
+    them. So each write holds an ``flock`` on a lock file that every process opens itself
+    (a lock taken through a descriptor inherited across fork would be shared, and exclude
+    nobody): shared for the atomic writes, which may overlap, exclusive for a longer one.
 
     ``path`` is set in the supervisor before anything is forked; each process then calls
     ``open_lock``. With no path (one slot) every line is written as it is.
@@ -156,13 +157,13 @@ class SharedOutput:
         if cls.path is None:
             os.write(fd, data)  # one slot: the supervisor writes between invocations only
             return
-        lock = cls._lock_fd if len(data) > _PIPE_BUF else None
+        lock = cls._lock_fd
         if lock is None:
             _write_all(fd, data)
             return
         import fcntl
 
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if len(data) > _PIPE_BUF else fcntl.LOCK_SH)
         try:
             _write_all(fd, data)
         finally:

@@ -107,10 +107,11 @@ class InvocationQueue:
 
     # ----------------------------------------------------------------- test API
 
-    def wait_for_poll(self, timeout: float) -> bool:
-        """True once a runtime is blocked in ``GET /next`` with nothing queued for it."""
+    def wait_for_poll(self, timeout: float, count: int = 1) -> bool:
+        """True once ``count`` polls (as many slots of a runtime) are blocked in ``GET /next``
+        with nothing queued for them."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._pollers > 0, timeout)
+            return self._lock.wait_for(lambda: self._pollers >= count, timeout)
 
     def outcomes(self, request_id: str) -> list[Outcome]:
         """Every accepted post for ``request_id`` (exactly-once delivery means one)."""
