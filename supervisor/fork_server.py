@@ -34,6 +34,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from supervisor.keeper import KILL_WAIT, kill_group, kill_process
@@ -115,6 +116,8 @@ class Line:
         """A new worker forked by the server; ``OSError`` when the server cannot fork one."""
         event_read, event_write = os.pipe()
         reply_read, reply_write = os.pipe()
+        # The workers before were released: a status still kept is one no one asks for.
+        self.statuses.clear()
         widen_pipe(event_write)
         widen_pipe(reply_write)
         try:
@@ -170,6 +173,8 @@ class ServedWorker(WorkerProcess):
     ) -> None:
         super().__init__(pid, to_worker, from_worker, max_response_bytes)
         self.line = line
+        # Set while ``kill`` waits for the worker to die.
+        self._killing = False
 
     def exited(self) -> bool:
         if self.wait_status is not None:
@@ -188,12 +193,43 @@ class ServedWorker(WorkerProcess):
 
     def wait_exit(self, timeout: float) -> int | None:
         give_up = time.monotonic() + timeout
+        watched = [self.line.sock] if self.pidfd is None else [self.line.sock, self.pidfd]
         while not self.exited():
             remaining = give_up - time.monotonic()
             if remaining <= 0:
                 return None
-            select.select([self.line.sock], [], [], remaining)
+            ready = select.select(watched, [], [], remaining)[0]
+            if self._killing and self.pidfd in ready:
+                # Dead of the SIGKILL just sent: not worth waiting for the server to say so
+                # (a timeout is reported once the worker is dead, and that is now).
+                self.wait_status = signal.SIGKILL
         return self.wait_status
+
+    def kill(self) -> int:
+        """``WorkerProcess.kill``, finding what the worker started by its own tree (the
+        kernel's children lists) rather than by a scan of every process: with several slots
+        killing at once on a busy machine, the scan made a timeout's report late."""
+        if self.wait_status is not None:
+            return self.wait_status
+        family = _descendants(self.pid)
+        if family is None:
+            return self._kill_and_wait(super().kill)
+        self._signal(signal.SIGKILL)
+        kill_group(self.pid)
+        for process in family:
+            kill_process(process)
+        return self._kill_and_wait(lambda: self.wait_exit(KILL_WAIT))
+
+    def _kill_and_wait(self, kill: Callable[[], int | None]) -> int:
+        self._killing = True
+        try:
+            status = kill()
+        finally:
+            self._killing = False
+        if status is None:
+            self.abandoned = True
+            self.wait_status = status = signal.SIGKILL  # the status it will die with
+        return status
 
     def reap_orphans(self) -> None:
         """Nothing to do: orphans are re-parented to the fork server, which reaps them."""
@@ -215,6 +251,35 @@ class ServedWorker(WorkerProcess):
         return []
 
 
+def _descendants(pid: int) -> list[procfs.Process] | None:
+    """The processes below ``pid``, by the children lists of each of their threads; None
+    where the kernel keeps no such lists (then only a scan of /proc finds them)."""
+    found: list[procfs.Process] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            threads = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue  # gone meanwhile
+        for thread in threads:
+            try:
+                with open(f"/proc/{parent}/task/{thread}/children", "rb") as listing:
+                    children = [int(child) for child in listing.read().split()]
+            except FileNotFoundError:
+                if os.path.isdir(f"/proc/{parent}/task/{thread}"):
+                    return None  # the thread is there, its list is not: the kernel keeps none
+                continue
+            except (OSError, ValueError):
+                continue
+            for child in children:
+                process = procfs.read_stat(child)
+                if process is not None and process.ppid == parent:
+                    found.append(process)
+                    frontier.append(child)
+    return found
+
+
 # ------------------------------------------------------------------------- the server itself
 
 
@@ -225,6 +290,7 @@ def _serve(settings: Settings, lines: list[socket.socket]) -> NoReturn:  # pragm
     try:
         os.setpgid(0, 0)
         prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        worker_name = _own_name()
         prctl(_PR_SET_NAME, SERVER_NAME.encode())
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -238,7 +304,7 @@ def _serve(settings: Settings, lines: list[socket.socket]) -> NoReturn:  # pragm
         preloaded = preload_function(settings.handler) if settings.preload else None
         # Nothing the workers inherit is collected in them, so their pages stay shared.
         gc.freeze()
-        _fork_on_request(settings, lines, child_exited, preloaded)
+        _fork_on_request(settings, lines, child_exited, preloaded, worker_name)
     except BaseException:
         code = 1
     finally:
@@ -246,7 +312,11 @@ def _serve(settings: Settings, lines: list[socket.socket]) -> NoReturn:  # pragm
 
 
 def _fork_on_request(
-    settings: Settings, lines: list[socket.socket], child_exited: int, preloaded: Preloaded | None
+    settings: Settings,
+    lines: list[socket.socket],
+    child_exited: int,
+    preloaded: Preloaded | None,
+    worker_name: bytes | None,
 ) -> None:  # pragma: no cover - runs in the server
     owners: dict[int, socket.socket] = {}
     open_lines = list(lines)
@@ -271,7 +341,7 @@ def _fork_on_request(
                 if not data:  # the supervisor closed this line (it is shutting down, or gone)
                     open_lines.remove(line)
                 continue
-            pid = _fork_worker(settings, fds[0], fds[1], preloaded)
+            pid = _fork_worker(settings, fds[0], fds[1], preloaded, worker_name)
             if pid < 0:
                 _tell(line, _FAILED, 0, -pid)
             else:
@@ -282,14 +352,21 @@ def _fork_on_request(
 
 
 def _fork_worker(
-    settings: Settings, event_read: int, reply_write: int, preloaded: Preloaded | None
+    settings: Settings,
+    event_read: int,
+    reply_write: int,
+    preloaded: Preloaded | None,
+    worker_name: bytes | None,
 ) -> int:  # pragma: no cover - runs in the server
-    """Fork one worker on the given pipe ends; its pid, or minus the errno of a failed fork."""
+    """Fork one worker on the given pipe ends; its pid, or minus the errno of a failed fork.
+    The worker is named as the supervisor is (as a worker of the one-slot runtime is)."""
     try:
         pid = os.fork()
     except OSError as exc:
         return -(exc.errno or 1)
     if pid == 0:
+        if worker_name:
+            prctl(_PR_SET_NAME, worker_name)
         become_worker(
             settings.handler,
             event_read,
@@ -305,6 +382,14 @@ def _fork_worker(
     except OSError:
         pass
     return pid
+
+
+def _own_name() -> bytes | None:  # pragma: no cover - runs in the server
+    try:
+        with open("/proc/self/comm", "rb") as comm:
+            return comm.read().rstrip(b"\n")
+    except OSError:
+        return None
 
 
 def _tell(line: socket.socket, kind: bytes, pid: int, value: int) -> None:  # pragma: no cover

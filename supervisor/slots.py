@@ -46,6 +46,7 @@ def run_slots(settings: Settings) -> int:
     lock_path = _share_output() if settings.max_concurrency > 1 else None
     become_subreaper()
     server = ForkServer.start(settings, settings.max_concurrency)
+    _one_malloc_arena()
     try:
         # Their inits run in parallel, with each other and with the supervisor's imports.
         first_workers = [line.spawn(settings) for line in server.lines]
@@ -54,6 +55,25 @@ def run_slots(settings: Settings) -> int:
         server.close()
         if lock_path is not None:
             _remove(lock_path)
+
+
+def _one_malloc_arena() -> None:
+    """Keep the supervisor's heap in one malloc arena (glibc's ``M_ARENA_MAX``).
+
+    glibc gives each thread an arena of its own, and each keeps the high-water mark of the
+    event and reply buffers its slot has passed through: several megabytes more resident
+    memory for N slots that do little but copy bytes. The workers are forked from the fork
+    server, which keeps the default. Where there is no glibc, nothing changes."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+# glibc's mallopt parameter for the number of arenas.
+_M_ARENA_MAX = -8
 
 
 def _share_output() -> str:
