@@ -193,7 +193,7 @@ class ServedWorker(WorkerProcess):
 
     def wait_exit(self, timeout: float) -> int | None:
         give_up = time.monotonic() + timeout
-        watched = [self.line.sock] if self.pidfd is None else [self.line.sock, self.pidfd]
+        watched = [self.line.sock.fileno()] if self.pidfd is None else [self.line.sock.fileno(), self.pidfd]
         while not self.exited():
             remaining = give_up - time.monotonic()
             if remaining <= 0:
@@ -319,18 +319,18 @@ def _fork_on_request(
     worker_name: bytes | None,
 ) -> None:  # pragma: no cover - runs in the server
     owners: dict[int, socket.socket] = {}
-    open_lines = list(lines)
+    open_lines = {line.fileno(): line for line in lines}
     while open_lines:
         try:
             ready = select.select([*open_lines, child_exited], [], [])[0]
         except InterruptedError:
             continue
-        for line in ready:
-            if line is child_exited:
+        for fd in ready:
+            if fd == child_exited:
                 _drain(child_exited)
                 _reap(owners)
                 continue
-            assert isinstance(line, socket.socket)
+            line = open_lines[fd]
             try:
                 data, fds, _flags, _address = socket.recv_fds(line, _MESSAGE.size, 2)
             except OSError:
@@ -339,7 +339,7 @@ def _fork_on_request(
                 for fd in fds:
                     close_quietly(fd)
                 if not data:  # the supervisor closed this line (it is shutting down, or gone)
-                    open_lines.remove(line)
+                    del open_lines[fd]
                 continue
             pid = _fork_worker(settings, fds[0], fds[1], preloaded, worker_name)
             if pid < 0:

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Protocol, TextIO
+from typing import Any, BinaryIO, Protocol, TextIO, cast
 
 from worker.logs import LineSink, SharedOutput, configured_level, processor_chain, text_format_requested
 
@@ -74,7 +74,8 @@ def _output() -> TextIO:
     write each (structlog writes a record and its newline in one call, under its lock)."""
     if SharedOutput.path is None:
         return sys.stdout
-    return io.TextIOWrapper(LineSink(1), encoding="utf-8", errors="backslashreplace", write_through=True)
+    raw = cast(BinaryIO, LineSink(1))  # a raw stream, as TextIOWrapper takes (typeshed wants more)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
 
 
 def _structlog_logger(name: str, environ: MutableMapping[str, str], level: int) -> Any:

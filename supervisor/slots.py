@@ -143,7 +143,7 @@ class _Slots:
             return True
         slot, reply = failed[0]
         slot.report_init_failure(reply)
-        self._in_parallel(lambda other: other is slot or other.shutdown())
+        self._in_parallel(lambda other: None if other is slot else other.shutdown())
         return False
 
     def _serve(self) -> None:

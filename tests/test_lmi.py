@@ -24,7 +24,7 @@ import pytest
 from chaos_support import worker_replacements
 from http_support import INVOKE_PATH, post
 from local_support import ServeProcess
-from proc_support import children_of, session_procs, wait_until
+from proc_support import catches_signal, children_of, session_procs, wait_until
 from runtime_harness import STARTUP_TIMEOUT, copy_handler, handler_files, only_answer, running_runtime
 
 from lambda_supervisor.emulator import RuntimeAPIEmulator
@@ -212,6 +212,28 @@ def test_sigterm_lets_every_slot_finish_its_invocation_then_exits_0(emulator, tm
         assert wait_until(lambda: not session_procs(runtime.pid), 5), session_procs(runtime.pid)
     assert [o.kind for o in outcomes] == ["response"] * 3 + ["error"]
     assert outcomes[3].error_type == "Runtime.ExitError"
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_during_the_inits_stops_every_worker_and_exits_0(emulator, tmp_path):
+    """Tried: SIGTERM while the four slots' first workers are all stuck in init: each gets
+    the grace period and is killed, no /next is asked, and the runtime exits 0 promptly
+    with nothing left running."""
+    hang_if = tmp_path / "hang"
+    hang_if.touch()
+    env = lmi_env(4, CHAOS_INIT_HANGS_IF=str(hang_if))
+    files = handler_files("chaos_app")
+    with running_runtime(emulator, tmp_path, files, CHAOS, env=env, wait_ready=False) as runtime:
+        assert runtime.pid is not None
+        assert wait_until(lambda: catches_signal(runtime.pid, signal.SIGTERM), 20)
+        hanging = tmp_path / "hang.hanging"
+        assert wait_until(lambda: hanging.exists(), 20)
+        signalled = time.monotonic()
+        os.kill(runtime.pid, signal.SIGTERM)
+        assert runtime.wait(10) == 0
+        assert time.monotonic() - signalled < 5
+        assert wait_until(lambda: not session_procs(runtime.pid), 5), session_procs(runtime.pid)
+    assert emulator.first_poll_at is None and emulator.init_errors == []
 
 
 @pytest.mark.timeout(60)
