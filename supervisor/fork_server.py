@@ -41,6 +41,7 @@ from supervisor.keeper import KILL_WAIT, kill_group, kill_process
 from supervisor.worker_process import WorkerProcess, widen_pipe
 from worker import procfs
 from worker.child import become_worker, close_inherited_fds, close_quietly, prctl, preload_function
+from worker.logs import SharedOutput
 
 if TYPE_CHECKING:
     from supervisor.config import Settings
@@ -301,6 +302,7 @@ def _serve(settings: Settings, lines: list[socket.socket]) -> NoReturn:  # pragm
         signal.set_wakeup_fd(wakeup, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
         close_inherited_fds({line.fileno() for line in lines} | {child_exited, wakeup})
+        SharedOutput.open_lock()  # its own, for what the function prints at import
         preloaded = preload_function(settings.handler) if settings.preload else None
         # Nothing the workers inherit is collected in them, so their pages stay shared.
         gc.freeze()

@@ -354,6 +354,19 @@ def test_preload_with_one_slot_replaces_a_worker_from_the_preloaded_state(emulat
     assert notes.read_text() == f"import {first['imported_in']}\n"
 
 
+@pytest.mark.timeout(60)
+def test_what_a_preloaded_function_prints_at_import_goes_out_whole(emulator, tmp_path):
+    """Tried: a preloaded function of two slots that prints a line of 10,000 bytes at
+    import, in the fork server: the line reaches the output whole and the slots serve."""
+    said = "y" * 10_000
+    with slots_runtime(
+        emulator, tmp_path, 2, app_files(), LAMBDA_SUPERVISOR_PRELOAD="1", SAY_AT_IMPORT=said
+    ) as runtime:
+        capacity_is(emulator, 2)
+        importer = only_answer(emulator, emulator.submit({"do": "who"})).json()["imported_in"]
+        assert f"imported in {importer} {said}" in runtime.output().splitlines()
+
+
 # --------------------------------------------------------------------------------------- logs
 
 _PRINTED = re.compile(r"([0-9a-f-]{36}) (\d+) (x+|stderr)")

@@ -158,16 +158,18 @@ class SharedOutput:
             os.write(fd, data)  # one slot: the supervisor writes between invocations only
             return
         lock = cls._lock_fd
-        if lock is None:
-            _write_all(fd, data)
-            return
-        import fcntl
+        if lock is not None:
+            import fcntl
 
-        fcntl.flock(lock, fcntl.LOCK_EX if len(data) > _PIPE_BUF else fcntl.LOCK_SH)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX if len(data) > _PIPE_BUF else fcntl.LOCK_SH)
+            except OSError:
+                lock = None  # no lock to be had: the line still goes out
         try:
             _write_all(fd, data)
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # The longest write a pipe keeps whole (4096 bytes on Linux).

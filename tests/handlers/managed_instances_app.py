@@ -28,6 +28,8 @@ def note(what):
 
 
 note("import")
+if os.environ.get("SAY_AT_IMPORT"):
+    print("imported in", os.getpid(), os.environ["SAY_AT_IMPORT"])
 
 if os.environ.get("FAIL_IMPORT"):
     raise RuntimeError("the function cannot start")
@@ -57,6 +59,9 @@ def sleep(event, context):
         open(event["started_file"] + f".{event.get('n', 0)}", "w").close()
     time.sleep(event["seconds"])
     return who(event, context)
+
+
+sleep_ok = sleep  # the chaos app's name for it
 
 
 def exit_(event, context):
