@@ -23,12 +23,13 @@ from pathlib import Path
 import pytest
 from chaos_support import worker_replacements
 from http_support import INVOKE_PATH, post
-from local_support import ServeProcess
+from local_support import ServeProcess, run_cli
 from proc_support import catches_signal, children_of, session_procs, wait_until
 from runtime_harness import STARTUP_TIMEOUT, copy_handler, handler_files, only_answer, running_runtime
 
 from lambda_supervisor.emulator import RuntimeAPIEmulator
 from lambda_supervisor.process import RuntimeProcess
+from lambda_supervisor.testing import lambda_invoke
 from supervisor.fork_server import SERVER_NAME
 from supervisor.keeper import KEEPER_NAME
 
@@ -516,3 +517,19 @@ def test_serve_refuse_when_busy_turns_away_a_call_no_slot_is_free_for(tmp_path):
     assert _statuses(answers) == [200, 200, 400]
     refused = next(answer for answer in answers if answer[0] == 400)
     assert refused[1]["x-amzn-errortype"] == "Runtime.Unavailable"
+
+
+@pytest.mark.timeout(60)
+def test_invoke_and_lambda_invoke_run_a_function_given_managed_instances_concurrency(tmp_path):
+    """Tried: ``invoke --env AWS_LAMBDA_MAX_CONCURRENCY=3`` and ``lambda_invoke`` with the
+    same variable: both answer the event as they do for one slot, with preload too."""
+    app = copy_handler(tmp_path, "managed_instances_app")
+    done = run_cli(
+        "invoke", f"{app}:route", "--event", '{"do": "who"}', "--env", "AWS_LAMBDA_MAX_CONCURRENCY=3"
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["imports"] == 1 and answer["imported_in"] == answer["pid"]
+    env = {"AWS_LAMBDA_MAX_CONCURRENCY": "3", "LAMBDA_SUPERVISOR_PRELOAD": "1"}
+    preloaded = lambda_invoke(f"{app}:route", {"do": "who"}, env=env)
+    assert preloaded["imports"] == 1 and preloaded["imported_in"] != preloaded["pid"]
