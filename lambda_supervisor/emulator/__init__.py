@@ -8,7 +8,10 @@ ids) that matter most, so this package serves real HTTP/1.1 from a background th
 
 The invoke side (``POST /2015-03-31/functions/{name}/invocations``) shares the same
 queue: a caller's event waits until a runtime asks for it, and the caller's HTTP request
-is answered with whatever the runtime posts back, as AWS's own emulator does.
+is answered with whatever the runtime posts back, as AWS's own emulator does. Any number
+of ``/next`` polls may wait at once and answers for different ids may arrive together, as
+on Lambda Managed Instances; ``refuse_when_busy`` refuses a call no idle poll is waiting
+for (400 ``Runtime.Unavailable``) instead of queueing it.
 
 Tests talk to both APIs on one address. A local server (``serve``) faces callers it does
 not know, so with ``separate_runtime_api`` the Runtime API moves to a listener of its own
