@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
 
             report_config_error(exc.runtime_api, str(exc), SupervisorLogger("supervisor"))
         return 2
+    if settings.forks_from_server:  # Lambda Managed Instances, or preload
+        from supervisor.slots import run_slots
+
+        return run_slots(settings)
 
     # What the worker runs is loaded before the first fork: the worker needs all of it and
     # the supervisor keeps it for replacement workers anyway, so it is imported once, not

@@ -47,6 +47,16 @@ class Settings(NamedTuple):
     register_extension: bool = False
     # AWS_LAMBDA_INITIALIZATION_TYPE=snap-start: SnapStart's restore flow before the first /next.
     snap_start: bool = False
+    # Lambda Managed Instances: how many invocations run at once, each in its own worker.
+    max_concurrency: int = 1
+    # Import the function once, in the fork server, and fork every worker from that state.
+    preload: bool = False
+
+    @property
+    def forks_from_server(self) -> bool:
+        """Are workers forked by the fork server (``supervisor/fork_server.py``) rather than
+        by the supervisor itself? With several slots, or with preload."""
+        return self.max_concurrency > 1 or self.preload
 
 
 def resolve_handler(environ: Mapping[str, str], argv: Sequence[str]) -> str:
@@ -67,6 +77,8 @@ _MAX_SECONDS = 86_400.0
 _MAX_INVOCATIONS = 1_000_000_000.0
 # A TiB, far past the largest Lambda memory size.
 _MAX_MB = 1_048_576.0
+# Far past any machine's share of processes: each slot is a worker and a thread.
+_MAX_CONCURRENCY = 4096.0
 
 
 def _number(environ: Mapping[str, str], name: str, default: float | None, highest: float) -> float | None:
@@ -89,6 +101,10 @@ def _count(environ: Mapping[str, str], name: str, highest: float) -> int | None:
     return int(value) if value else None
 
 
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").lower() in ("1", "true", "yes")
+
+
 def load_settings(environ: Mapping[str, str] = os.environ, argv: Sequence[str] = ()) -> Settings:
     runtime_api = environ.get("AWS_LAMBDA_RUNTIME_API", "").strip()
     if not runtime_api:
@@ -106,9 +122,10 @@ def load_settings(environ: Mapping[str, str] = os.environ, argv: Sequence[str] =
             max_invocations=_count(environ, "LAMBDA_SUPERVISOR_MAX_INVOCATIONS", _MAX_INVOCATIONS),
             max_worker_rss_mb=_number(environ, "LAMBDA_SUPERVISOR_MAX_WORKER_RSS_MB", None, _MAX_MB) or None,
             worker_memory_mb=_number(environ, "LAMBDA_SUPERVISOR_WORKER_MEMORY_MB", None, _MAX_MB) or None,
-            register_extension=environ.get("LAMBDA_SUPERVISOR_REGISTER_EXTENSION", "").lower()
-            in ("1", "true", "yes"),
+            register_extension=_flag(environ, "LAMBDA_SUPERVISOR_REGISTER_EXTENSION"),
             snap_start=snap_start(environ),
+            max_concurrency=_count(environ, "AWS_LAMBDA_MAX_CONCURRENCY", _MAX_CONCURRENCY) or 1,
+            preload=_flag(environ, "LAMBDA_SUPERVISOR_PRELOAD"),
         )
     except ConfigError as exc:
         exc.runtime_api = runtime_api

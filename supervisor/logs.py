@@ -6,13 +6,14 @@ is only imported once the supervisor has something to say at the configured leve
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, TextIO, cast
 
-from worker.logs import configured_level, processor_chain, text_format_requested
+from worker.logs import LineSink, SharedOutput, configured_level, processor_chain, text_format_requested
 
 
 class Logger(Protocol):
@@ -42,6 +43,12 @@ class SupervisorLogger:
         self.threshold = configured_level(environ) or logging.INFO
         self._structlog_logger: Any = None
 
+    def prepare(self) -> None:
+        """Import and configure structlog now, not at the first record (with several slots,
+        in the main thread before any slot runs)."""
+        if self._structlog_logger is None:
+            self._structlog_logger = _structlog_logger(self.name, self.environ, self.threshold)
+
     def debug(self, message: str, **fields: Any) -> None:
         self._log(logging.DEBUG, "debug", message, fields)
 
@@ -62,13 +69,22 @@ class SupervisorLogger:
         getattr(self._structlog_logger, method)(message, **fields)
 
 
+def _output() -> TextIO:
+    """Where records go: stdout; with several workers sharing it, whole lines only, one
+    write each (structlog writes a record and its newline in one call, under its lock)."""
+    if SharedOutput.path is None:
+        return sys.stdout
+    raw = cast(BinaryIO, LineSink(1))  # a raw stream, as TextIOWrapper takes (typeshed wants more)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
+
+
 def _structlog_logger(name: str, environ: MutableMapping[str, str], level: int) -> Any:
     import structlog
 
     structlog.configure(
         processors=processor_chain(text_format_requested(environ)),
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(file=_output()),
         cache_logger_on_first_use=True,
     )
     return structlog.get_logger(name).bind(logger=name)

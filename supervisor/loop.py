@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -67,11 +68,20 @@ class Supervisor:
     shutdown request; it never imports or runs user code.
     """
 
-    def __init__(self, settings: Settings, api: RuntimeAPIClient, log: Logger, worker: WorkerProcess) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        api: RuntimeAPIClient,
+        log: Logger,
+        worker: WorkerProcess,
+        spawn: Callable[[Settings], WorkerProcess] = WorkerProcess.spawn,
+    ) -> None:
         self.settings = settings
         self.api = api
         self.log = log
         self.worker = worker
+        # How a replacement worker is started: forked here, or by the fork server (slots).
+        self.spawn = spawn
         self.shutdown_requested = False
         self.waiting_for_event = False
         self.wakeup_read: int | None = None
@@ -85,10 +95,21 @@ class Supervisor:
 
         Raises ``ShutdownDuringInit`` if SIGTERM arrives first.
         """
+        reply = self.wait_init()
+        if isinstance(reply, Ready):
+            return True
+        self.report_init_failure(reply)
+        return False
+
+    def wait_init(self) -> StartReply:
+        """How the first worker's init went (``ShutdownDuringInit`` if SIGTERM comes first)."""
         reply = self._wait_ready(None)
         if isinstance(reply, Ready):
             self._log_worker_started(reply)
-            return True
+        return reply
+
+    def report_init_failure(self, reply: StartReply) -> None:
+        """Post the first worker's failed init to ``/init/error`` and let the worker go."""
         error_body: bytes | bytearray
         if isinstance(reply, InitFailed):
             error_body, error_type = reply.error_body, reply.error_type
@@ -109,7 +130,6 @@ class Supervisor:
         self.api.post_init_error(error_body, error_type)
         self._log_init_error(error_body)
         self.worker.release()
-        return False
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT only record the request; the loop acts on it between steps.
@@ -127,6 +147,11 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_terminate)
 
     def _on_terminate(self, signum: int, _frame: FrameType | None) -> None:
+        self.request_shutdown()
+
+    def request_shutdown(self) -> None:
+        """Record the shutdown and cut short the long poll (from a signal handler, or from
+        another slot's thread); a wait for the worker is ended by the wakeup pipe."""
         self.shutdown_requested = True
         self.api.stop()
         if self.waiting_for_event:
@@ -345,7 +370,7 @@ class Supervisor:
         an error record (with ``why`` as its message) about the worker replaced; it is
         logged while the replacement runs its init."""
         self._release_worker()
-        self.worker = WorkerProcess.spawn(self.settings)
+        self.worker = self.spawn(self.settings)
         self.worker.wakeup_fd = self.wakeup_read
         if failure:
             self.log.error(why, **failure)

@@ -102,8 +102,8 @@ class WorkerProcess:
     def spawn(cls, settings: Settings) -> WorkerProcess:
         event_read, event_write = os.pipe()
         reply_read, reply_write = os.pipe()
-        _widen_pipe(event_write)
-        _widen_pipe(reply_write)
+        widen_pipe(event_write)
+        widen_pipe(reply_write)
         # The worker never collects what exists now, so its collections do not write to
         # (and unshare) the pages it shares with the supervisor, which collects as before.
         gc.freeze()
@@ -427,7 +427,7 @@ _F_SETPIPE_SZ = 1031
 _PIPE_BYTES = 1 << 20
 
 
-def _widen_pipe(fd: int) -> None:
+def widen_pipe(fd: int) -> None:
     try:
         import fcntl
 

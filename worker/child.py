@@ -19,7 +19,8 @@ import sys
 from typing import NoReturn
 
 from worker import procfs
-from worker.main import run
+from worker.logs import SharedOutput
+from worker.main import Preloaded, preload, run, run_preloaded
 
 PR_SET_PDEATHSIG = 1
 
@@ -28,6 +29,8 @@ PR_SET_PDEATHSIG = 1
 # own urllib3); every worker, whenever it was forked and whatever the supervisor had
 # imported by then, must import the function's, as it would on AWS's runtime.
 RUNTIME_MODULES = ("supervisor", "worker", "urllib3", "structlog")
+# Where Lambda Managed Instances offer each worker's stdout and stderr a connection of its own.
+FD_PROVIDER_SOCKET = "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"
 
 
 def become_worker(
@@ -36,8 +39,13 @@ def become_worker(
     reply_write: int,
     max_response_bytes: int,
     worker_memory_mb: float | None,
+    preloaded: Preloaded | None = None,
 ) -> NoReturn:  # pragma: no cover - runs in the child, measured by the e2e tests
-    """Run the worker in the freshly forked child; never returns into the supervisor's code."""
+    """Run the worker in the freshly forked child; never returns into the supervisor's code.
+
+    Forked from the supervisor, or from the fork server (``supervisor/fork_server.py``),
+    which is then the parent it dies with; ``preloaded`` is the function the fork server
+    initialised, when it did (``worker.main.run_preloaded``)."""
     code = 1
     supervisor_pid = os.getppid()
     try:
@@ -51,6 +59,8 @@ def become_worker(
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         close_inherited_fds({event_read, reply_write})
+        SharedOutput.open_lock()
+        _connect_output()
         if worker_memory_mb:
             import resource
 
@@ -58,7 +68,10 @@ def become_worker(
             resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
         # From here on the runtime's code runs from the module objects it already holds.
         _forget_runtime_modules()
-        run(handler_name, event_read, reply_write, max_response_bytes, worker_memory_mb)
+        if preloaded is None:
+            run(handler_name, event_read, reply_write, max_response_bytes, worker_memory_mb)
+        else:
+            run_preloaded(preloaded, event_read, reply_write, max_response_bytes, worker_memory_mb)
         code = 0
     except SystemExit as exc:
         code = _system_exit_code(exc)
@@ -75,6 +88,31 @@ def become_worker(
         if not _flush_stdio() and code == 0:
             code = 120  # what an interpreter returns when it cannot flush stdout at exit
         os._exit(code)
+
+
+def preload_function(handler_name: str) -> Preloaded:
+    """Initialise the function in the fork server, as a worker would (the runtime's modules
+    forgotten first, so that the function's own of those names are the ones imported)."""
+    _forget_runtime_modules()
+    return preload(handler_name)
+
+
+def _connect_output() -> None:  # pragma: no cover - runs in the child
+    """Connect stdout and stderr each to a stream of its own from Lambda's log FD provider
+    (``_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET``, a Unix socket), as AWS's runtime does on
+    Managed Instances. Without it, or when it cannot be reached, they stay as they are."""
+    path = os.environ.get(FD_PROVIDER_SOCKET)
+    if not path:
+        return
+    import socket
+
+    for fd in (1, 2):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stream:
+                stream.connect(path)
+                os.dup2(stream.fileno(), fd)
+        except OSError:
+            return
 
 
 def prctl(option: int, value: int | bytes) -> bool:

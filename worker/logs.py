@@ -11,9 +11,11 @@ the supervisor's, which go through structlog with the same chain
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import select
 import time
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping
@@ -118,6 +120,103 @@ def render(event: EventDict, method: str, chain: list[Processor]) -> str:
     return result
 
 
+# --- one stdout shared by several workers -------------------------------------------------------
+
+
+class SharedOutput:
+    """Whole lines on a stdout that several workers (and the supervisor) write at once.
+
+    With several slots the workers share the runtime's stdout and stderr, and the bytes of
+    two lines written at the same time must never mix. A write of at most ``PIPE_BUF``
+    bytes to a pipe is atomic, so every line goes out in one ``os.write`` of its own. A
+    longer one is not: the pipe takes it in pieces, and other writes can land between
+    them. So each write holds an ``flock`` on a lock file that every process opens itself
+    (a lock taken through a descriptor inherited across fork would be shared, and exclude
+    nobody): shared for the atomic writes, which may overlap, exclusive for a longer one.
+
+    ``path`` is set in the supervisor before anything is forked; each process then calls
+    ``open_lock``. With no path (one slot) every line is written as it is.
+    """
+
+    path: str | None = None
+    _lock_fd: int | None = None
+
+    @classmethod
+    def open_lock(cls) -> None:
+        """Open this process's own description of the lock file (after the fork)."""
+        if cls.path is None:
+            return
+        try:
+            cls._lock_fd = os.open(cls.path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            cls._lock_fd = None  # removed under us: lines are still whole up to PIPE_BUF
+
+    @classmethod
+    def write(cls, fd: int, data: bytes) -> None:
+        """Write ``data`` (whole lines) to ``fd``, as one piece no other writer splits."""
+        if cls.path is None:
+            os.write(fd, data)  # one slot: the supervisor writes between invocations only
+            return
+        lock = cls._lock_fd
+        if lock is not None:
+            import fcntl
+
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX if len(data) > _PIPE_BUF else fcntl.LOCK_SH)
+            except OSError:
+                lock = None  # no lock to be had: the line still goes out
+        try:
+            _write_all(fd, data)
+        finally:
+            if lock is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# The longest write a pipe keeps whole (4096 bytes on Linux).
+_PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class LineSink(io.RawIOBase):
+    """A raw stream under ``sys.stdout``/``sys.stderr`` that writes complete lines only.
+
+    ``print`` writes its text and its newline in two calls; this holds what has no newline
+    yet and writes each run of complete lines with ``SharedOutput.write``. A partial line
+    goes out on ``flush`` (``print(..., flush=True)``, and at the worker's exit).
+    """
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self._pending = b""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        size = len(data)
+        end = data.rfind(b"\n") + 1
+        if not end:
+            self._pending += bytes(data)
+            return size
+        SharedOutput.write(self.fd, self._pending + bytes(data[:end]))
+        self._pending = bytes(data[end:])
+        return size
+
+    def flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            SharedOutput.write(self.fd, pending)
+
+    def fileno(self) -> int:
+        return self.fd
+
+
 # --- handler records in the worker -----------------------------------------------------------
 
 
@@ -147,7 +246,7 @@ class LambdaLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = render(record_to_event(record), record.levelname.lower(), self.chain)
-            os.write(self.fd, (line + "\n").encode("utf-8", "backslashreplace"))
+            SharedOutput.write(self.fd, (line + "\n").encode("utf-8", "backslashreplace"))
         except OSError:
             pass  # stdout closed by the handler: nowhere left to log to
         except Exception:
@@ -165,7 +264,8 @@ class LambdaLogHandler(logging.Handler):
             "stackTrace": report["stackTrace"],
         }
         try:
-            os.write(self.fd, (render(event, "error", self.chain) + "\n").encode("utf-8", "backslashreplace"))
+            line = render(event, "error", self.chain) + "\n"
+            SharedOutput.write(self.fd, line.encode("utf-8", "backslashreplace"))
         except OSError:
             pass
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from worker import errors, marshal, protocol, snapshot_hooks
 from worker.context import ContextUnmarshalError, LambdaContext
 from worker.handler_loader import Handler, InitError, load_handler
-from worker.logs import LambdaLogHandler, RequestIdHolder, configure_handler_logging
+from worker.logs import LambdaLogHandler, LineSink, RequestIdHolder, SharedOutput, configure_handler_logging
 from worker.reports import XRayCause, bounded_report, exception_report
 
 _log_handler: LambdaLogHandler | None = None
@@ -29,13 +29,16 @@ def unbuffered_stdio() -> None:
     """Send every ``print`` straight to the file descriptor.
 
     A worker can be killed at its deadline at any moment; output sitting in a buffer would
-    be lost, exactly when it is needed most.
+    be lost, exactly when it is needed most. When several workers share the output
+    (``SharedOutput``), only a line not yet ended waits, so that lines never mix.
     """
     for name, fd in (("stdout", 1), ("stderr", 2)):
         try:
-            raw = io.FileIO(fd, "w", closefd=False)
+            raw: io.RawIOBase = io.FileIO(fd, "w", closefd=False)
         except OSError:
             continue
+        if SharedOutput.path is not None:
+            raw = LineSink(fd)
         setattr(
             sys, name, io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", write_through=True)
         )
@@ -51,26 +54,99 @@ def run(
     """Initialise, report ready or the init error, then serve events until the pipe closes."""
     started = time.monotonic()
     worker_pid = os.getpid()
-    global _log_handler
-    unbuffered_stdio()
-    _log_handler = configure_handler_logging()
+    _prepare_process()
     # Read before the function's code runs, as the supervisor read it.
     snap_start = snapshot_hooks.snap_start(os.environ)
-    task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
-    if task_root and (not sys.path or sys.path[0] != task_root):
-        sys.path.insert(0, task_root)
     try:
         handler = load_handler(handler_name)
     except InitError as exc:
-        report = bounded_report(errors.report(exc.message, exc.error_type, "", exc.stack_trace))
-        protocol.write_init_failed(
-            to_supervisor, protocol.InitFailed(errors.encode(report), report["errorType"])
-        )
+        protocol.write_init_failed(to_supervisor, _init_failed(exc))
         return
     _leave_if_forked(worker_pid)
     protocol.write_ready(to_supervisor, (time.monotonic() - started) * 1000)
     if snap_start and not run_snapshot_hooks(from_supervisor, to_supervisor, worker_pid):
         return
+    _serve(handler, from_supervisor, to_supervisor, max_response_bytes, worker_memory_mb, worker_pid)
+
+
+class Preloaded(NamedTuple):
+    """The function as the fork server initialised it, for every worker forked from it: its
+    handler, or the init failure each of them reports."""
+
+    handler: Handler | None
+    failure: protocol.InitFailed | None
+
+
+def preload(handler_name: str) -> Preloaded:
+    """Init once, in the fork server (``LAMBDA_SUPERVISOR_PRELOAD``): import the handler as
+    ``run`` does, then run the before-snapshot hooks, once, before the first fork."""
+    _prepare_process()
+    try:
+        handler = load_handler(handler_name)
+    except InitError as exc:
+        return Preloaded(None, _init_failed(exc))
+    failure = snapshot_hooks.run_before_snapshot()
+    if failure is not None:
+        return Preloaded(None, _hook_failed(failure, errors.BEFORE_SNAPSHOT_ERROR))
+    return Preloaded(handler, None)
+
+
+def run_preloaded(
+    preloaded: Preloaded,
+    from_supervisor: int,
+    to_supervisor: int,
+    max_response_bytes: int,
+    worker_memory_mb: float | None = None,
+) -> None:
+    """``run`` for a worker forked from a preloaded fork server: the after-restore hooks are
+    its whole init (an init failure is the fork server's, reported by every worker)."""
+    started = time.monotonic()
+    worker_pid = os.getpid()
+    if preloaded.handler is None:
+        assert preloaded.failure is not None
+        protocol.write_init_failed(to_supervisor, preloaded.failure)
+        return
+    failure = snapshot_hooks.run_after_restore()
+    if failure is not None:
+        protocol.write_init_failed(to_supervisor, _hook_failed(failure, errors.AFTER_RESTORE_ERROR))
+        return
+    _leave_if_forked(worker_pid)
+    protocol.write_ready(to_supervisor, (time.monotonic() - started) * 1000)
+    handler = preloaded.handler
+    _serve(handler, from_supervisor, to_supervisor, max_response_bytes, worker_memory_mb, worker_pid)
+
+
+def _prepare_process() -> None:
+    """What a worker sets up before it imports the function: its output, its logging and
+    the function's code root first on ``sys.path``, as AWS's runtime puts it."""
+    global _log_handler
+    unbuffered_stdio()
+    _log_handler = configure_handler_logging()
+    task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
+    if task_root and (not sys.path or sys.path[0] != task_root):
+        sys.path.insert(0, task_root)
+
+
+def _init_failed(exc: InitError) -> protocol.InitFailed:
+    report = bounded_report(errors.report(exc.message, exc.error_type, "", exc.stack_trace))
+    return protocol.InitFailed(errors.encode(report), report["errorType"])
+
+
+def _hook_failed(report: errors.ErrorReport, error_type: str) -> protocol.InitFailed:
+    """A runtime hook's failure: the report keeps the exception's type, and is posted under
+    the phase that failed (``Runtime.BeforeSnapshotError``, ``Runtime.AfterRestoreError``)."""
+    return protocol.InitFailed(errors.encode(bounded_report(report)), error_type)
+
+
+def _serve(
+    handler: Handler,
+    from_supervisor: int,
+    to_supervisor: int,
+    max_response_bytes: int,
+    worker_memory_mb: float | None,
+    worker_pid: int,
+) -> None:
+    """Answer events from the supervisor until the pipe closes."""
     while True:
         try:
             reply_token, meta, payload = protocol.read_event(from_supervisor)

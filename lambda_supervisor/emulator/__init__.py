@@ -8,8 +8,11 @@ ids) that matter most, so this package serves real HTTP/1.1 from a background th
 
 The invoke side (``POST /2015-03-31/functions/{name}/invocations``) shares the same
 queue: a caller's event waits until a runtime asks for it, and the caller's HTTP request
-is answered with whatever the runtime posts back, as AWS's own emulator does. A streamed
-``/response`` is recorded chunk by chunk as it arrives (``ResponseStream``, reached with
+is answered with whatever the runtime posts back, as AWS's own emulator does. Any number
+of ``/next`` polls may wait at once and answers for different ids may arrive together, as
+on Lambda Managed Instances; ``refuse_when_busy`` refuses a call no idle poll is waiting
+for (400 ``Runtime.Unavailable``) instead of queueing it. A streamed ``/response`` is
+recorded chunk by chunk as it arrives (``ResponseStream``, reached with
 ``await_response``), so that a caller can be given each chunk before the next is sent.
 
 Tests talk to both APIs on one address. A local server (``serve``) faces callers it does
@@ -28,11 +31,11 @@ and who it lets in), ``routing``, ``runtime_routes`` and ``invoke_routes`` (with
 """
 
 from .bodies import MAX_DRAIN_BYTES
-from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, QueueFull
+from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, QueueFull, RuntimeUnavailable
 from .faults import FAULT_ACTIONS, ROUTES
 from .front_routes import HttpAnswer, HttpFront, HttpRequest
 from .invocations import MAX_HAND_OUTS, UNDELIVERABLE
-from .invoke_routes import LOG_TAIL_BYTES, error_type_of, follow_stream
+from .invoke_routes import LOG_TAIL_BYTES, UNAVAILABLE, error_type_of, follow_stream
 from .records import CaseInsensitiveDict, Chunk, Invocation, InvokeListener, Outcome, ResponseStream
 from .routing import EXTENSION_PREFIX, RUNTIME_PREFIX, RUNTIME_ROUTES
 from .runtime_routes import STREAMED_MAX_PAYLOAD
@@ -55,6 +58,7 @@ __all__ = [
     "RUNTIME_PREFIX",
     "RUNTIME_ROUTES",
     "STREAMED_MAX_PAYLOAD",
+    "UNAVAILABLE",
     "UNDELIVERABLE",
     "CaseInsensitiveDict",
     "HttpAnswer",
@@ -67,6 +71,7 @@ __all__ = [
     "QueueFull",
     "ResponseStream",
     "RuntimeAPIEmulator",
+    "RuntimeUnavailable",
     "UnsendableHeader",
     "error_type_of",
     "follow_stream",

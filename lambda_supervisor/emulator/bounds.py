@@ -23,6 +23,12 @@ class QueueFull(Exception):
     """The async queue is at its bound; the Invoke API answers 429 TooManyRequestsException."""
 
 
+class RuntimeUnavailable(Exception):
+    """No runtime is waiting in ``GET /next`` for a synchronous call, and the emulator
+    refuses rather than queues it, as Lambda Managed Instances do (``refuse_when_busy``):
+    the Invoke API answers 400 ``Runtime.Unavailable``."""
+
+
 def check_async_room(queued: Iterable[Invocation], size: int, *, length: int, max_bytes: int) -> None:
     """``QueueFull`` unless an async event of ``size`` bytes fits beside those ``queued``."""
     waiting = [invocation for invocation in queued if invocation.asynchronous]

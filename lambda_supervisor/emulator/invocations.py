@@ -20,7 +20,13 @@ from collections.abc import Callable
 
 from lambda_supervisor.runtime_modules import errors
 
-from .bounds import ASYNC_QUEUE_BYTES, ASYNC_QUEUE_LENGTH, check_async_room, finished_to_forget
+from .bounds import (
+    ASYNC_QUEUE_BYTES,
+    ASYNC_QUEUE_LENGTH,
+    RuntimeUnavailable,
+    check_async_room,
+    finished_to_forget,
+)
 from .records import (
     ERROR_BODY_TRAILER,
     ERROR_TYPE_TRAILER,
@@ -63,6 +69,9 @@ class InvocationQueue:
         # Bounds of the queue of ``InvocationType=Event`` calls not yet handed out.
         self.async_queue_length = ASYNC_QUEUE_LENGTH
         self.async_queue_bytes = ASYNC_QUEUE_BYTES
+        # Refuse a synchronous call that finds no idle ``GET /next`` (Lambda Managed
+        # Instances do) instead of queueing it until one comes (the default).
+        self.refuse_when_busy = False
         self.first_poll_at: float | None = None
         self._lock = threading.Condition()
         self._queue: collections.deque[Invocation] = collections.deque()
@@ -76,11 +85,21 @@ class InvocationQueue:
     def stopped(self) -> bool:
         return self._stopping
 
-    def _enqueue(self, invocation: Invocation) -> None:
-        """Queue a new invocation last in line, within the async and retention bounds."""
+    def _enqueue(self, invocation: Invocation, *, only_if_idle: bool = False) -> None:
+        """Queue a new invocation last in line, within the async and retention bounds.
+
+        ``only_if_idle`` refuses it (``RuntimeUnavailable``) unless a poller blocked in
+        ``GET /next`` is left without an event queued for it: decided under the lock, so
+        N idle pollers take exactly N such calls.
+        """
         with self._lock:
             if invocation.request_id in self._invocations:
                 raise ValueError(f"request id {invocation.request_id!r} was already submitted")
+            if only_if_idle and self._pollers <= len(self._queue):
+                raise RuntimeUnavailable(
+                    f"No runtime is free to take the invocation: {self._pollers} waiting for an event, "
+                    f"{len(self._queue)} events queued."
+                )
             if invocation.asynchronous:
                 check_async_room(
                     self._queue,
@@ -99,10 +118,11 @@ class InvocationQueue:
 
     # ----------------------------------------------------------------- test API
 
-    def wait_for_poll(self, timeout: float) -> bool:
-        """True once a runtime is blocked in ``GET /next`` with nothing queued for it."""
+    def wait_for_poll(self, timeout: float, count: int = 1) -> bool:
+        """True once ``count`` polls (as many slots of a runtime) are blocked in ``GET /next``
+        with nothing queued for them."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._pollers > 0, timeout)
+            return self._lock.wait_for(lambda: self._pollers >= count, timeout)
 
     def outcomes(self, request_id: str) -> list[Outcome]:
         """Every accepted post for ``request_id`` (exactly-once delivery means one)."""

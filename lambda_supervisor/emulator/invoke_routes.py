@@ -5,7 +5,9 @@ endpoint: the same checks of the payload and headers before anything runs, the s
 status codes and ``X-Amzn-Errortype`` names, the function error flagged in
 ``X-Amz-Function-Error`` and the log tail in ``X-Amz-Log-Result``. The caller's event
 goes into the same queue the Runtime API serves, and the caller's request waits for the
-runtime's answer, as AWS's own emulator does; concurrent callers simply queue.
+runtime's answer, as AWS's own emulator does; concurrent callers simply queue, unless
+the emulator is told to refuse a call no idle runtime is waiting for (``refuse_when_busy``),
+as Lambda Managed Instances do.
 
 A function that streams its response is passed on as it arrives: on this path as a chunked
 body (its error, if the stream ends in one, in the trailers), and on
@@ -26,7 +28,7 @@ from lambda_supervisor.runtime_modules import errors
 
 from . import eventstream
 from .bodies import PayloadTooLarge
-from .bounds import QueueFull
+from .bounds import QueueFull, RuntimeUnavailable
 from .records import ERROR_BODY_TRAILER, ERROR_TYPE_TRAILER, Chunk, Invocation, Outcome, ResponseStream
 from .wire import UnsendableHeader, header_line
 
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from .invocations import InvocationQueue
     from .routing import Handler
 
+# What a synchronous call that finds every runtime busy is refused with (``refuse_when_busy``).
+UNAVAILABLE = "Runtime.Unavailable"
 # What ``X-Amz-Log-Type: Tail`` returns of an invocation's logs, as the Invoke API does.
 LOG_TAIL_BYTES = 4096
 # InvokeWithResponseStream accepts these; Event is not one of them.
@@ -127,6 +131,7 @@ class InvokeRoutes:
                 trace_id=handler.headers.get("X-Amzn-Trace-Id"),
                 invoked_function_arn=self.emulator.function_arn(name),
                 asynchronous=invocation_type == "Event",
+                only_if_idle=self.emulator.refuse_when_busy and invocation_type != "Event",
             )
         except UnsendableHeader as exc:
             # A line break in the function name, the trace id or the client context (an
@@ -137,6 +142,9 @@ class InvokeRoutes:
             return None
         except QueueFull as full:
             self.answer_error(429, "TooManyRequestsException", str(full))
+            return None
+        except RuntimeUnavailable as busy:
+            self.answer_error(400, UNAVAILABLE, str(busy))
             return None
         if invocation_type == "Event":
             handler.respond(202, b"", headers={"X-Amzn-Requestid": invocation.request_id})

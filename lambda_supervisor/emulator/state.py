@@ -198,6 +198,7 @@ class RuntimeAPIEmulator(InvocationQueue):
         headers: Mapping[str, str] | None = None,
         raw_header_lines: Sequence[bytes] = (),
         asynchronous: bool = False,
+        only_if_idle: bool = False,
     ) -> Invocation:
         """Queue an event for the next ``GET /next``; headers are sent only when given.
 
@@ -207,7 +208,8 @@ class RuntimeAPIEmulator(InvocationQueue):
         Any other value that cannot be one header line raises ``UnsendableHeader``.
         An ``asynchronous`` event (``InvocationType=Event``) is refused with ``QueueFull``
         when the async events already waiting reach ``async_queue_length`` or, with it,
-        would exceed ``async_queue_bytes``.
+        would exceed ``async_queue_bytes``. ``only_if_idle`` refuses the event with
+        ``RuntimeUnavailable`` unless a runtime is waiting in ``GET /next`` for it.
         """
         extra = {
             "Lambda-Runtime-Client-Context": client_context,
@@ -230,7 +232,7 @@ class RuntimeAPIEmulator(InvocationQueue):
         header_line("Content-Type", invocation.content_type)
         for name, value in invocation.next_headers().items():
             header_line(name, value)
-        self._enqueue(invocation)
+        self._enqueue(invocation, only_if_idle=only_if_idle)
         return invocation
 
     def wait_init_error(self, timeout: float) -> Outcome | None:

@@ -23,6 +23,7 @@ from .handlers import parse_handler
 from .http_front import ApiGatewayFront
 from .runner import RUNTIME_START_GRACE, LocalRunner
 from .settings import (
+    CONCURRENCY_RANGE,
     DEFAULT_INIT_TIMEOUT,
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
@@ -114,6 +115,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also answer plain HTTP requests (any path but the Invoke API's) as API Gateway "
         "HTTP API / function URL events, so the function can be opened in a browser",
+    )
+    serve.add_argument(
+        "--concurrency",
+        type=_in_range(int, "concurrency", CONCURRENCY_RANGE, "invocations"),
+        metavar="N",
+        help="run N invocations at once, as Lambda Managed Instances do (AWS_LAMBDA_MAX_CONCURRENCY); "
+        "callers beyond N wait their turn",
+    )
+    serve.add_argument(
+        "--refuse-when-busy",
+        action="store_true",
+        help="answer a call that finds all N busy at once with 400 Runtime.Unavailable, as the platform does",
     )
     serve.set_defaults(func=run_serve)
 
@@ -283,7 +296,14 @@ def _write_result(body: bytes) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     try:
-        runner = _start_runner(args, host=args.host, port=args.port, restart=True)
+        runner = _start_runner(
+            args,
+            host=args.host,
+            port=args.port,
+            restart=True,
+            concurrency=args.concurrency,
+            refuse_when_busy=args.refuse_when_busy,
+        )
     except UsageError as exc:
         return _usage_error(exc)
     if args.http:

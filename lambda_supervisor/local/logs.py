@@ -6,7 +6,7 @@ billed duration, memory, init duration on a cold start) when the answer is in, t
 warning when the memory used is past the memory size, which a local run does not
 enforce (``memory_warning``). Locally the runtime's output is one stream, so each line
 is given to its invocation here: by the ``requestId`` of a structured log record, else
-to the invocation running now. This is
+to the invocation running now (when only one is). This is
 the emulator's ``InvokeListener``; what it keeps is bounded, as serving may run for days.
 """
 
@@ -49,7 +49,9 @@ class InvocationLogs:
         self.emulator = emulator
         self.process: RuntimeProcess | None = None
         self._records: dict[str, InvocationRecord] = {}
-        self._current: str | None = None
+        # The invocations running now, oldest first: a line that names none of them is
+        # given to the one running, and with several running (``--concurrency``) to none.
+        self._running: dict[str, None] = {}
         self._lock = threading.RLock()
         self._echo = LogEcho(log_stream) if log_stream is not None else None
         self._init_reported = False
@@ -76,7 +78,7 @@ class InvocationLogs:
     def invocation_started(self, invocation: Invocation) -> None:
         record = self._record(invocation)
         with self._lock:
-            self._current = invocation.request_id
+            self._running[invocation.request_id] = None
             if not self._init_reported and self.process is not None:
                 self._init_reported = True
                 first_poll = self.emulator.first_poll_at or time.monotonic()
@@ -90,8 +92,7 @@ class InvocationLogs:
         if self.process is not None:
             self.process.wait_output_idle(1.0)
         with self._lock:
-            if self._current == invocation.request_id:
-                self._current = None
+            self._running.pop(invocation.request_id, None)
         duration_ms = (outcome.received_at - (invocation.handed_out_at or outcome.received_at)) * 1000
         self._print(record, f"END RequestId: {invocation.request_id}")
         peak_kb = self.process.peak_rss_kb() if self.process is not None else None
@@ -122,7 +123,9 @@ class InvocationLogs:
         if not isinstance(request_id, str):
             request_id = None  # handler output can put anything there: a number, a list, null
         with self._lock:
-            record = self._records.get(request_id or self._current or "")
+            if request_id is None and len(self._running) == 1:
+                request_id = next(iter(self._running))
+            record = self._records.get(request_id or "")
             if record is not None and not record.finished.is_set():
                 record.lines.append(line)
         self.write(line)

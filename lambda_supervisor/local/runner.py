@@ -36,6 +36,7 @@ from .handlers import HandlerLocation
 from .logs import InvocationLogs
 from .runtime_errors import errors, exit_message
 from .settings import (
+    CONCURRENCY_RANGE,
     DEFAULT_INIT_TIMEOUT,
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT,
@@ -47,6 +48,7 @@ from .settings import (
     TIMEOUT_RANGE,
     UsageError,
     check_range,
+    managed_instances_env,
 )
 from .streaming import InvocationStream
 from .watch import describe_changes, drop_stale_bytecode
@@ -100,6 +102,9 @@ class LocalRunner:
     ``breakpoint()`` in the handler opens pdb there; its lines then reach no log tail.
     ``interpreter`` (``dependencies.prepare``) is the Python the runtime runs on and what
     goes first on its sys.path (the installed dependencies); default the CLI's own.
+    With ``concurrency`` the function runs as on Lambda Managed Instances, that many
+    invocations at once; callers beyond that wait their turn, or with ``refuse_when_busy``
+    are refused at once (400 ``Runtime.Unavailable``), as the platform refuses them.
     """
 
     def __init__(
@@ -118,12 +123,18 @@ class LocalRunner:
         restart: bool = False,
         terminal: bool = False,
         interpreter: FunctionPython | None = None,
+        concurrency: int | None = None,
+        refuse_when_busy: bool = False,
     ) -> None:
         check_range("timeout", timeout, TIMEOUT_RANGE, "seconds")
         check_range("memory size", memory_mb, MEMORY_RANGE, "MB")
         check_range("init timeout", init_timeout, INIT_TIMEOUT_RANGE, "seconds")
         self.handler = handler
         self.env = dict(env or {})
+        if concurrency is not None:
+            check_range("concurrency", concurrency, CONCURRENCY_RANGE, "invocations")
+            # As Lambda Managed Instances set them; a value given in ``env`` wins.
+            self.env = {**managed_instances_env(concurrency), **self.env}
         self.inherit = tuple(inherit)
         self.restart = restart
         self.terminal = terminal
@@ -144,6 +155,7 @@ class LocalRunner:
         self.emulator.retain_finished = RETAINED_INVOCATIONS
         self.emulator.retain_finished_bytes = RETAINED_INVOCATION_BYTES
         self.emulator.retain_requests = RETAINED_REQUESTS
+        self.emulator.refuse_when_busy = refuse_when_busy
         self.process: RuntimeProcess | None = None
         self._closing = threading.Event()
         self._watcher: threading.Thread | None = None

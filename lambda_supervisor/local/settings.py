@@ -16,6 +16,8 @@ DEFAULT_INIT_TIMEOUT = 10.0
 TIMEOUT_RANGE = (1.0, 900.0)
 MEMORY_RANGE = (128, 10_240)
 INIT_TIMEOUT_RANGE = (0.1, 900.0)
+# Invocations at once on Lambda Managed Instances (``--concurrency``).
+CONCURRENCY_RANGE = (1, 1024)
 # Finished invocations kept for late look-ups while serving: at most this many, holding at
 # most this many bytes of events and results; and the newest request records.
 RETAINED_INVOCATIONS = 256
@@ -32,3 +34,11 @@ def check_range(name: str, value: float, bounds: tuple[float, float], unit: str)
     low, high = bounds
     if not low <= value <= high:
         raise UsageError(f"{name} must be from {low:g} to {high:g} {unit}, not {value!r}")
+
+
+def managed_instances_env(concurrency: int) -> dict[str, str]:
+    """What Lambda Managed Instances set for a function that runs ``concurrency`` at once."""
+    return {
+        "AWS_LAMBDA_MAX_CONCURRENCY": str(concurrency),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "lambda-managed-instances",
+    }
