@@ -28,7 +28,7 @@ from worker import errors, procfs, protocol
 from worker.child import become_worker, close_quietly
 from worker.protocol import Failed, Garbled, InitFailed, Interrupted, Oversized, Ready, Result, TimedOut
 
-if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
+if TYPE_CHECKING:  # for annotations only: runtime_api is imported after the first fork
     from supervisor.config import Settings
     from supervisor.runtime_api import Event
 

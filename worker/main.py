@@ -50,7 +50,7 @@ def run(
     global _log_handler
     unbuffered_stdio()
     _log_handler = configure_handler_logging()
-    task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
+    task_root = code_root()
     if task_root and (not sys.path or sys.path[0] != task_root):
         sys.path.insert(0, task_root)
     try:
@@ -74,6 +74,11 @@ def run(
         # Neither the event nor the result is kept while waiting for the next event: each
         # can be 6 MB, held for as long as the environment idles.
         del payload, reply
+
+
+def code_root() -> str:
+    """Where the function's code is: first on its search path, as AWS's runtime puts it."""
+    return os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
 
 
 def _leave_if_forked(worker_pid: int) -> None:
