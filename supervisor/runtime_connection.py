@@ -396,7 +396,11 @@ class _SocketReader:
             name, colon, value = line.partition(":")
             if not colon:
                 continue  # not a header; skipped rather than failing the whole answer
-            headers.add(name.strip(_HEADER_WHITESPACE).lower(), value.strip(_HEADER_WHITESPACE))
+            key, value = name.strip(_HEADER_WHITESPACE).lower(), value.strip(_HEADER_WHITESPACE)
+            if key in headers:
+                headers.add(key, value)
+            else:
+                headers[key] = value  # the usual case, without a Python call per header
         connection = headers.get_lowercase("connection", "").lower()
         keep_alive = "close" not in connection and (version != "HTTP/1.0" or "keep-alive" in connection)
         return int(code), headers, keep_alive
