@@ -194,8 +194,8 @@ def _deadline_ms(value: str | None, now_ms: int) -> int | None:
 def _utf8_header(value: str | None) -> str | None:
     """Header values arrive decoded as latin-1 (http.client's rule); the Runtime API sends
     UTF-8, so an id like 'ünï' must be re-read as such to be posted back under its own name."""
-    if value is None:
-        return None
+    if value is None or value.isascii():
+        return value
     try:
         return value.encode("latin-1").decode("utf-8")
     except UnicodeError:
@@ -527,7 +527,7 @@ class RuntimeAPIClient:
         """The event a /next answer hands out; ``Unanswerable`` if it names none."""
 
         def header(name: str) -> str | None:
-            return _utf8_header(headers.get(name))
+            return _utf8_header(headers.get_lowercase(name))
 
         ids = set(headers.get_all("Lambda-Runtime-Aws-Request-Id"))
         if len(ids) > 1:
@@ -545,7 +545,7 @@ class RuntimeAPIClient:
             raise Unanswerable("event without Lambda-Runtime-Aws-Request-Id cannot be answered; skipped")
         request_id = _id_text(raw_id)
         now_ms = int(time.time() * 1000)
-        deadline_ms = _deadline_ms(headers.get("Lambda-Runtime-Deadline-Ms"), now_ms)
+        deadline_ms = _deadline_ms(headers.get_lowercase("lambda-runtime-deadline-ms"), now_ms)
         if deadline_ms is None:
             deadline_ms = now_ms + _LONGEST_TIMEOUT_MS
             self._warn("event without a usable deadline; using 900 s", requestId=request_id)
@@ -554,13 +554,13 @@ class RuntimeAPIClient:
             request_id_bytes=raw_id,
             deadline_ms=deadline_ms,
             payload=payload,
-            content_type=header("Content-Type"),
-            invoked_function_arn=header("Lambda-Runtime-Invoked-Function-Arn"),
-            trace_id=header("Lambda-Runtime-Trace-Id"),
-            client_context=header("Lambda-Runtime-Client-Context"),
-            cognito_identity=header("Lambda-Runtime-Cognito-Identity"),
-            tenant_id=header("Lambda-Runtime-Aws-Tenant-Id"),
-            invocation_id=header("Lambda-Runtime-Invocation-Id"),
+            content_type=header("content-type"),
+            invoked_function_arn=header("lambda-runtime-invoked-function-arn"),
+            trace_id=header("lambda-runtime-trace-id"),
+            client_context=header("lambda-runtime-client-context"),
+            cognito_identity=header("lambda-runtime-cognito-identity"),
+            tenant_id=header("lambda-runtime-aws-tenant-id"),
+            invocation_id=header("lambda-runtime-invocation-id"),
         )
 
     def _answer_incomplete(self, cut: IncompleteAnswer) -> None:

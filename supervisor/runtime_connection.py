@@ -1,7 +1,8 @@
 """The pooled urllib3 connection to the Runtime API, and one request/answer exchange on it.
 
 urllib3's pool owns the connection: it opens it (with urllib3's socket options, TCP_NODELAY
-among them), checks it for a drop each time it is taken out, and holds it between calls.
+among them), checks it for a drop each time it is taken out, and holds it between calls
+(but between two back to back, see ``_BACK_TO_BACK``).
 The exchange itself, one of the Runtime API's few fixed requests and its answer, is framed
 here on that connection's socket. Building urllib3's request and response objects, and
 parsing headers through http.client's email-based parser, cost about 180 µs of Python per
@@ -41,6 +42,11 @@ _MAX_HEAD = _MAX_LINE * 4
 _RECV_SIZE = 1 << 16
 # Bodies up to this size go out in the same send as the request head.
 _JOINED_SEND_LIMIT = 1 << 16
+# An exchange that begins this soon after the last one's answer (the /next that follows a
+# post) takes the connection straight from that one, without the pool's round trip and its
+# drop check: so soon after an answer there is no drop to find, and a peer that closes the
+# connection meanwhile fails the exchange as a drop found later would.
+_BACK_TO_BACK = 0.01
 # A timed exchange waits on its socket in slices this long, so that a deadline brought
 # forward by ``cut_short`` (from a signal handler) is kept to within one slice.
 _WAIT_SLICE = 0.05
@@ -88,6 +94,10 @@ class Headers(dict):
     def get(self, name: str, default: Any = None) -> Any:
         return dict.get(self, name.lower(), default)
 
+    # ``get`` for a name already in lower case: dict's own, with no Python call in between,
+    # for the runtime's lookups, a dozen per event.
+    get_lowercase = dict.get
+
     def add(self, key: str, value: str) -> None:
         if key not in self:
             self[key] = value
@@ -128,6 +138,10 @@ class RuntimeConnection:
         )
         self._host_line = f"Host: {host}:{port}\r\n".encode("latin-1")
         self._in_flight: urllib3.connection.HTTPConnection | None = None
+        # The connection of the last exchange, and when its answer was read, until the next
+        # exchange takes it or hands it back to the pool.
+        self._last: urllib3.connection.HTTPConnection | None = None
+        self._last_at = 0.0
         self._abort_next = False
         # The monotonic instant a timed exchange under way is given up; None while none is.
         self._deadline: float | None = None
@@ -170,7 +184,24 @@ class RuntimeConnection:
             self._deadline = min(deadline, time.monotonic() + grace)
 
     def close(self) -> None:
+        self._give_back()
         self.pool.close()
+
+    def _take(self) -> urllib3.connection.HTTPConnection:
+        """The connection for the next exchange: the last one's, straight from it when it
+        ended ``_BACK_TO_BACK`` ago at most; otherwise the pool's (closed first if the peer
+        dropped it)."""
+        last = self._last
+        if last is not None and time.monotonic() - self._last_at <= _BACK_TO_BACK:
+            self._last = None
+            return last
+        self._give_back()
+        return self.pool._get_conn()  # type: ignore[return-value]  # typed by urllib3 as the base class
+
+    def _give_back(self) -> None:
+        last, self._last = self._last, None
+        if last is not None:
+            self.pool._put_conn(last)
 
     def request(
         self,
@@ -190,8 +221,7 @@ class RuntimeConnection:
         one the exchange waits for as long as the API takes, as the long poll must.
         """
         head = self._request_head(method, path, body, headers)
-        # Closed first if the peer dropped it; typed by urllib3 as the base class.
-        connection: urllib3.connection.HTTPConnection = self.pool._get_conn()  # type: ignore[assignment]
+        connection = self._take()
         self._aborted = False
         self._in_flight = connection if abortable else None
         if timeout is not None:
@@ -225,7 +255,10 @@ class RuntimeConnection:
         finally:
             self._in_flight = None
             self._deadline = None
-            self.pool._put_conn(connection)
+            if connection.sock is None:
+                self.pool._put_conn(connection)  # closed: the pool connects it afresh
+            else:
+                self._last, self._last_at = connection, time.monotonic()
 
     def _send(self, sock: socket.socket, data: bytes | bytearray) -> None:
         if self._deadline is None:
@@ -413,7 +446,7 @@ def _read_body(
 ) -> tuple[bytes | bytearray, bool]:
     if status in (204, 304):
         data: bytes | bytearray = b""
-    elif headers.get("transfer-encoding", "").lower().endswith("chunked"):
+    elif headers.get_lowercase("transfer-encoding", "").lower().endswith("chunked"):
         data = reader.chunked_body()
     elif "content-length" in headers:
         try:
@@ -480,8 +513,12 @@ class _SocketReader:
             name, colon, value = line.partition(":")
             if not colon:
                 continue  # not a header; skipped rather than failing the whole answer
-            headers.add(name.strip(_HEADER_WHITESPACE).lower(), value.strip(_HEADER_WHITESPACE))
-        connection = headers.get("connection", "").lower()
+            key, value = name.strip(_HEADER_WHITESPACE).lower(), value.strip(_HEADER_WHITESPACE)
+            if key in headers:
+                headers.add(key, value)
+            else:
+                headers[key] = value  # the usual case, without a Python call per header
+        connection = headers.get_lowercase("connection", "").lower()
         keep_alive = "close" not in connection and (version != "HTTP/1.0" or "keep-alive" in connection)
         return int(code), headers, keep_alive
 

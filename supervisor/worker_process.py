@@ -41,7 +41,7 @@ from worker.protocol import (
     TimedOut,
 )
 
-if TYPE_CHECKING:  # imported for annotations only: the first fork happens before urllib3 loads
+if TYPE_CHECKING:  # for annotations only: runtime_api is imported after the first fork
     from supervisor.config import Settings
     from supervisor.runtime_api import Event
 

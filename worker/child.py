@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from worker import procfs
 from worker.logs import SharedOutput
-from worker.main import Preloaded, preload, run, run_preloaded
+from worker.main import Preloaded, code_root, preload, run, run_preloaded
 
 PR_SET_PDEATHSIG = 1
 
@@ -29,6 +29,11 @@ PR_SET_PDEATHSIG = 1
 # own urllib3); every worker, whenever it was forked and whatever the supervisor had
 # imported by then, must import the function's, as it would on AWS's runtime.
 RUNTIME_MODULES = ("supervisor", "worker", "urllib3", "structlog")
+# Of those, the libraries a function imports itself (boto3 brings urllib3). Where the
+# function's search path finds the very file the supervisor loaded, the loaded copy is what
+# an import would give, so it is kept: the function does not import it a second time, and
+# its pages stay shared with the supervisor's.
+SHAREABLE_MODULES = ("urllib3", "structlog")
 # Where Lambda Managed Instances offer each worker's stdout and stderr a connection of its own.
 FD_PROVIDER_SOCKET = "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"
 
@@ -153,8 +158,29 @@ def _die_with_supervisor(supervisor_pid: int) -> None:  # pragma: no cover - run
 
 
 def _forget_runtime_modules() -> None:
-    for name in [name for name in sys.modules if name.partition(".")[0] in RUNTIME_MODULES]:
+    forget = set(RUNTIME_MODULES).difference(_same_as_the_functions(SHAREABLE_MODULES))
+    for name in [name for name in sys.modules if name.partition(".")[0] in forget]:
         del sys.modules[name]
+
+
+def _same_as_the_functions(names: tuple[str, ...]) -> set[str]:
+    """Those of the loaded packages ``names`` that the function's own import would load from
+    the same file: its search path is the code root first, then the interpreter's."""
+    from importlib.machinery import PathFinder
+
+    search = [code_root(), *sys.path]
+    same = set()
+    for name in names:
+        loaded = getattr(sys.modules.get(name), "__file__", None)
+        if loaded is None:
+            continue
+        try:
+            spec = PathFinder.find_spec(name, search)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.origin and os.path.abspath(spec.origin) == os.path.abspath(loaded):
+            same.add(name)
+    return same
 
 
 def _system_exit_code(exc: SystemExit) -> int:

@@ -67,6 +67,10 @@ MAX_CHUNK_BYTES = 1 << 20
 # What the supervisor reads of one frame of a stream (a chunk, or the error that ends it).
 MAX_STREAM_FRAME = max(MAX_CHUNK_BYTES, errors.ERROR_REPLY_SLACK)
 
+# Built once: ``json.dumps`` with any option builds an encoder on every call, and a frame's
+# metadata is encoded and decoded twice per event. The writer's output is ASCII.
+_encode_meta = json.JSONEncoder(separators=(",", ":")).encode
+_decode_meta = json.JSONDecoder().decode
 # Bodies up to this size are read together with the metadata.
 _READ_WITH_METADATA = 64 << 10
 _MAX_POLL_MS = 24 * 3600 * 1000
@@ -399,7 +403,7 @@ def write_frame(
     On a non-blocking descriptor the writer waits for room until ``deadline``, and gives
     up with ``Closed`` if ``watch`` (the reader's pidfd) fires first.
     """
-    meta_bytes = json.dumps(meta, separators=(",", ":")).encode()
+    meta_bytes = _encode_meta(meta).encode()
     header = HEADER.pack(kind, len(meta_bytes), len(body))
     views = [memoryview(header + meta_bytes)]
     if body:
@@ -491,7 +495,7 @@ def read_frame(
         raw_meta = reader.read_exact(meta_len) if meta_len else b""
         body = reader.read_exact(body_len)
     try:
-        meta = json.loads(raw_meta) if meta_len else {}
+        meta = _decode_meta(raw_meta.decode()) if meta_len else {}
     except ValueError as exc:
         raise Garbled(f"frame metadata is not JSON: {exc}") from None
     except RecursionError:
