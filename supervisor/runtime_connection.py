@@ -295,7 +295,7 @@ class RuntimeConnection:
         forward). The connection stays out of the pool until the request is finished or
         abandoned."""
         head = self._request_head(method, path, None, headers, chunked=True)
-        connection: urllib3.connection.HTTPConnection = self.pool._get_conn()  # type: ignore[assignment]
+        connection = self._take()
         self._aborted = False
         self._in_flight = None
         self._deadline = deadline
