@@ -30,7 +30,7 @@ from . import eventstream
 from .bodies import PayloadTooLarge
 from .bounds import QueueFull, RuntimeUnavailable
 from .records import ERROR_BODY_TRAILER, ERROR_TYPE_TRAILER, Chunk, Invocation, Outcome, ResponseStream
-from .wire import UnsendableHeader, header_line
+from .wire import UnsendableHeader
 
 if TYPE_CHECKING:
     from .invocations import InvocationQueue
@@ -191,7 +191,7 @@ class InvokeRoutes:
                 headers = {**self._answer_headers(invocation), "Trailer": ", ".join(ERROR_TRAILERS)}
                 self._start_chunked(stream.content_type, headers)
                 started = True
-            self._write_chunk(chunk.data)
+            self.handler.write_chunk(chunk.data)
         if not started:
             return False
         trailers = {}
@@ -201,7 +201,7 @@ class InvokeRoutes:
                 ERROR_TYPE_TRAILER: stream.error_type,
                 ERROR_BODY_TRAILER: stream.trailers.get(ERROR_BODY_TRAILER) or "",
             }
-        self._end_chunked(trailers)
+        self.handler.end_chunked(trailers)
         return True
 
     def _answer_event_stream(self, invocation: Invocation) -> None:
@@ -216,7 +216,7 @@ class InvokeRoutes:
         if isinstance(response, ResponseStream):
             for chunk in follow_stream(self.emulator, invocation, response):
                 for message in eventstream.payload_chunks(chunk.data):
-                    self._write_chunk(message)
+                    self.handler.write_chunk(message)
             outcome = self.emulator.await_outcome(invocation)
             if outcome is None:
                 self.handler.drop()
@@ -225,11 +225,11 @@ class InvokeRoutes:
             outcome = response
             if outcome.kind == "response":
                 for message in eventstream.payload_chunks(outcome.body):
-                    self._write_chunk(message)
+                    self.handler.write_chunk(message)
         error_code, error_details = _error_of(invocation, outcome)
         log_result = self._log_tail(invocation) if self._wants_log_tail() else None
-        self._write_chunk(eventstream.invoke_complete(error_code, error_details, log_result))
-        self._end_chunked({})
+        self.handler.write_chunk(eventstream.invoke_complete(error_code, error_details, log_result))
+        self.handler.end_chunked({})
 
     def _start_chunked(self, content_type: str, headers: dict[str, str]) -> None:
         handler = self.handler
@@ -240,16 +240,6 @@ class InvokeRoutes:
             handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.flush()
-
-    def _write_chunk(self, data: bytes) -> None:
-        if data:  # an empty chunk would end the body
-            self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.handler.wfile.flush()
-
-    def _end_chunked(self, trailers: dict[str, str]) -> None:
-        lines = b"".join(header_line(name, value) for name, value in trailers.items())
-        self.handler.wfile.write(b"0\r\n" + lines + b"\r\n")
-        self.handler.wfile.flush()
 
     def _log_tail(self, invocation: Invocation) -> str:
         listener = self.emulator.listener

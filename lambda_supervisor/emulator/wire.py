@@ -118,6 +118,18 @@ class Exchange(BaseHTTPRequestHandler):
     def respond_json(self, status: int, payload: object, headers: Mapping[str, str] | None = None) -> None:
         self.respond(status, json.dumps(payload).encode(), headers=headers)
 
+    def write_chunk(self, data: bytes) -> None:
+        """One chunk of a chunked body, sent at once."""
+        if data:  # an empty chunk would end the body
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+    def end_chunked(self, trailers: Mapping[str, str]) -> None:
+        """The last chunk of a chunked body, with ``trailers``."""
+        lines = b"".join(header_line(name, value) for name, value in trailers.items())
+        self.wfile.write(b"0\r\n" + lines + b"\r\n")
+        self.wfile.flush()
+
     def drop(self) -> None:
         """Close the socket without a word, as a crashed or unreachable platform would."""
         self.close_connection = True
