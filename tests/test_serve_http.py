@@ -3,16 +3,20 @@
 Each test runs a real ``lambda-supervisor serve --http`` subprocess and talks to it as a
 browser would, with ``requests`` (a session keeps cookies, follows redirects) or raw
 sockets for what a browser sends on its own. The app is FastAPI behind Mangum
-(tests/handlers/web_app.py) or plain handlers answering in API Gateway's shape.
+(tests/handlers/web_app.py) or plain handlers answering in API Gateway's shape; streaming
+ones (tests/handlers/stream_http.py) are read from a raw socket as their chunks come in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import requests
@@ -195,3 +199,150 @@ def test_the_readme_example_answers_urllib_and_reloads_on_save(tmp_path: Path) -
         assert wait_until(lambda: "web.py changed: restarting the runtime" in server.stderr(), 10)
         with urllib.request.urlopen(f"{server.endpoint}/", timeout=TIMEOUT) as answer:
             assert answer.read() == b"<h1>Welcome back, world!</h1>\n<p>GET /, visit 1</p>\n"
+
+
+# How soon after the handler yields a chunk the HTTP client must have it.
+CHUNK_LATENESS = 0.15
+
+
+class StreamedAnswer(NamedTuple):
+    """A chunked response as a raw socket read it: each chunk with its ``time.time()`` of
+    arrival; ``complete`` when the last chunk came (False: the server closed first)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    head_at: float
+    chunks: list[tuple[bytes, float]]
+    complete: bool
+
+    def header(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(data for data, _ in self.chunks)
+
+
+def get_streamed(port: int, path: str) -> StreamedAnswer:
+    """GET ``path`` on a connection of its own and read the chunked answer as it arrives
+    (one with a Content-Length, as one chunk)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        reader = sock.makefile("rb")
+        status = int(reader.readline().split()[1])
+        headers = []
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers.append((name.strip(), value.strip()))
+        head_at = time.time()
+        lengths = [int(value) for name, value in headers if name.lower() == "content-length"]
+        if lengths:
+            return StreamedAnswer(status, headers, head_at, [(reader.read(lengths[0]), time.time())], True)
+        chunks: list[tuple[bytes, float]] = []
+        while size_line := reader.readline():
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                assert reader.readline() == b"\r\n"
+                return StreamedAnswer(status, headers, head_at, chunks, True)
+            data = reader.read(size)
+            chunks.append((data, time.time()))
+            assert reader.read(2) == b"\r\n"
+        return StreamedAnswer(status, headers, head_at, chunks, False)
+
+
+def lines_on_arrival(answer: StreamedAnswer) -> list[tuple[dict, float]]:
+    """Each JSON line of a streamed body (an SSE ``data:`` line too) and when its chunk arrived."""
+    return [
+        (json.loads(line.removeprefix(b"data: ")), arrived)
+        for data, arrived in answer.chunks
+        for line in data.splitlines()
+        if line.strip()
+    ]
+
+
+@pytest.fixture(scope="module")
+def streaming_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    handler = copy_handler(tmp_path_factory.mktemp("stream"), "stream_http", "stream_http.py")
+    with ServeProcess(f"{handler}:handler", "--http", "--timeout", "30") as server:
+        yield server
+
+
+@pytest.mark.timeout(60)
+def test_a_streamed_http_response_reaches_the_client_as_it_is_yielded(streaming_server: ServeProcess) -> None:
+    """Tried: a generator yielding a function URL prelude (201, headers, 2 cookies), then 3
+    lines 300 ms apart, each holding the time it was yielded, read from a raw socket. The
+    status and headers (chunked, one Set-Cookie line per cookie) arrive before the first
+    line is even yielded, and each line within 150 ms of its yield."""
+    answer = get_streamed(streaming_server.port, "/page")
+    assert (answer.status, answer.complete) == (201, True)
+    assert answer.header("Content-Type") == ["text/plain"]
+    assert answer.header("X-Streamed") == ["yes"]
+    assert answer.header("Set-Cookie") == ["session=abc; Path=/; HttpOnly", "theme=dark"]
+    assert answer.header("Transfer-Encoding") == ["chunked"]
+    assert answer.header("Content-Length") == []
+    lines = lines_on_arrival(answer)
+    assert [line["index"] for line, _ in lines] == [0, 1, 2], answer.body
+    assert answer.head_at < lines[0][0]["yielded_at"]
+    for line, arrived in lines:
+        assert 0 <= arrived - line["yielded_at"] < CHUNK_LATENESS, (line, arrived)
+
+
+@pytest.mark.timeout(60)
+def test_a_server_sent_events_stream_passes_through_chunk_by_chunk(streaming_server: ServeProcess) -> None:
+    """Tried: a generator with no HTTP metadata, its type set to text/event-stream through
+    the context, yielding 3 events 300 ms apart. A 200 of that type, each event within
+    150 ms of its yield, the body exactly the events."""
+    answer = get_streamed(streaming_server.port, "/events")
+    assert (answer.status, answer.complete) == (200, True)
+    assert answer.header("Content-Type") == ["text/event-stream"]
+    lines = lines_on_arrival(answer)
+    assert [line["index"] for line, _ in lines] == [0, 1, 2], answer.body
+    for line, arrived in lines:
+        assert 0 <= arrived - line["yielded_at"] < CHUNK_LATENESS, (line, arrived)
+    assert answer.body.count(b"\n\n") == 3 and answer.body.startswith(b"data: {")
+
+
+@pytest.mark.timeout(60)
+def test_an_error_mid_stream_cuts_the_body_and_the_server_goes_on(streaming_server: ServeProcess) -> None:
+    """Tried: a stream that raises after its prelude and one chunk, then one that raises
+    before yielding anything, one whose prelude has no valid statusCode, then the streamed
+    page again. The first answer is its 200 head and the chunk, then the connection closes
+    with no last chunk (a truncated body), logged; the next two are API Gateway's 502; the
+    page after them is served in full."""
+    answer = get_streamed(streaming_server.port, "/fail_midway")
+    assert (answer.status, answer.header("Content-Type")) == (200, ["text/plain"])
+    assert (answer.body, answer.complete) == (b"first\n", False)
+    assert wait_until(lambda: "the HTTP response is cut short" in streaming_server.stderr(), 10)
+    for path in ["/fail_before_streaming", "/bad_prelude"]:
+        status, _, body = exchange(
+            f"127.0.0.1:{streaming_server.port}",
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{streaming_server.port}\r\n\r\n".encode(),
+        )
+        assert (status, json.loads(body)) == (502, {"message": "Internal Server Error"}), path
+    answer = get_streamed(streaming_server.port, "/page")
+    assert (answer.status, answer.complete) == (201, True)
+    assert [line["index"] for line, _ in lines_on_arrival(answer)] == [0, 1, 2]
+
+
+@pytest.mark.timeout(60)
+def test_head_and_http_1_0_clients_get_a_streamed_response_they_can_read(
+    streaming_server: ServeProcess,
+) -> None:
+    """Tried: HEAD of the streamed page, then a GET on the same connection; and a GET in
+    HTTP/1.0, which has no chunked encoding. HEAD gets the 201 head and no body, and the
+    connection serves the next request; HTTP/1.0 gets the body as it is, ended by the close."""
+    port = streaming_server.port
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(f"HEAD /page HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        sock.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 ")
+    assert rest.startswith(b"HTTP/1.1 200 "), rest[:200]
+    assert rest.count(b"data: {") == 3 and rest.endswith(b"\r\n0\r\n\r\n")
+    request = f"GET /page HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    status, headers, body = exchange(f"127.0.0.1:{port}", request)
+    assert (status, headers.get("transfer-encoding"), headers.get("connection")) == (201, None, "close")
+    assert [json.loads(line)["index"] for line in body.splitlines()] == [0, 1, 2]

@@ -7,17 +7,25 @@ response. The translation both ways is the ``HttpFront`` plugged into the emulat
 request, waits for the answer and writes it out, through the same checked header lines
 as every other answer. Requests get here only once their listener has let them in
 (a local ``Host``, no cross-site browser request), like any other.
+
+A streamed answer is passed on as a function URL in ``RESPONSE_STREAM`` mode does: its
+head (status, headers) as soon as the front can tell it (``HttpFront.streamed``), then
+each chunk of the body as it arrives, chunked. A stream that fails after its head went
+out can no longer become a 502: its body is cut short (no last chunk, the connection
+closed), which the client sees as a truncated response.
 """
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .bodies import PayloadTooLarge
-from .records import Outcome
+from .invoke_routes import follow_stream
+from .records import Invocation, Outcome, ResponseStream
 from .wire import UnsendableHeader, header_line
 
 if TYPE_CHECKING:
@@ -53,6 +61,12 @@ class HttpFront(Protocol):
 
     def answer(self, outcome: Outcome) -> HttpAnswer: ...
 
+    def streamed(self, content_type: str, start: bytes) -> HttpAnswer | None:
+        """The head of a streamed answer, from its content type and the start of its body:
+        its ``body`` is the part of ``start`` past the head, to send first. None while the
+        head needs more of the body; ``ValueError`` when it cannot be read (a 502)."""
+        ...
+
     def failure(self, status: int) -> HttpAnswer:
         """The front's own error response (413: request too large; 502: bad function answer)."""
         ...
@@ -65,14 +79,12 @@ class FrontRoutes:
         self.handler = handler
         self.emulator = handler.emulator
         self.front = front
+        # Whether a streamed answer's body goes chunked (set with its head).
+        self.chunked = True
 
     def handle(self) -> None:
-        """Run the request as an event and answer with what the front makes of the result.
-
-        A streamed result is answered once it is complete (its prelude gives the status
-        and headers, see ``HttpFront.answer``). To pass its chunks on as they arrive, this
-        is the place: write the head as soon as the prelude is in, then each chunk.
-        """
+        """Run the request as an event and answer with what the front makes of the result:
+        a streamed one as it arrives (``relay``), a buffered one once it is complete."""
         handler = self.handler
         try:
             body, _ = handler.read_body(self.emulator.max_payload)
@@ -92,7 +104,12 @@ class FrontRoutes:
             self.write(self.front.failure(413))
             return
         invocation = self.emulator.submit(event, request_id=request.request_id)
-        outcome = self.emulator.await_outcome(invocation)
+        response = self.emulator.await_response(invocation)
+        if isinstance(response, ResponseStream):
+            if self.relay(invocation, response):
+                return
+            response = self.emulator.await_outcome(invocation)
+        outcome = response
         if outcome is None:
             handler.drop()
             return
@@ -103,6 +120,82 @@ class FrontRoutes:
         except UnsendableHeader:
             answer = self.front.failure(502)  # the function set a header no server can send
         self.write(answer, request.request_id)
+
+    def relay(self, invocation: Invocation, stream: ResponseStream) -> bool:
+        """Pass ``stream`` on: its head once the front can tell it, then each chunk as it
+        arrives. False, with nothing sent, when the stream ended before its head did (an
+        error, a prelude cut short) or its head cannot be sent: its answer is then the
+        buffered one, a 502."""
+        start = b""
+        head: HttpAnswer | None = None
+        for chunk in follow_stream(self.emulator, invocation, stream):
+            if head is not None:
+                self.write_body(chunk.data)
+                continue
+            start += chunk.data
+            try:
+                head = self.streamed_head(stream, start)
+            except (ValueError, UnsendableHeader):
+                return False
+            if head is not None:
+                self.write_head(head, invocation.request_id)
+                self.write_body(head.body)
+        if head is None:
+            try:  # an empty stream of a plain type: an empty 200 of that type
+                head = None if stream.error_type else self.streamed_head(stream, start)
+            except (ValueError, UnsendableHeader):
+                return False
+            if head is None:
+                return False
+            self.write_head(head, invocation.request_id)
+        if stream.error_type:
+            print(
+                f"{invocation.request_id}: the stream ended in {stream.error_type} after its head"
+                " was sent: the HTTP response is cut short",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.handler.close_connection = True  # no last chunk: the client sees the body cut short
+        elif self.chunked and self.handler.command != "HEAD":
+            self.handler.end_chunked({})
+        return True
+
+    def streamed_head(self, stream: ResponseStream, start: bytes) -> HttpAnswer | None:
+        """The front's head for ``stream`` given its ``start``, every header line checked;
+        None while it needs more of the body."""
+        head = self.front.streamed(stream.content_type, start)
+        if head is not None:
+            for name, value in head.headers:
+                header_line(name, value)
+        return head
+
+    def write_head(self, head: HttpAnswer, request_id: str) -> None:
+        """A streamed answer's status and headers; its body follows chunked, or up to the
+        close for an HTTP/1.0 client, which cannot read chunks."""
+        handler = self.handler
+        handler.send_response(head.status)
+        for name, value in head.headers:
+            handler.send_header(name, value)
+        handler.send_header("Apigw-Requestid", request_id)
+        self.chunked = handler.request_version != "HTTP/1.0"
+        if self.chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+        else:
+            handler.close_connection = True
+        if handler.close_connection:
+            handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.flush()
+
+    def write_body(self, data: bytes) -> None:
+        handler = self.handler
+        if handler.command == "HEAD" or not data:
+            return
+        if self.chunked:
+            handler.write_chunk(data)
+        else:  # HTTP/1.0: the body as it is, ended by the close
+            handler.wfile.write(data)
+            handler.wfile.flush()
 
     def write(self, answer: HttpAnswer, request_id: str | None = None) -> None:
         handler = self.handler

@@ -20,6 +20,8 @@ payload format version 2.0, and read the function's answer the same way:
 - A streamed answer (``application/vnd.awslambda.http-integration-response``) starts with
   a JSON prelude (``statusCode``, ``headers``, ``cookies``) and eight NUL bytes: the
   prelude gives the status and headers (``streamed_head``), and the rest is the body.
+  ``streamed_answer`` reads the head as soon as the prelude is in, so that the body can
+  follow chunk by chunk; a stream of any other type is a 200 of that type.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ class ApiGatewayFront:
             return result_answer(outcome.body, outcome.headers.get("Content-Type"))
         except MalformedAnswer:
             return self.failure(502)
+
+    def streamed(self, content_type: str, start: bytes) -> HttpAnswer | None:
+        return streamed_answer(content_type, start)
 
     def failure(self, status: int) -> HttpAnswer:
         body = json.dumps({"message": FAILURE_MESSAGES.get(status, "Internal Server Error")})
@@ -182,12 +187,11 @@ def _is_text_type(content_type: str) -> bool:
 def result_answer(body: bytes, content_type: str | None = None) -> HttpAnswer:
     """The HTTP response for the function's result ``body``; ``MalformedAnswer`` when it
     has none."""
-    if content_type is not None and content_type.split(";", 1)[0].strip().lower() == STREAMED_CONTENT_TYPE:
-        prelude, sep, rest = body.partition(PRELUDE_END)
-        if not sep:
+    if content_type is not None and _is_http_integration(content_type):
+        answer = streamed_answer(content_type, body)
+        if answer is None:
             raise MalformedAnswer("a streamed answer without the NUL bytes that end its prelude")
-        status, headers = streamed_head(prelude)
-        return HttpAnswer(status, headers, rest)
+        return answer
     try:
         result = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -197,6 +201,23 @@ def result_answer(body: bytes, content_type: str | None = None) -> HttpAnswer:
         return HttpAnswer(200, [("Content-Type", "application/json")], text)
     status, headers = _head(result)
     return HttpAnswer(status, headers, _body(result))
+
+
+def streamed_answer(content_type: str, start: bytes) -> HttpAnswer | None:
+    """The head of a streamed answer, and what of ``start`` (the body so far) follows it;
+    None while an HTTP integration response's prelude has not ended. Any other stream
+    (``text/event-stream``, ``application/octet-stream``) is a 200 of its own type."""
+    if not _is_http_integration(content_type):
+        return HttpAnswer(200, [("Content-Type", content_type)], start)
+    prelude, sep, rest = start.partition(PRELUDE_END)
+    if not sep:
+        return None
+    status, headers = streamed_head(prelude)
+    return HttpAnswer(status, headers, rest)
+
+
+def _is_http_integration(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == STREAMED_CONTENT_TYPE
 
 
 def streamed_head(prelude: bytes) -> tuple[int, list[tuple[str, str]]]:

@@ -14,6 +14,7 @@ from lambda_supervisor.local.http_front import (
     MalformedAnswer,
     request_event,
     result_answer,
+    streamed_answer,
     streamed_head,
 )
 
@@ -231,3 +232,29 @@ def test_a_streamed_answers_prelude_gives_status_and_headers():
     assert streamed_head(b"{}") == (200, [("Content-Type", "text/plain; charset=utf-8")])
     with pytest.raises(MalformedAnswer):
         result_answer(b'{"statusCode": 200}', "application/vnd.awslambda.http-integration-response")
+
+
+def test_a_streams_head_is_known_once_its_prelude_has_ended():
+    """Tried: a prelude read as it arrives, cut inside its JSON and inside its 8 NULs; then
+    a plain event stream. No head until the NULs are all in, then the prelude's with the
+    body's start; the plain stream is a 200 of its own type at once, its start the body."""
+    integration = "application/vnd.awslambda.http-integration-response"
+    start = b'{"statusCode":202,"cookies":["a=1"]}' + b"\0" * 8 + b"first"
+    assert streamed_answer(integration, start[:10]) is None
+    assert streamed_answer(integration, start[:40]) is None
+    answer = streamed_answer(integration, start)
+    assert answer is not None
+    assert (answer.status, list(answer.headers), answer.body) == (
+        202,
+        [("Set-Cookie", "a=1"), ("Content-Type", "text/plain; charset=utf-8")],
+        b"first",
+    )
+    with pytest.raises(MalformedAnswer):
+        streamed_answer(integration, b"[1]" + b"\0" * 8)
+    answer = streamed_answer("text/event-stream", b"data: 1\n\n")
+    assert answer is not None
+    assert (answer.status, list(answer.headers), answer.body) == (
+        200,
+        [("Content-Type", "text/event-stream")],
+        b"data: 1\n\n",
+    )
