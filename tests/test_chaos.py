@@ -21,6 +21,7 @@ import time
 
 import pytest
 from chaos_support import (
+    DEADLINE_TIMEOUT,
     HANDLER,
     MIX,
     NORMAL_TIMEOUT,
@@ -29,6 +30,7 @@ from chaos_support import (
     Snapshot,
     answer_posts,
     chaos_report,
+    late_timeout,
     outcome_label,
     plan_event,
     plan_mix,
@@ -42,6 +44,7 @@ from chaos_support import (
 from proc_support import catches_signal, session_procs, wait_until
 from runtime_harness import handler_files, invoke, running_runtime
 
+from lambda_supervisor.runtime_modules import errors
 from supervisor.keeper import KEEPER_NAME
 
 pytestmark = pytest.mark.chaos
@@ -140,6 +143,8 @@ def test_soak_random_mix_every_event_answered_exactly_once(emulator, tmp_path, r
             f"{step * BATCH} events: {[p.rss_kb for p in rest_points[::step]] + [end.rss_kb]}"
         )
         figures.worker_restarts = len(worker_replacements(runtime))
+        late = sum(any(map(late_timeout, p.invocation.rejected)) for p in planned if p.invocation)
+        figures.notes.append(f"timeout reports refused as past the deadline (410): {late}")
 
         # Force one last replacement, then nothing of any earlier worker may remain.
         final = [plan_event("exit", SOAK, rng), plan_event("ok", SOAK + 1, rng)]
@@ -175,6 +180,74 @@ def test_soak_random_mix_every_event_answered_exactly_once(emulator, tmp_path, r
             f"supervisor RSS kept growing after the warm-up: {[p.rss_kb for p in rest_points]}"
         )
         assert figures.recoveries and max(figures.recoveries) < 10
+
+
+@pytest.mark.timeout(60)
+def test_a_timeout_report_posted_past_the_deadline_is_still_the_events_one_answer(emulator, tmp_path):
+    """Tried: hang and busy events whose timeout report the API holds (a delay on /error)
+    until past their deadline, as a loaded machine can delay it, between quick events. The
+    runtime posts the report once and it is refused with 410; the caller gets the
+    platform's Sandbox.Timedout. The soak's judge takes that as the event's one answer
+    instead of waiting for an accepted post that can never come."""
+    rng = random.Random(SEED)
+    planned = [plan_event(kind, n, rng) for n, kind in enumerate(["ok", "hang", "raise", "busy", "ok"])]
+    with running_runtime(emulator, tmp_path, handler_files("chaos_app"), HANDLER, env=ENV) as runtime:
+        for item in planned:
+            if item.timeout == DEADLINE_TIMEOUT:
+                emulator.inject_fault("error", "delay", delay=1.0)
+            submit(emulator, [item])
+            assert wait_until(lambda: bool(item.invocation.accepted or item.invocation.rejected), 30)  # noqa: B023
+        complaints = verify_exactly_once(emulator, planned, 15)
+        replacements = worker_replacements(runtime)
+    assert complaints == []
+    for item in planned:
+        assert item.invocation is not None
+        if item.timeout == DEADLINE_TIMEOUT:
+            assert [(o.status, o.error_type) for o in item.invocation.rejected] == [(410, "Sandbox.Timedout")]
+            assert [(o.status, o.error_type) for o in item.invocation.accepted] == [(0, "Sandbox.Timedout")]
+        else:
+            assert item.invocation.rejected == []
+            assert [o.status for o in item.invocation.accepted] == [202]
+    assert sum(answer_posts(emulator).values()) == len(planned)
+    assert [r["reason"] for r in replacements] == ["worker killed at deadline"] * 2
+
+
+@pytest.mark.timeout(30)
+def test_the_judge_of_late_answers_takes_only_one_late_timeout_report(emulator, http_conn):
+    """Tried: a runtime spoken by hand over HTTP that answers four events past their deadline:
+    a timeout report once (the one the judge takes), a response, nothing at all, and a
+    timeout report twice. Each of the last three is a complaint, as it was before late
+    timeout reports were taken."""
+    emulator.invoke_grace = 0.1
+    rng = random.Random(SEED)
+    planned = [plan_event(kind, n, rng) for n, kind in enumerate(["hang", "ok", "hang", "hang"])]
+    for item in planned:
+        item.timeout = 0.3
+    submit(emulator, planned)
+    for item, posts in zip(planned, [1, 1, 0, 2], strict=True):
+        assert item.invocation is not None
+        http_conn.request("GET", "/2018-06-01/runtime/invocation/next")
+        http_conn.getresponse().read()
+        assert wait_until(item.invocation.deadline_passed, 5)
+        request_id = item.invocation.request_id
+        if item.kind == "ok":
+            path, body, headers = "response", json.dumps({"n": item.n, "pid": 1}).encode(), {}
+        else:
+            report = errors.timeout_error(item.timeout, request_id)
+            path, body = "error", errors.encode(report)
+            headers = {"Lambda-Runtime-Function-Error-Type": report["errorType"]}
+        for _ in range(posts):
+            http_conn.request(
+                "POST", f"/2018-06-01/runtime/invocation/{request_id}/{path}", body=body, headers=headers
+            )
+            response = http_conn.getresponse()
+            response.read()
+            assert response.status == 410
+    complaints = verify_exactly_once(emulator, planned, 1.0)
+    assert [c.split(":")[0] for c in complaints] == ["#1 ok", "#2 hang", "#3 hang"]
+    assert complaints[:2] == ["#1 ok: no answer within 1.0s", "#2 hang: no answer within 1.0s"]
+    assert complaints[2].startswith("#3 hang: answered by the emulator, not the runtime")
+    assert [o.status for o in planned[0].invocation.rejected] == [410]  # type: ignore[union-attr]
 
 
 def _signal_supervisor(runtime, signum: int = signal.SIGTERM) -> None:
