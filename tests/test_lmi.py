@@ -533,3 +533,36 @@ def test_invoke_and_lambda_invoke_run_a_function_given_managed_instances_concurr
     env = {"AWS_LAMBDA_MAX_CONCURRENCY": "3", "LAMBDA_SUPERVISOR_PRELOAD": "1"}
     preloaded = lambda_invoke(f"{app}:route", {"do": "who"}, env=env)
     assert preloaded["imports"] == 1 and preloaded["imported_in"] != preloaded["pid"]
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+@pytest.mark.timeout(60)
+def test_streams_of_different_slots_proceed_independently(emulator, tmp_path):
+    """Tried, with two slots: one slot streams 8 chunks 200 ms apart while the other yields
+    once and then hangs past its 1 s deadline. Each chunk of the first reaches the API within
+    100 ms of its yield, untouched by the other slot's kill; the hung stream ends with a
+    Sandbox.Timedout trailer; afterwards both slots serve again."""
+    env = lmi_env(2, LAMBDA_SUPERVISOR_DEADLINE_MARGIN_MS="100")
+    files = handler_files("stream_every_way")
+    with running_runtime(emulator, tmp_path, files, "app:route", env=env) as runtime:
+        assert emulator.wait_for_poll(STARTUP_TIMEOUT, count=2), runtime.output()
+        hung = emulator.submit({"do": "hang_after_first"}, timeout=1.0)
+        timed = emulator.submit({"do": "timed_chunks", "count": 8, "interval": 0.2}, timeout=30)
+        for invocation in (hung, timed):
+            assert only_answer(emulator, invocation).kind == "response", runtime.output()
+        assert hung.stream is not None and timed.stream is not None
+        assert hung.stream.error_type == "Sandbox.Timedout", hung.stream.trailers
+        assert [chunk.data for chunk in hung.stream.chunks] == [b"first"]
+        yielded = [json.loads(chunk.data) for chunk in timed.stream.chunks]
+        assert [chunk["index"] for chunk in yielded] == list(range(8))
+        for chunk, sent in zip(timed.stream.chunks, yielded, strict=True):
+            assert 0 <= chunk.received_at_epoch - sent["yielded_at"] < 0.1, (chunk, sent)
+        assert timed.stream.error_type is None
+        # The hung slot's stream ended at its deadline, while the other was still streaming.
+        assert hung.stream.ended_at is not None
+        assert hung.stream.ended_at < timed.stream.chunks[-1].received_at, "the kill waited on the other slot"
+        assert emulator.wait_for_poll(10, count=2), "a slot never came back to /next"
+        _, outcomes = at_once(emulator, [{"do": "ok"}, {"do": "ok"}])
+        assert [o.kind for o in outcomes] == ["response", "response"], outcomes
