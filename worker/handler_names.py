@@ -15,8 +15,8 @@ This module imports only the standard library: the dev tooling loads it by its p
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 FORMS = "module.function (Lambda's form), module:function or path/to/file.py:function"
 
@@ -30,8 +30,7 @@ class MalformedHandler(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class HandlerName:
+class HandlerName(NamedTuple):
     """A parsed handler string.
 
     ``module`` is the dotted module name under the code root; it is None only for a
