@@ -14,17 +14,6 @@ from worker import protocol
 pytestmark = pytest.mark.timeout(10)
 
 
-@pytest.fixture
-def pipe():
-    read_fd, write_fd = os.pipe()
-    yield read_fd, write_fd
-    for fd in (read_fd, write_fd):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
 @pytest.mark.parametrize("size", [0, 1, 64 << 10, (64 << 10) + 1, 300_000])
 def test_a_frame_round_trips_whatever_its_body_size(pipe, size):
     """Bodies on both sides of the size read together with the metadata."""

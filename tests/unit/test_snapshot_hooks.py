@@ -7,7 +7,6 @@ emptied for each test so that no test sees another's hooks.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
@@ -130,17 +129,6 @@ def test_only_the_snap_start_initialization_type_asks_for_the_restore_flow(envir
 
 
 # --- the frames -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def pipe():
-    read_fd, write_fd = os.pipe()
-    yield read_fd, write_fd
-    for fd in (read_fd, write_fd):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
 
 
 @pytest.mark.parametrize("phase", protocol.HOOK_PHASES)

@@ -14,17 +14,6 @@ from worker import marshal, protocol
 pytestmark = pytest.mark.timeout(10)
 
 
-@pytest.fixture
-def pipe():
-    read_fd, write_fd = os.pipe()
-    yield read_fd, write_fd
-    for fd in (read_fd, write_fd):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
 def _read_parts(read_fd: int, count: int) -> list:
     return [
         protocol.parse_stream_part(
