@@ -1,11 +1,11 @@
 """Entry point: ``python -m supervisor`` (what ``bin/bootstrap`` runs).
 
-The order here is deliberate. urllib3 is imported before the first worker is forked: a
-function that imports it too (boto3 does) then finds the supervisor's copy already loaded
-when it is the same file (``worker.child.SHAREABLE_MODULES``), instead of importing it a
-second time while the supervisor does, which on one CPU adds the whole import to the cold
-start. The rest of the supervisor's imports run while the worker initialises. structlog is
-only imported when the supervisor first has something to log (see ``SupervisorLogger``).
+The order here is deliberate. Only what the worker runs is loaded before the first fork;
+the rest of the supervisor's imports run while the worker initialises. urllib3 is loaded
+once the first answer is out (``supervisor/runtime_connection.py``), structlog when the
+supervisor first has something to log (``SupervisorLogger``): neither is on the path to the
+first response. A replacement worker forked later finds the supervisor's urllib3 loaded and
+keeps it when the function would import that very file (``worker.child.SHAREABLE_MODULES``).
 """
 
 from __future__ import annotations
@@ -34,10 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # What the worker runs is loaded before the first fork: the worker needs all of it and
     # the supervisor keeps it for replacement workers anyway, so it is imported once, not
-    # once in each process, and its pages stay shared between the two. So is urllib3, for
-    # the functions that import it as well.
-    import urllib3  # noqa: F401
-
+    # once in each process, and its pages stay shared between the two.
     import worker.child  # noqa: F401
     from supervisor.keeper import become_subreaper
     from supervisor.worker_process import WorkerProcess

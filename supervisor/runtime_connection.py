@@ -9,6 +9,12 @@ parsing headers through http.client's email-based parser, cost about 180 µs of 
 request, several times everything else the supervisor does for an event; framing a request
 and reading an answer with a few bytes operations costs about 40 µs (bench/README.md).
 
+urllib3 is loaded once the runtime's first answer is out: its import is most of what a
+no-op cold start costs (about 45 ms), and nothing before the first answer needs it. Until
+then one plain socket (``_PlainConnection``, connected as urllib3 connects one) carries the
+exchanges, framed like every other; the long poll that follows the first post loads
+urllib3 while it waits and hands the pool that socket, and from then on the pool owns it.
+
 urllib3 has no public call that lends out a pooled connection, so two private ones are
 relied on, as urllib3 2.x has them (pyproject pins ``urllib3>=2.0,<3``, and
 tests/unit/test_urllib3_pool.py pins the behaviour):
@@ -27,12 +33,12 @@ import select
 import socket
 import struct
 import time
-from typing import Any
-
-import urllib3
-from urllib3.exceptions import HTTPError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from worker.errors import MAX_ANSWER_BYTES
+
+if TYPE_CHECKING:  # loaded after the first answer (see above)
+    import urllib3
 
 # The limits http.client applies: a longer line or more headers make an answer unusable,
 # like any other garbled answer, and it is retried on a fresh connection.
@@ -74,7 +80,46 @@ class IncompleteAnswer(TransportError):
 
 
 # Everything a failed exchange can raise; the caller retries on a fresh connection.
-TRANSPORT_ERRORS = (TransportError, HTTPError, OSError)
+TRANSPORT_ERRORS = (TransportError, OSError)
+
+
+class Connection(Protocol):
+    """What an exchange uses of a connection: urllib3's, or the plain one before it."""
+
+    sock: socket.socket | None
+
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _PlainConnection:
+    """The connection of the exchanges before urllib3 is loaded: a socket connected with the
+    options urllib3 gives one (TCP_NODELAY), until the pool is handed it."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.address = (host, port)
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+
+    def connect(self) -> None:
+        sock = socket.create_connection(self.address, self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+    def dropped(self) -> bool:
+        """Has the peer closed (or written unasked) since the last answer? As urllib3's pool
+        checks a connection it lends out: an idle keep-alive socket has nothing to read."""
+        if self.sock is None:
+            return False
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(0))
 
 
 class Headers(dict):
@@ -128,19 +173,18 @@ class RuntimeConnection:
     """One keep-alive connection, in a urllib3 pool of one; one request in flight at a time."""
 
     def __init__(self, host: str, port: int, *, connect_timeout: float = 2.0) -> None:
-        self.pool = urllib3.HTTPConnectionPool(
-            host,
-            port,
-            maxsize=1,
-            block=False,
-            retries=False,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=None),
-        )
+        self.host, self.port = host, port
+        self.connect_timeout = connect_timeout
+        # Made when urllib3 is loaded; until then ``_plain`` carries the exchanges.
+        self.pool: urllib3.HTTPConnectionPool | None = None
+        self._plain: _PlainConnection | None = _PlainConnection(host, port, connect_timeout)
+        # Set once an answer has been posted: the next long poll hands the pool its socket.
+        self._posted = False
         self._host_line = f"Host: {host}:{port}\r\n".encode("latin-1")
-        self._in_flight: urllib3.connection.HTTPConnection | None = None
+        self._in_flight: Connection | None = None
         # The connection of the last exchange, and when its answer was read, until the next
         # exchange takes it or hands it back to the pool.
-        self._last: urllib3.connection.HTTPConnection | None = None
+        self._last: Connection | None = None
         self._last_at = 0.0
         self._abort_next = False
         # The monotonic instant a timed exchange under way is given up; None while none is.
@@ -185,23 +229,66 @@ class RuntimeConnection:
 
     def close(self) -> None:
         self._give_back()
-        self.pool.close()
+        if self.pool is not None:
+            self.pool.close()
+        if self._plain is not None:
+            self._plain.close()
 
-    def _take(self) -> urllib3.connection.HTTPConnection:
-        """The connection for the next exchange: the last one's, straight from it when it
-        ended ``_BACK_TO_BACK`` ago at most; otherwise the pool's (closed first if the peer
+    def _urllib3_pool(self) -> urllib3.HTTPConnectionPool:
+        """The pool, made (and urllib3 imported) the first time it is asked for."""
+        if self.pool is None:
+            import urllib3
+
+            self.pool = urllib3.HTTPConnectionPool(
+                self.host,
+                self.port,
+                maxsize=1,
+                block=False,
+                retries=False,
+                timeout=urllib3.Timeout(connect=self.connect_timeout, read=None),
+            )
+        return self.pool
+
+    def _hand_over(self, plain: _PlainConnection) -> Connection:
+        """Give urllib3's pool the plain connection's socket, in the middle of an exchange:
+        the returned connection of the pool's carries on with it, and every later exchange
+        takes its connection from the pool. ``abort`` finds the socket all along."""
+        # The pool is empty: a new, unconnected one (typed by urllib3 as the base class).
+        connection: Connection = self._urllib3_pool()._get_conn()  # type: ignore[assignment]
+        connection.sock = plain.sock
+        if self._in_flight is plain:
+            self._in_flight = connection
+        plain.sock = None
+        self._plain = None
+        return connection
+
+    def _take(self) -> Connection:
+        """The connection for the next exchange: the plain one before the hand-over (opened
+        afresh if the peer dropped it); then the last one's, straight from it when it ended
+        ``_BACK_TO_BACK`` ago at most; otherwise the pool's (closed first if the peer
         dropped it)."""
+        plain = self._plain
+        if plain is not None:
+            if plain.dropped():
+                plain.close()
+            return plain
         last = self._last
         if last is not None and time.monotonic() - self._last_at <= _BACK_TO_BACK:
             self._last = None
             return last
         self._give_back()
-        return self.pool._get_conn()  # type: ignore[return-value]  # typed by urllib3 as the base class
+        return self._urllib3_pool()._get_conn()  # type: ignore[return-value]  # typed by urllib3 as the base class
 
     def _give_back(self) -> None:
         last, self._last = self._last, None
         if last is not None:
-            self.pool._put_conn(last)
+            self._put_back(last)
+
+    def _put_back(self, connection: Connection) -> None:
+        """Return a connection after its exchange: to the pool, or, before the hand-over,
+        nowhere (the plain one stays where it is)."""
+        if connection is not self._plain:
+            self._urllib3_pool()._put_conn(connection)  # type: ignore[arg-type]
 
     def request(
         self,
@@ -229,12 +316,7 @@ class RuntimeConnection:
             if self._longest is not None:  # cut_short ran before this exchange began
                 self.cut_short(self._longest)
         try:
-            sock = connection.sock
-            if sock is None:
-                connection.connect()
-                sock = connection.sock
-                assert sock is not None  # connect() sets it or raises
-                sock.settimeout(None)  # timed exchanges wait in wait(), not in recv
+            sock = connection.sock or _open(connection)
             if abortable and self._abort_next:
                 # abort() ran before this exchange had a socket to shut.
                 self._abort_next = False
@@ -245,6 +327,11 @@ class RuntimeConnection:
                 self._send(sock, head)
                 if body:
                     self._send(sock, body)
+            if method == "POST":
+                self._posted = True
+            elif abortable and self._posted and isinstance(connection, _PlainConnection):
+                # The long poll after the first answer: urllib3 is loaded while it waits.
+                connection = self._hand_over(connection)
             answer, keep_alive = _read_answer(_SocketReader(sock, self))
             if not keep_alive or self._aborted:
                 connection.close()  # a half-shut connection is never used again
@@ -256,8 +343,8 @@ class RuntimeConnection:
             self._in_flight = None
             self._deadline = None
             if connection.sock is None:
-                self.pool._put_conn(connection)  # closed: the pool connects it afresh
-            else:
+                self._put_back(connection)  # closed: connected afresh for the next exchange
+            elif connection is not self._plain:
                 self._last, self._last_at = connection, time.monotonic()
 
     def _send(self, sock: socket.socket, data: bytes | bytearray) -> None:
@@ -296,6 +383,7 @@ class RuntimeConnection:
         abandoned."""
         head = self._request_head(method, path, None, headers, chunked=True)
         connection = self._take()
+        self._posted = True
         self._aborted = False
         self._in_flight = None
         self._deadline = deadline
@@ -303,13 +391,13 @@ class RuntimeConnection:
             self.cut_short(self._longest)
         return StreamingRequest(self, connection, head)
 
-    def _release(self, connection: urllib3.connection.HTTPConnection, *, close: bool) -> None:
+    def _release(self, connection: Connection, *, close: bool) -> None:
         """Give a connection back to the pool after a streamed exchange (closed when it is out
         of step, so the next exchange opens a fresh one)."""
         if close:
             connection.close()
         self._deadline = None
-        self.pool._put_conn(connection)
+        self._put_back(connection)
 
     def _send_parts(self, sock: socket.socket, parts: list[memoryview]) -> None:
         """Send every part in as few system calls as the socket takes, waiting (as ``wait``
@@ -329,14 +417,17 @@ class RuntimeConnection:
     def send_unanswered(self, method: str, path: str, headers: dict[str, str]) -> socket.socket:
         """Send a request on a connection of its own whose answer is never read; the
         socket is returned to be kept open for as long as the request must stay pending."""
-        connection = urllib3.connection.HTTPConnection(self.pool.host, self.pool.port, timeout=2.0)
-        connection.connect()
+        import urllib3.connection
+
+        connection = urllib3.connection.HTTPConnection(self.host, self.port, timeout=2.0)
+        sock = _open(connection)
         try:
-            connection.sock.sendall(self._request_head(method, path, None, headers))
+            sock.settimeout(2.0)
+            sock.sendall(self._request_head(method, path, None, headers))
         except OSError:
             connection.close()
             raise
-        return connection.sock
+        return sock
 
     def _request_head(
         self,
@@ -368,9 +459,7 @@ class StreamingRequest:
     ``TRANSPORT_ERRORS``, after which only ``abandon`` is left.
     """
 
-    def __init__(
-        self, owner: RuntimeConnection, connection: urllib3.connection.HTTPConnection, head: bytes
-    ) -> None:
+    def __init__(self, owner: RuntimeConnection, connection: Connection, head: bytes) -> None:
         self.owner = owner
         self.connection = connection
         # Sent with the first chunk: a request whose body never starts is never begun.
@@ -413,12 +502,8 @@ class StreamingRequest:
     def _send(self, parts: list[bytes | bytearray | memoryview]) -> None:
         try:
             if self.head is not None:
-                sock = self.connection.sock
-                if sock is None:
-                    self.connection.connect()
-                    sock = self.connection.sock
-                    assert sock is not None  # connect() sets it or raises
-                    sock.settimeout(None)  # writes wait in wait(), not in send
+                if self.connection.sock is None:
+                    _open(self.connection)
                 parts.insert(0, self.head)
                 self.head = None
             sock = self.connection.sock
@@ -427,6 +512,22 @@ class StreamingRequest:
         except BaseException:
             self.abandon()
             raise
+
+
+def _open(connection: Connection) -> socket.socket:
+    """Connect ``connection`` and return its socket, in blocking mode: timed exchanges wait
+    in ``RuntimeConnection.wait``, not in the socket's calls. A failure to connect comes out
+    as one of ``TRANSPORT_ERRORS``."""
+    try:
+        connection.connect()
+    except OSError:
+        raise
+    except Exception as exc:  # urllib3's own: NewConnectionError, ConnectTimeoutError
+        raise TransportError(f"cannot connect to the Runtime API: {exc}") from exc
+    sock = connection.sock
+    assert sock is not None  # connect() sets it or raises
+    sock.settimeout(None)
+    return sock
 
 
 def _read_answer(reader: _SocketReader) -> tuple[Answer, bool]:

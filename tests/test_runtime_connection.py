@@ -69,3 +69,60 @@ def test_an_abort_never_cuts_short_the_post_of_an_answer(emulator):
     with pytest.raises(TransportError):
         client.connection.request("GET", NEXT, abortable=True)
     client.close()
+
+
+@pytest.mark.timeout(30)
+def test_the_long_poll_after_the_first_answer_hands_its_socket_to_urllib3s_pool(emulator):
+    """Tried: /next, its response, then the next /next with an event queued. The first two
+    exchanges go over the plain connection; the long poll after the post hands its socket to
+    urllib3's pool mid-exchange and its answer is read on it; later exchanges take that very
+    socket from the pool."""
+    client = RuntimeAPIClient(emulator.address)
+    connection = client.connection
+    first = emulator.submit({"n": 1}, timeout=30)
+    event = client.next_invocation()
+    assert connection.pool is None
+    client.post_response(event, b'{"n": 1}', "application/json")
+    assert connection.pool is None
+    plain = connection._plain
+    assert plain is not None and plain.sock is not None
+    local = plain.sock.getsockname()
+    second = emulator.submit({"n": 2}, timeout=30)
+    event = client.next_invocation()
+    assert event.payload == b'{"n": 2}'
+    assert connection.pool is not None and connection._plain is None
+    time.sleep(0.05)  # past the back-to-back window: the post takes its connection from the pool
+    client.post_response(event, b'{"n": 2}', "application/json")
+    assert first.result(10).json() == {"n": 1} and second.result(10).json() == {"n": 2}
+    connection._give_back()  # what the next exchange does first, past the back-to-back window
+    pooled = connection.pool._get_conn()
+    assert pooled.sock is not None and pooled.sock.getsockname() == local
+    client.close()
+
+
+@pytest.mark.timeout(30)
+def test_an_abort_ends_the_long_poll_that_handed_its_socket_to_the_pool(emulator):
+    """Tried: abort() while the long poll after the first answer blocks, with no event queued:
+    that poll moved its socket to urllib3's pool as it began, and the abort still finds the
+    socket and ends it."""
+    invocation = emulator.submit({"n": 1}, timeout=30)
+    client = RuntimeAPIClient(emulator.address)
+    client.post_response(client.next_invocation(), b"{}", "application/json")
+    assert invocation.result(10).json() == {}
+    outcome: list[object] = []
+
+    def poll() -> None:
+        try:
+            outcome.append(client.connection.request("GET", NEXT, abortable=True))
+        except TRANSPORT_ERRORS as exc:
+            outcome.append(exc)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    assert emulator.wait_for_poll(10)
+    assert client.connection.pool is not None
+    client.connection.abort()
+    poller.join(10)
+    assert not poller.is_alive(), "the long poll outlived the abort"
+    assert isinstance(outcome[0], TRANSPORT_ERRORS)
+    client.close()

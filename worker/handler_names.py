@@ -15,8 +15,10 @@ This module imports only the standard library: the dev tooling loads it by its p
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # imported where a file is resolved: pathlib is not on the path to an event
+    from pathlib import Path
 
 FORMS = "module.function (Lambda's form), module:function or path/to/file.py:function"
 
@@ -87,6 +89,8 @@ def _module_of_path(text: str, target: str) -> str:
 def _module_of_relative_file(text: str, file: str) -> str | None:
     """``pkg/mod.py`` (relative to the code root) as ``pkg.mod``; None when that depends on
     where the code root is (an absolute path, one through ``..``)."""
+    from pathlib import PurePosixPath
+
     path = PurePosixPath(file)
     if path.is_absolute() or ".." in path.parts:
         return None
@@ -112,6 +116,8 @@ def module_under(name: HandlerName, code_root: str | os.PathLike[str]) -> str:
     if name.module is not None:
         return name.module
     assert name.file is not None
+    from pathlib import Path
+
     root = Path(os.path.realpath(code_root))
     file = Path(os.path.realpath(root / name.file))
     try:
@@ -128,6 +134,8 @@ def find_code_root(file: str | os.PathLike[str]) -> tuple[Path, str]:
     module from above the outermost such directory, so the package's relative imports
     work; any other file from its own directory.
     """
+    from pathlib import Path
+
     path = Path(os.path.abspath(file))
     root = path.parent
     parts = [path.name]
