@@ -434,7 +434,9 @@ def test_each_worker_writes_to_connections_of_its_own_from_the_fd_provider_socke
             _, outcomes = at_once(emulator, [{"do": "chatter", "lines": 3, "width": 10}] * 2)
             pids = {o.json()["pid"] for o in outcomes}
             ids = {o.request_id for o in outcomes}
-            arrived = wait_until(lambda: _provider_lines(received, pids) == _expected(ids, 3), 5)
+            # The lines are written before the answers go out; the bound is for this test's
+            # own reader threads, which a machine running the whole suite can starve.
+            arrived = wait_until(lambda: _provider_lines(received, pids) == _expected(ids, 3), 20)
             assert arrived, (pids, [(pid, b"".join(chunks)[:2000]) for pid, chunks in list(received)])
             output = runtime.output()
     finally:
