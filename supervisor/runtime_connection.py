@@ -12,8 +12,8 @@ and reading an answer with a few bytes operations costs about 40 µs (bench/READ
 urllib3 is loaded once the runtime's first answer is out: its import is most of what a
 no-op cold start costs (about 45 ms), and nothing before the first answer needs it. Until
 then one plain socket (``_PlainConnection``, connected as urllib3 connects one) carries the
-exchanges, framed like every other; the long poll that follows the first post loads
-urllib3 while it waits and hands the pool that socket, and from then on the pool owns it.
+exchanges, framed like every other; before the long poll that follows the first post,
+urllib3 is loaded and its pool handed that socket, and from then on the pool owns it.
 
 urllib3 has no public call that lends out a pooled connection, so two private ones are
 relied on, as urllib3 2.x has them (pyproject pins ``urllib3>=2.0,<3``, and
@@ -249,18 +249,16 @@ class RuntimeConnection:
             )
         return self.pool
 
-    def _hand_over(self, plain: _PlainConnection) -> Connection:
-        """Give urllib3's pool the plain connection's socket, in the middle of an exchange:
-        the returned connection of the pool's carries on with it, and every later exchange
-        takes its connection from the pool. ``abort`` finds the socket all along."""
-        # The pool is empty: a new, unconnected one (typed by urllib3 as the base class).
-        connection: Connection = self._urllib3_pool()._get_conn()  # type: ignore[assignment]
-        connection.sock = plain.sock
-        if self._in_flight is plain:
-            self._in_flight = connection
+    def _hand_over(self, plain: _PlainConnection) -> None:
+        """Load urllib3 and put the plain connection, idle between two exchanges, into its
+        pool, which owns it from then on: every later exchange takes its connection there."""
+        pool = self._urllib3_pool()
+        # The pool is empty: a new, unconnected one, given the plain one's socket.
+        connection = pool._get_conn()
+        connection.sock = plain.sock  # type: ignore[attr-defined]  # typed by urllib3 as the base class
         plain.sock = None
         self._plain = None
-        return connection
+        pool._put_conn(connection)
 
     def _take(self) -> Connection:
         """The connection for the next exchange: the plain one before the hand-over (opened
@@ -308,6 +306,10 @@ class RuntimeConnection:
         one the exchange waits for as long as the API takes, as the long poll must.
         """
         head = self._request_head(method, path, body, headers)
+        if abortable and self._posted and self._plain is not None:
+            # The long poll after the first answer: urllib3 is loaded before it is sent, so
+            # that no event is fetched by a runtime that could not load it.
+            self._hand_over(self._plain)
         connection = self._take()
         self._aborted = False
         self._in_flight = connection if abortable else None
@@ -329,9 +331,6 @@ class RuntimeConnection:
                     self._send(sock, body)
             if method == "POST":
                 self._posted = True
-            elif abortable and self._posted and isinstance(connection, _PlainConnection):
-                # The long poll after the first answer: urllib3 is loaded while it waits.
-                connection = self._hand_over(connection)
             answer, keep_alive = _read_answer(_SocketReader(sock, self))
             if not keep_alive or self._aborted:
                 connection.close()  # a half-shut connection is never used again

@@ -74,9 +74,9 @@ def test_an_abort_never_cuts_short_the_post_of_an_answer(emulator):
 @pytest.mark.timeout(30)
 def test_the_long_poll_after_the_first_answer_hands_its_socket_to_urllib3s_pool(emulator):
     """Tried: /next, its response, then the next /next with an event queued. The first two
-    exchanges go over the plain connection; the long poll after the post hands its socket to
-    urllib3's pool mid-exchange and its answer is read on it; later exchanges take that very
-    socket from the pool."""
+    exchanges go over the plain connection; before the long poll after the post, urllib3's
+    pool is handed that socket, and the poll and later exchanges take that very socket from
+    the pool."""
     client = RuntimeAPIClient(emulator.address)
     connection = client.connection
     first = emulator.submit({"n": 1}, timeout=30)
@@ -103,8 +103,8 @@ def test_the_long_poll_after_the_first_answer_hands_its_socket_to_urllib3s_pool(
 @pytest.mark.timeout(30)
 def test_an_abort_ends_the_long_poll_that_handed_its_socket_to_the_pool(emulator):
     """Tried: abort() while the long poll after the first answer blocks, with no event queued:
-    that poll moved its socket to urllib3's pool as it began, and the abort still finds the
-    socket and ends it."""
+    that poll took the socket from urllib3's pool, just handed it, and the abort finds it
+    there and ends it."""
     invocation = emulator.submit({"n": 1}, timeout=30)
     client = RuntimeAPIClient(emulator.address)
     client.post_response(client.next_invocation(), b"{}", "application/json")
