@@ -40,7 +40,14 @@ from typing import TYPE_CHECKING, NoReturn
 from supervisor.keeper import KILL_WAIT, kill_group, kill_process
 from supervisor.worker_process import WorkerProcess, widen_pipe
 from worker import procfs
-from worker.child import become_worker, close_inherited_fds, close_quietly, prctl, preload_function
+from worker.child import (
+    become_worker,
+    close_inherited_fds,
+    close_quietly,
+    load_common_modules,
+    prctl,
+    preload_function,
+)
 from worker.logs import SharedOutput
 
 if TYPE_CHECKING:
@@ -303,7 +310,11 @@ def _serve(settings: Settings, lines: list[socket.socket]) -> NoReturn:  # pragm
         signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
         close_inherited_fds({line.fileno() for line in lines} | {child_exited, wakeup})
         SharedOutput.open_lock()  # its own, for what the function prints at import
-        preloaded = preload_function(settings.handler) if settings.preload else None
+        if settings.preload:
+            preloaded: Preloaded | None = preload_function(settings.handler)
+        else:
+            preloaded = None
+            load_common_modules()
         # Nothing the workers inherit is collected in them, so their pages stay shared.
         gc.freeze()
         _fork_on_request(settings, lines, child_exited, preloaded, worker_name)

@@ -468,6 +468,32 @@ def _expected(request_ids: set[str], lines: int) -> list[tuple[int, str]]:
     return sorted([(2 * lines, "stdout"), (lines, "stderr")] * len(request_ids))
 
 
+@pytest.mark.timeout(60)
+def test_workers_share_the_common_standard_modules_the_fork_server_loaded(emulator, tmp_path):
+    """Tried: two slots, a function that imports uuid: in each worker http.client (one of
+    ``worker.child.COMMON_MODULES``) is loaded before the function's import, so the workers
+    share the server's copy, and uuid is the standard library's."""
+    with slots_runtime(emulator, tmp_path, 2, handler_files("report_common_modules")):
+        _, outcomes = at_once(emulator, [{}, {}])
+    answers = [o.json() for o in outcomes]
+    assert len({a["pid"] for a in answers}) == 2
+    assert [(a["loaded_before_import"], a["uuid_is_the_functions"]) for a in answers] == [(True, False)] * 2
+
+
+@pytest.mark.timeout(60)
+def test_a_function_module_named_like_a_common_one_is_the_one_it_imports(emulator, tmp_path):
+    """Tried: two slots, a function with a uuid.py of its own in its code root, which its
+    ``import uuid`` finds before the standard library's, as on AWS's runtime. Every worker
+    forgets the modules the fork server loaded for it (http.client is not loaded before the
+    function's import) and the function gets its own uuid."""
+    files = {**handler_files("report_common_modules"), "uuid.py": "THE_FUNCTIONS = True\n"}
+    with slots_runtime(emulator, tmp_path, 2, files):
+        _, outcomes = at_once(emulator, [{}, {}])
+    answers = [o.json() for o in outcomes]
+    assert len({a["pid"] for a in answers}) == 2
+    assert [(a["loaded_before_import"], a["uuid_is_the_functions"]) for a in answers] == [(False, True)] * 2
+
+
 # -------------------------------------------------------------------------------------- serve
 
 

@@ -34,6 +34,19 @@ RUNTIME_MODULES = ("supervisor", "worker", "urllib3", "structlog")
 # an import would give, so it is kept: the function does not import it a second time, and
 # its pages stay shared with the supervisor's.
 SHAREABLE_MODULES = ("urllib3", "structlog")
+# Standard-library modules most functions import (boto3 brings every one of them) that the
+# runtime itself keeps off its path to the first event. The fork server of Lambda Managed
+# Instances loads them before it forks its N workers (``load_common_modules``), so that the N
+# share their pages (about 12 MB of a boto3 init) instead of each loading its own.
+COMMON_MODULES = (
+    "base64", "bisect", "calendar", "concurrent.futures", "configparser", "copy", "csv",
+    "dataclasses", "datetime", "decimal", "email.parser", "email.utils", "getpass", "gzip",
+    "hashlib", "hmac", "html.parser", "http.client", "ipaddress", "mimetypes", "pathlib",
+    "pickle", "platform", "queue", "shlex", "shutil", "socket", "ssl", "subprocess",
+    "tempfile", "textwrap", "urllib.parse", "uuid", "xml.etree.ElementTree", "zipfile",
+)  # fmt: skip
+# What ``load_common_modules`` added to sys.modules.
+_common_modules: frozenset[str] = frozenset()
 # Where Lambda Managed Instances offer each worker's stdout and stderr a connection of its own.
 FD_PROVIDER_SOCKET = "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"
 
@@ -157,10 +170,50 @@ def _die_with_supervisor(supervisor_pid: int) -> None:  # pragma: no cover - run
         os.kill(os.getpid(), signal.SIGKILL)  # the supervisor died before the request took effect
 
 
+def load_common_modules() -> None:
+    """Import ``COMMON_MODULES`` (in the fork server, before any worker is forked)."""
+    global _common_modules
+    import importlib
+
+    before = set(sys.modules)
+    for name in COMMON_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass  # an interpreter built without it (no ssl): nothing to share
+    _common_modules = frozenset(sys.modules.keys() - before)
+
+
 def _forget_runtime_modules() -> None:
     forget = set(RUNTIME_MODULES).difference(_same_as_the_functions(SHAREABLE_MODULES))
     for name in [name for name in sys.modules if name.partition(".")[0] in forget]:
         del sys.modules[name]
+    _forget_common_modules_if_shadowed()
+
+
+def _forget_common_modules_if_shadowed() -> None:
+    """A function may have a module named like one of the common ones (an ``email.py`` in
+    its code root), which its import finds before the standard library's. Then all of them
+    are forgotten, and the worker imports what it needs as on AWS's runtime."""
+    loaded = _common_modules
+    if not loaded:
+        return
+    from importlib.machinery import PathFinder
+
+    # Only an entry of the function's search path ahead of the standard library can hold
+    # a module that its import would find first (built-in modules come before any entry).
+    search = [code_root(), *sys.path]
+    stdlib = os.path.dirname(os.__file__)
+    ahead = search[: next((i for i, entry in enumerate(search) if entry == stdlib), len(search))]
+    for package in {name.partition(".")[0] for name in loaded}:
+        try:
+            found = PathFinder.find_spec(package, ahead)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None and found.origin is not None:
+            for name in loaded:
+                sys.modules.pop(name, None)
+            return
 
 
 def _same_as_the_functions(names: tuple[str, ...]) -> set[str]:
