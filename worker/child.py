@@ -37,7 +37,7 @@ SHAREABLE_MODULES = ("urllib3", "structlog")
 # Standard-library modules most functions import (boto3 brings every one of them) that the
 # runtime itself keeps off its path to the first event. The fork server of Lambda Managed
 # Instances loads them before it forks its N workers (``load_common_modules``), so that the N
-# share their pages (about 12 MB of a boto3 init) instead of each loading its own.
+# share their pages instead of each loading its own.
 COMMON_MODULES = (
     "base64", "bisect", "calendar", "concurrent.futures", "configparser", "copy", "csv",
     "dataclasses", "datetime", "decimal", "email.parser", "email.utils", "getpass", "gzip",
