@@ -219,7 +219,7 @@ class ServedWorker(WorkerProcess):
         killing at once on a busy machine, the scan made a timeout's report late."""
         if self.wait_status is not None:
             return self.wait_status
-        family = _descendants(self.pid)
+        family = procfs.descendants(self.pid)
         if family is None:
             return self._kill_and_wait(super().kill)
         self._signal(signal.SIGKILL)
@@ -257,35 +257,6 @@ class ServedWorker(WorkerProcess):
         self.to_worker = self.from_worker = -1
         self.pidfd = None
         return []
-
-
-def _descendants(pid: int) -> list[procfs.Process] | None:
-    """The processes below ``pid``, by the children lists of each of their threads; None
-    where the kernel keeps no such lists (then only a scan of /proc finds them)."""
-    found: list[procfs.Process] = []
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        try:
-            threads = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue  # gone meanwhile
-        for thread in threads:
-            try:
-                with open(f"/proc/{parent}/task/{thread}/children", "rb") as listing:
-                    children = [int(child) for child in listing.read().split()]
-            except FileNotFoundError:
-                if os.path.isdir(f"/proc/{parent}/task/{thread}"):
-                    return None  # the thread is there, its list is not: the kernel keeps none
-                continue
-            except (OSError, ValueError):
-                continue
-            for child in children:
-                process = procfs.read_stat(child)
-                if process is not None and process.ppid == parent:
-                    found.append(process)
-                    frontier.append(child)
-    return found
 
 
 # ------------------------------------------------------------------------- the server itself

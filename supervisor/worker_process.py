@@ -301,12 +301,13 @@ class WorkerProcess:
             return self.wait_status
         # Found before the worker dies and lets go of them: the processes it started, by
         # their parent links, wherever they moved (without a subreaper, the only chance).
-        family = procfs.family(procfs.processes(), [self.pid])
+        family = procfs.descendants(self.pid)
+        if family is None:
+            family = [p for p in procfs.family(procfs.processes(), [self.pid]) if p.pid != self.pid]
         self._signal(signal.SIGKILL)
         kill_group(self.pid)
         for process in family:
-            if process.pid != self.pid:
-                kill_process(process)
+            kill_process(process)
         status = self.wait_exit(KILL_WAIT)
         if status is None:
             self.abandoned = True

@@ -74,6 +74,37 @@ def family(processes: list[Process], roots: Iterable[int]) -> list[Process]:
     return found
 
 
+def descendants(pid: int) -> list[Process] | None:
+    """The processes below ``pid``, by the children lists of each of their threads; None
+    where the kernel keeps no such lists (then only a scan of /proc finds them, with
+    ``family``). Reading a few lists is far quicker than a scan of every process, which
+    on a busy machine can make the report of a timeout late."""
+    found: list[Process] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            threads = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue  # gone meanwhile
+        for thread in threads:
+            try:
+                with open(f"/proc/{parent}/task/{thread}/children", "rb") as listing:
+                    children = [int(child) for child in listing.read().split()]
+            except FileNotFoundError:
+                if os.path.isdir(f"/proc/{parent}/task/{thread}"):
+                    return None  # the thread is there, its list is not: the kernel keeps none
+                continue
+            except (OSError, ValueError):
+                continue
+            for child in children:
+                process = read_stat(child)
+                if process is not None and process.ppid == parent:
+                    found.append(process)
+                    frontier.append(child)
+    return found
+
+
 def status_kb(pid: int, field: str) -> int | None:
     """A kB figure of /proc/PID/status (``VmRSS``, ``VmHWM``), or None when unknown."""
     prefix = field.encode() + b":"

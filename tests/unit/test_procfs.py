@@ -21,7 +21,8 @@ pytestmark = [
 
 def test_a_grandchild_is_in_the_family_with_its_parent_links():
     """Tried: a child that starts a grandchild and both wait; the family of the child holds
-    both, each placed by its parent, and the test's own pid is not among them. (Started as
+    both, each placed by its parent, and the test's own pid is not among them; its
+    descendants by the kernel's children lists are the grandchild alone. (Started as
     new programs: this test process runs threads, and forking it could deadlock the copy.)"""
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD_WITH_GRANDCHILD], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
@@ -33,6 +34,10 @@ def test_a_grandchild_is_in_the_family_with_its_parent_links():
         assert family[0].pid == child.pid and family[0].ppid == os.getpid()
         assert family[1].ppid == child.pid
         assert family[0].start == procfs.read_stat(child.pid).start
+        # The children lists give the same processes below the child, without a scan.
+        below = procfs.descendants(child.pid)
+        if below is not None:  # None: a kernel that keeps no children lists
+            assert [(p.pid, p.ppid) for p in below] == [(p.pid, p.ppid) for p in family[1:]]
     finally:
         for process in procfs.family(procfs.processes(), [child.pid])[::-1]:
             os.kill(process.pid, signal.SIGKILL)
