@@ -433,7 +433,12 @@ def test_sigterm_in_the_middle_of_a_stream(emulator, tmp_path, report, seed):
     for item in handed:
         assert item.invocation is not None
         outcomes = emulator.outcomes(item.invocation.request_id)
-        if len(outcomes) != 1 or item.invocation.rejected:
+        refused = item.invocation.rejected
+        if not outcomes and len(refused) == 1 and late_timeout(refused[0]) and not item.check(refused[0]):
+            # Its one timeout report came after the deadline and was refused, as on Lambda,
+            # where the platform's own timeout answers the caller (``chaos_support.answer``).
+            continue
+        if len(outcomes) != 1 or refused:
             complaints.append(
                 f"#{item.n} {item.kind}: accepted {outcomes}, refused {item.invocation.rejected}"
             )
