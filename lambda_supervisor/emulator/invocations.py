@@ -306,22 +306,34 @@ class InvocationQueue:
     def accept_answer(self, request_id: str, outcome: Outcome) -> tuple[int, dict[str, str]]:
         """Decide the status of a ``/response`` or ``/error`` post, recording it."""
         with self._lock:
-            invocation = self._invocations.get(request_id)
-            if invocation is None or invocation.hand_outs == 0:
-                return 400, error_json("InvalidRequestID", f"Invalid request ID: {request_id!r}")
-            status = _rejection_status(invocation)
-            if status is not None:
-                outcome.status = status
-                invocation.rejected.append(outcome)
-                return status, REJECTIONS[status]
+            admitted = self._admit(request_id, outcome)
+            if not isinstance(admitted, Invocation):
+                return admitted
             outcome.status = 202
-            invocation.finish(outcome)
-            if invocation in self._queue:
-                # Put back after a hand-out that failed on our side, while the runtime had
-                # read enough of it to answer: its answer is the one, and it goes out no more.
-                self._queue.remove(invocation)
-            self._lock.notify_all()
+            admitted.finish(outcome)
+            self._answered(admitted)
         return 202, {"status": "OK"}
+
+    def _admit(self, request_id: str, refused: Outcome) -> Invocation | tuple[int, dict[str, str]]:
+        """Under the lock: the invocation a post answers, or the status and body that refuse
+        the post (then ``refused``, with that status, is recorded as the invocation's)."""
+        invocation = self._invocations.get(request_id)
+        if invocation is None or invocation.hand_outs == 0:
+            return 400, error_json("InvalidRequestID", f"Invalid request ID: {request_id!r}")
+        status = _rejection_status(invocation)
+        if status is not None:
+            refused.status = status
+            invocation.rejected.append(refused)
+            return status, REJECTIONS[status]
+        return invocation
+
+    def _answered(self, invocation: Invocation) -> None:
+        """Under the lock, after a post was admitted as the invocation's answer."""
+        if invocation in self._queue:
+            # Put back after a hand-out that failed on our side, while the runtime had read
+            # enough of it to answer: its answer is the one, and it goes out no more.
+            self._queue.remove(invocation)
+        self._lock.notify_all()
 
     def await_response(
         self, invocation: Invocation, *, queue_timeout: float | None = None
@@ -360,18 +372,12 @@ class InvocationQueue:
         stream is then the invocation's, and its callers can follow it), else the refusal,
         as for any other post. A stream, once begun, is the invocation's only answer."""
         with self._lock:
-            invocation = self._invocations.get(request_id)
-            if invocation is None or invocation.hand_outs == 0:
-                return 400, error_json("InvalidRequestID", f"Invalid request ID: {request_id!r}")
-            status = _rejection_status(invocation)
-            if status is not None:
-                invocation.rejected.append(Outcome("response", b"", stream.headers, status, request_id))
-                return status, REJECTIONS[status]
-            invocation.stream = stream
-            invocation.responding.set()
-            if invocation in self._queue:
-                self._queue.remove(invocation)
-            self._lock.notify_all()
+            admitted = self._admit(request_id, Outcome("response", b"", stream.headers, 0, request_id))
+            if not isinstance(admitted, Invocation):
+                return admitted
+            admitted.stream = stream
+            admitted.responding.set()
+            self._answered(admitted)
         return 202, {"status": "OK"}
 
     def close_stream(self, request_id: str, trailers: dict[str, str], *, status: int = 202) -> Outcome | None:
