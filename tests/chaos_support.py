@@ -252,11 +252,16 @@ def late_timeout(post: Outcome) -> bool:
     return post.status == 410 and post.error_type == errors.TIMEOUT
 
 
+def one_late_timeout(refused: list[Outcome]) -> bool:
+    """Were the runtime's refused posts for an event its one timeout report, come too late?"""
+    return len(refused) == 1 and late_timeout(refused[0])
+
+
 def _late_timeout_problem(item: Planned, outcome: Outcome, refused: list[Outcome]) -> str | None:
     """What is wrong with an answer the emulator gave on the runtime's behalf; None when it is
     the platform's timeout standing in for the runtime's own timeout report, which came
     once, too late, and was itself the answer the event was to get."""
-    if outcome.error_type != errors.TIMEOUT or len(refused) != 1 or not late_timeout(refused[0]):
+    if outcome.error_type != errors.TIMEOUT or not one_late_timeout(refused):
         return f"answered by the emulator, not the runtime: {outcome}, refused posts {refused}"
     return item.check(refused[0])
 
