@@ -91,3 +91,19 @@ def test_the_interrupt_descriptor_ends_the_wait_only_before_the_frame_begins(pip
     finally:
         os.close(interrupt_read)
         os.close(interrupt_write)
+
+
+def test_metadata_is_encoded_as_compact_json_would_be(pipe):
+    """The encoder built once for a frame's metadata writes what json.dumps with compact
+    separators writes (non-ASCII escaped, floats, nesting), and refuses what JSON cannot
+    hold with json's own TypeError."""
+    import json
+
+    meta = {"request_id": "ünï\u2028", "deadline_ms": 1_789_000_000_000, "n": 1.5, "ok": True, "none": None}
+    meta["nested"] = {"list": [1, "two"]}
+    assert protocol._encode_meta(meta) == json.dumps(meta, separators=(",", ":"))
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        protocol._encode_meta({"x": object()})
+    read_fd, write_fd = pipe
+    protocol.write_frame(write_fd, protocol.RESULT, meta)
+    assert protocol.read_frame(read_fd, max_body=0).meta == meta
