@@ -239,8 +239,10 @@ class ServedWorker(WorkerProcess):
             self.wait_status = status = signal.SIGKILL  # the status it will die with
         return status
 
-    def reap_orphans(self) -> None:
-        """Nothing to do: orphans are re-parented to the fork server, which reaps them."""
+    def reap_orphans(self) -> bool:
+        """Nothing to do: orphans are re-parented to the fork server, which reaps them. Nor
+        does it tell whether this worker lives (False): its exit is the server's to report."""
+        return False
 
     def release(self) -> list[int]:
         """Kill what is left of the worker (itself, its process group) and close its pipes.

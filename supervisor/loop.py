@@ -218,8 +218,6 @@ class Supervisor:
                 self._answer(event, self._not_handed_over(kill_at))
                 return
         self._answer(event, self._wait_reply(kill_at, event.reply_token))
-        if self.reaps_orphans:
-            self._reap_orphans()
         if self.worker is served_by and served_by.wait_status is None:
             if served_by.answered_twice:
                 self.worker.kill()
@@ -234,15 +232,6 @@ class Supervisor:
         if time.monotonic() >= kill_at:
             return TimedOut()
         return Died(self.worker.kill())
-
-    def _reap_orphans(self) -> None:
-        """Reap processes a handler left behind once they are re-parented to us.
-
-        That happens when the supervisor is a subreaper, or PID 1 (a container image run
-        without an init); unreaped, they would pile up as zombies. The worker's own status
-        is kept if it is among them.
-        """
-        self.worker.reap_orphans()
 
     def _wait_reply(self, kill_at: float, token: str) -> Reply:
         """The worker's reply; on shutdown, waited for only for the grace period."""
@@ -357,6 +346,16 @@ class Supervisor:
         self._replace_worker(reason)
 
     def _ensure_live_worker(self) -> None:
+        """Before each ``/next``: reap what a handler left behind, and replace a worker that
+        died since its last event.
+
+        Orphans are re-parented to the supervisor when it is a subreaper, or PID 1 (a
+        container image run without an init); unreaped, they would pile up as zombies. The
+        one look at the exited children that finds them also tells whether the worker is
+        among them: when none has exited, the worker lives, and is not asked again.
+        """
+        if self.reaps_orphans and self.worker.reap_orphans():
+            return
         if self.worker.exited():
             self.log.warning(
                 "worker died between invocations",

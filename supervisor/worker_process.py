@@ -359,24 +359,28 @@ class WorkerProcess:
         self.pidfd = None
         return stuck
 
-    def reap_orphans(self) -> None:
+    def reap_orphans(self) -> bool:
         """Reap the supervisor's children that have exited, other than this worker: the
         orphans re-parented to it. This worker's exit, if it is among them, is recorded as
-        its wait status (``exited``), never lost."""
+        its wait status (``exited``), never lost. True when, once they are reaped, no child
+        has exited: this worker is alive then."""
         waitid = getattr(os, "waitid", None)
         while True:
             try:
                 if waitid is None:  # no peeking at a status before taking it
                     pid, status = os.waitpid(-1, os.WNOHANG)
+                    if pid == 0:
+                        return self.wait_status is None  # none has exited, this worker included
                     if pid == self.pid and self.wait_status is None:
                         self.wait_status = status
-                else:
-                    exited = waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-                    pid = 0 if exited is None else self._reap(exited.si_pid)
+                    continue
+                exited = waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                if exited is None:
+                    return self.wait_status is None  # none has exited, this worker included
+                if not self._reap(exited.si_pid):
+                    return False  # one had exited but could not be reaped: nothing is known
             except ChildProcessError:
-                return
-            if pid == 0:
-                return
+                return False  # no child at all, so not this worker either
 
     def _reap(self, pid: int) -> int:
         """Reap one child that has exited; returns its pid, or 0 if it had not."""
