@@ -525,10 +525,7 @@ class RuntimeAPIClient:
 
     def _parse_event(self, headers: Headers, payload: bytes | bytearray) -> Event:
         """The event a /next answer hands out; ``Unanswerable`` if it names none."""
-
-        def header(name: str) -> str | None:
-            return _utf8_header(headers.get_lowercase(name))
-
+        get = headers.get_lowercase
         ids = set(headers.get_all("Lambda-Runtime-Aws-Request-Id"))
         if len(ids) > 1:
             # Two different ids: the answer would have to go under one of them, and it could
@@ -545,7 +542,7 @@ class RuntimeAPIClient:
             raise Unanswerable("event without Lambda-Runtime-Aws-Request-Id cannot be answered; skipped")
         request_id = _id_text(raw_id)
         now_ms = int(time.time() * 1000)
-        deadline_ms = _deadline_ms(headers.get_lowercase("lambda-runtime-deadline-ms"), now_ms)
+        deadline_ms = _deadline_ms(get("lambda-runtime-deadline-ms"), now_ms)
         if deadline_ms is None:
             deadline_ms = now_ms + _LONGEST_TIMEOUT_MS
             self._warn("event without a usable deadline; using 900 s", requestId=request_id)
@@ -554,13 +551,13 @@ class RuntimeAPIClient:
             request_id_bytes=raw_id,
             deadline_ms=deadline_ms,
             payload=payload,
-            content_type=header("content-type"),
-            invoked_function_arn=header("lambda-runtime-invoked-function-arn"),
-            trace_id=header("lambda-runtime-trace-id"),
-            client_context=header("lambda-runtime-client-context"),
-            cognito_identity=header("lambda-runtime-cognito-identity"),
-            tenant_id=header("lambda-runtime-aws-tenant-id"),
-            invocation_id=header("lambda-runtime-invocation-id"),
+            content_type=_utf8_header(get("content-type")),
+            invoked_function_arn=_utf8_header(get("lambda-runtime-invoked-function-arn")),
+            trace_id=_utf8_header(get("lambda-runtime-trace-id")),
+            client_context=_utf8_header(get("lambda-runtime-client-context")),
+            cognito_identity=_utf8_header(get("lambda-runtime-cognito-identity")),
+            tenant_id=_utf8_header(get("lambda-runtime-aws-tenant-id")),
+            invocation_id=_utf8_header(get("lambda-runtime-invocation-id")),
         )
 
     def _answer_incomplete(self, cut: IncompleteAnswer) -> None:

@@ -181,6 +181,8 @@ class RuntimeConnection:
         # Set once an answer has been posted: the next long poll hands the pool its socket.
         self._posted = False
         self._host_line = f"Host: {host}:{port}\r\n".encode("latin-1")
+        # The heads of requests without headers or body (the GET of every /next), made once.
+        self._bare_heads: dict[tuple[str, str], bytes] = {}
         self._in_flight: Connection | None = None
         # The connection of the last exchange, and when its answer was read, until the next
         # exchange takes it or hands it back to the pool.
@@ -436,6 +438,23 @@ class RuntimeConnection:
         headers: dict[str, str] | None,
         *,
         chunked: bool = False,
+    ) -> bytes:
+        if body is None and not headers and not chunked and method != "POST":
+            key = (method, path)
+            head = self._bare_heads.get(key)
+            if head is None:
+                head = self._bare_heads[key] = self._compose_head(method, path, None, None, chunked=False)
+            return head
+        return self._compose_head(method, path, body, headers, chunked=chunked)
+
+    def _compose_head(
+        self,
+        method: str,
+        path: str,
+        body: bytes | bytearray | None,
+        headers: dict[str, str] | None,
+        *,
+        chunked: bool,
     ) -> bytes:
         lines = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_line]
         if headers:
