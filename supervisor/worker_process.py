@@ -85,6 +85,9 @@ class WorkerProcess:
         self.pid = pid
         self.to_worker = to_worker
         self.from_worker = from_worker
+        # Read only after a wait or with one at hand (``protocol.read_frame``): a reply cut
+        # short by handler code must never block the supervisor.
+        os.set_blocking(from_worker, False)
         self.max_response_bytes = max_response_bytes
         self.wait_status: int | None = None
         self.pidfd: int | None = _pidfd_open(pid)
@@ -250,6 +253,7 @@ class WorkerProcess:
                 allowed=allowed,
                 watch=self.pidfd,
                 interrupt=interrupt,
+                nonblocking=True,
             )
         except protocol.Closed:
             status = self.wait_exit(1.0)

@@ -493,6 +493,7 @@ def read_frame(
     allowed: frozenset[bytes] | None = None,
     watch: int | None = None,
     interrupt: int | None = None,
+    nonblocking: bool = False,
 ) -> Frame:
     """Read one frame; ``deadline`` is a ``time.monotonic()`` instant or None to block.
 
@@ -502,8 +503,10 @@ def read_frame(
     while some process it left behind still holds the pipe open must not look like one
     that is merely slow. ``interrupt`` (a signal wakeup descriptor) ends the wait with
     ``Interrupted``, but only before the first byte: a frame is never abandoned halfway.
+    ``nonblocking`` says that ``fd`` is: once a frame has begun, the rest of it (most often
+    in the pipe already, as a frame is written at once) is read before it is waited for.
     """
-    reader = _Reader(fd, deadline, watch, interrupt)
+    reader = _Reader(fd, deadline, watch, interrupt, nonblocking)
     header = reader.read_exact(HEADER.size)
     kind, meta_len, body_len = HEADER.unpack(header)
     if allowed is not None and kind not in allowed:
@@ -535,12 +538,19 @@ def read_frame(
 class _Reader:
     """Reads exact sizes from a pipe, giving up at a deadline or when ``watch`` fires."""
 
-    def __init__(self, fd: int, deadline: float | None, watch: int | None, interrupt: int | None) -> None:
+    def __init__(
+        self, fd: int, deadline: float | None, watch: int | None, interrupt: int | None, nonblocking: bool
+    ) -> None:
         self.fd = fd
         self.deadline = deadline
         self.interrupt = interrupt
+        self.nonblocking = nonblocking
+        # Whether the next read waits for the pipe first: always before a frame begins, and
+        # after it only on a blocking pipe, or when a read found none of the rest yet.
+        self.waits = True
+        self.begun = False
         self.poller: select.poll | None = None
-        if deadline is not None or watch is not None or interrupt is not None:
+        if nonblocking or deadline is not None or watch is not None or interrupt is not None:
             self.poller = select.poll()
             for watched in (fd, watch, interrupt):
                 if watched is not None:
@@ -559,10 +569,12 @@ class _Reader:
         remaining = size
         while remaining:
             self._wait()
-            chunk = os.read(self.fd, remaining)
-            if not chunk:
-                raise Closed()
-            self._begun()
+            try:
+                chunk = os.read(self.fd, remaining)
+            except BlockingIOError:
+                self.waits = True
+                continue
+            self._got(len(chunk))
             chunks.append(chunk)
             remaining -= len(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -573,19 +585,27 @@ class _Reader:
         got = 0
         while got < size:
             self._wait()
-            count = os.readv(self.fd, [view[got:]])
-            if not count:
-                raise Closed()
-            self._begun()
+            try:
+                count = os.readv(self.fd, [view[got:]])
+            except BlockingIOError:
+                self.waits = True
+                continue
+            self._got(count)
             got += count
         return out
 
     def _wait(self) -> None:
-        if self.poller is not None:
+        if self.waits and self.poller is not None:
             _wait_for(self.poller, self.fd, self.deadline, self.interrupt)
 
-    def _begun(self) -> None:
-        if self.interrupt is not None:
-            # The frame has begun: from here on it is read to the end or not at all.
-            self.poller.unregister(self.interrupt)  # type: ignore[union-attr]
-            self.interrupt = None
+    def _got(self, count: int) -> None:
+        """After a read of ``count`` bytes: ``Closed`` at the pipe's end; else the frame has
+        begun, and from here on it is read to the end or not at all."""
+        if not count:
+            raise Closed()
+        if not self.begun:
+            self.begun = True
+            if self.interrupt is not None:
+                self.poller.unregister(self.interrupt)  # type: ignore[union-attr]
+                self.interrupt = None
+        self.waits = not self.nonblocking

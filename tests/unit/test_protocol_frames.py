@@ -107,3 +107,31 @@ def test_metadata_is_encoded_as_compact_json_would_be(pipe):
     read_fd, write_fd = pipe
     protocol.write_frame(write_fd, protocol.RESULT, meta)
     assert protocol.read_frame(read_fd, max_body=0).meta == meta
+
+
+@pytest.mark.parametrize("body_size", [3, 300_000])
+def test_on_a_nonblocking_pipe_the_rest_of_a_frame_is_awaited_when_it_is_late(pipe, body_size):
+    """The supervisor's reply pipe is non-blocking, and once a frame has begun its rest is
+    read before it is waited for. Tried: a frame whose last byte comes 100 ms after the
+    rest, small and over the pipe's capacity (read whole), and one whose rest never comes
+    (ended at the deadline, not blocked on)."""
+    read_fd, write_fd = pipe
+    os.set_blocking(read_fd, False)
+    body = os.urandom(body_size)
+    head = protocol.HEADER.pack(protocol.RESULT, 2, body_size) + b"{}"
+
+    def write_late() -> None:
+        os.write(write_fd, head + body[:-1])  # blocks while the pipe is full
+        time.sleep(0.1)
+        os.write(write_fd, body[-1:])
+
+    writer = threading.Thread(target=write_late)
+    writer.start()
+    frame = protocol.read_frame(read_fd, max_body=1 << 20, deadline=time.monotonic() + 5, nonblocking=True)
+    writer.join(5)
+    assert bytes(frame.body) == body
+    os.write(write_fd, head[:-1])
+    started = time.monotonic()
+    with pytest.raises(protocol.TimedOut):
+        protocol.read_frame(read_fd, max_body=1 << 20, deadline=started + 0.2, nonblocking=True)
+    assert 0.2 <= time.monotonic() - started < 2.0
