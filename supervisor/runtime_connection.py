@@ -325,12 +325,17 @@ class RuntimeConnection:
                 # abort() ran before this exchange had a socket to shut.
                 self._abort_next = False
                 raise TransportError("request abandoned: the runtime is stopping")
-            if body and len(body) <= _JOINED_SEND_LIMIT:
+            if not body:
+                self._send(sock, head)
+            elif len(body) <= _JOINED_SEND_LIMIT:
                 self._send(sock, head + body)
+            elif self._deadline is not None:
+                # Head and body in one system call, and no copy of the body to join them: sent
+                # apart, the head would go out in a segment of its own and wake the API twice.
+                self._send_parts(sock, [memoryview(head), memoryview(body).cast("B")])
             else:
                 self._send(sock, head)
-                if body:
-                    self._send(sock, body)
+                self._send(sock, body)
             if method == "POST":
                 self._posted = True
             answer, keep_alive = _read_answer(_SocketReader(sock, self))
