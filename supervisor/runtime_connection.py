@@ -180,7 +180,7 @@ class RuntimeConnection:
         self._plain: _PlainConnection | None = _PlainConnection(host, port, connect_timeout)
         # Set once an answer has been posted: the next long poll hands the pool its socket.
         self._posted = False
-        self._host_line = f"Host: {host}:{port}\r\n".encode("latin-1")
+        self._host_field = f"Host: {host}:{port}\r\n"
         # The heads of requests without headers or body (the GET of every /next), made once.
         self._bare_heads: dict[tuple[str, str], bytes] = {}
         self._in_flight: Connection | None = None
@@ -461,15 +461,14 @@ class RuntimeConnection:
         *,
         chunked: bool,
     ) -> bytes:
-        lines = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._host_line]
-        if headers:
-            lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())
+        fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()]) if headers else ""
         if chunked:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
+            length = "Transfer-Encoding: chunked\r\n"
         elif body is not None or method == "POST":
-            lines.append(b"Content-Length: %d\r\n" % (len(body) if body else 0))
-        lines.append(b"\r\n")
-        return b"".join(lines)
+            length = f"Content-Length: {len(body) if body else 0}\r\n"
+        else:
+            length = ""
+        return f"{method} {path} HTTP/1.1\r\n{self._host_field}{fields}{length}\r\n".encode("latin-1")
 
 
 class StreamingRequest:

@@ -88,6 +88,7 @@ class WorkerProcess:
         # Read only after a wait or with one at hand (``protocol.read_frame``): a reply cut
         # short by handler code must never block the supervisor.
         os.set_blocking(from_worker, False)
+        self._has_output = protocol.Readable(from_worker)
         self.max_response_bytes = max_response_bytes
         self.wait_status: int | None = None
         self.pidfd: int | None = _pidfd_open(pid)
@@ -230,7 +231,7 @@ class WorkerProcess:
         """Why this worker must not be given an event: it wrote on its reply pipe while it had
         none (a second reply to its last event, or anything else). None when all is quiet.
         What it wrote would otherwise be read as the next event's reply."""
-        if self.from_worker < 0 or not protocol.readable(self.from_worker):
+        if self.from_worker < 0 or not self._has_output():
             return None
         stray = self._read(
             time.monotonic(), protocol.REPLY_KINDS, self.max_response_bytes + errors.ERROR_REPLY_SLACK

@@ -478,11 +478,17 @@ def _wait_for(poller: select.poll, fd: int, deadline: float | None, interrupt: i
     raise Closed()
 
 
-def readable(fd: int) -> bool:
-    """Is there something to read on ``fd`` right now? (Not merely its writer gone.)"""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return any(events & select.POLLIN for _, events in poller.poll(0))
+class Readable:
+    """Whether ``fd`` has something to read right now (not merely its writer gone), asked
+    as often as needed of one poll object, made once: the supervisor asks before every event."""
+
+    def __init__(self, fd: int) -> None:
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
+
+    def __call__(self) -> bool:
+        ready = self._poller.poll(0)
+        return bool(ready) and bool(ready[0][1] & select.POLLIN)
 
 
 def read_frame(
