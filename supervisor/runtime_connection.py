@@ -183,6 +183,8 @@ class RuntimeConnection:
         self._host_field = f"Host: {host}:{port}\r\n"
         # The heads of requests without headers or body (the GET of every /next), made once.
         self._bare_heads: dict[tuple[str, str], bytes] = {}
+        # A poll object for each (descriptor, events) a timed exchange waits on, made once.
+        self._pollers: dict[tuple[int, int], select.poll] = {}
         self._in_flight: Connection | None = None
         # The connection of the last exchange, and when its answer was read, until the next
         # exchange takes it or hands it back to the pool.
@@ -371,8 +373,11 @@ class RuntimeConnection:
         call that follows does the waiting."""
         if self._deadline is None:
             return
-        poller = select.poll()
-        poller.register(sock, events)
+        key = (sock.fileno(), events)
+        poller = self._pollers.get(key)
+        if poller is None:
+            poller = self._pollers[key] = select.poll()
+            poller.register(*key)
         while True:
             deadline = self._deadline  # read afresh: a signal handler may have moved it
             remaining = float("inf") if deadline is None else deadline - time.monotonic()
