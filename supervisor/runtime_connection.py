@@ -181,7 +181,6 @@ class RuntimeConnection:
         # Set once an answer has been posted: the next long poll hands the pool its socket.
         self._posted = False
         self._host_field = f"Host: {host}:{port}\r\n"
-        # The heads of requests without headers or body (the GET of every /next), made once.
         self._bare_heads: dict[tuple[str, str], bytes] = {}
         # A poll object for each (descriptor, events) a timed exchange waits on, made once.
         self._pollers: dict[tuple[int, int], select.poll] = {}
@@ -449,23 +448,11 @@ class RuntimeConnection:
         *,
         chunked: bool = False,
     ) -> bytes:
-        if body is None and not headers and not chunked and method != "POST":
-            key = (method, path)
-            head = self._bare_heads.get(key)
-            if head is None:
-                head = self._bare_heads[key] = self._compose_head(method, path, None, None, chunked=False)
+        # A request without headers or body (the GET of every /next) has the same head each
+        # time: made once.
+        bare = body is None and not headers and not chunked and method != "POST"
+        if bare and (head := self._bare_heads.get((method, path))) is not None:
             return head
-        return self._compose_head(method, path, body, headers, chunked=chunked)
-
-    def _compose_head(
-        self,
-        method: str,
-        path: str,
-        body: bytes | bytearray | None,
-        headers: dict[str, str] | None,
-        *,
-        chunked: bool,
-    ) -> bytes:
         fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()]) if headers else ""
         if chunked:
             length = "Transfer-Encoding: chunked\r\n"
@@ -473,7 +460,10 @@ class RuntimeConnection:
             length = f"Content-Length: {len(body) if body else 0}\r\n"
         else:
             length = ""
-        return f"{method} {path} HTTP/1.1\r\n{self._host_field}{fields}{length}\r\n".encode("latin-1")
+        head = f"{method} {path} HTTP/1.1\r\n{self._host_field}{fields}{length}\r\n".encode("latin-1")
+        if bare:
+            self._bare_heads[(method, path)] = head
+        return head
 
 
 class StreamingRequest:
