@@ -34,7 +34,6 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from supervisor.keeper import KILL_WAIT, kill_group, kill_process
@@ -214,30 +213,13 @@ class ServedWorker(WorkerProcess):
         return self.wait_status
 
     def kill(self) -> int:
-        """``WorkerProcess.kill``, finding what the worker started by its own tree (the
-        kernel's children lists) rather than by a scan of every process: with several slots
-        killing at once on a busy machine, the scan made a timeout's report late."""
-        if self.wait_status is not None:
-            return self.wait_status
-        family = procfs.descendants(self.pid)
-        if family is None:
-            return self._kill_and_wait(super().kill)
-        self._signal(signal.SIGKILL)
-        kill_group(self.pid)
-        for process in family:
-            kill_process(process)
-        return self._kill_and_wait(lambda: self.wait_exit(KILL_WAIT))
-
-    def _kill_and_wait(self, kill: Callable[[], int | None]) -> int:
+        """``WorkerProcess.kill``, its wait for the death ended as soon as the pidfd fires:
+        the server's report of the exit can come later (``wait_exit``)."""
         self._killing = True
         try:
-            status = kill()
+            return super().kill()
         finally:
             self._killing = False
-        if status is None:
-            self.abandoned = True
-            self.wait_status = status = signal.SIGKILL  # the status it will die with
-        return status
 
     def reap_orphans(self) -> bool:
         """Nothing to do: orphans are re-parented to the fork server, which reaps them. Nor
