@@ -554,7 +554,6 @@ class _Reader:
         # Whether the next read waits for the pipe first: always before a frame begins, and
         # after it only on a blocking pipe, or when a read found none of the rest yet.
         self.waits = True
-        self.begun = False
         self.poller: select.poll | None = None
         if nonblocking or deadline is not None or watch is not None or interrupt is not None:
             self.poller = select.poll()
@@ -609,9 +608,7 @@ class _Reader:
         begun, and from here on it is read to the end or not at all."""
         if not count:
             raise Closed()
-        if not self.begun:
-            self.begun = True
-            if self.interrupt is not None:
-                self.poller.unregister(self.interrupt)  # type: ignore[union-attr]
-                self.interrupt = None
+        if self.interrupt is not None:
+            self.poller.unregister(self.interrupt)  # type: ignore[union-attr]
+            self.interrupt = None
         self.waits = not self.nonblocking
