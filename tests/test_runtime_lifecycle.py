@@ -55,6 +55,25 @@ def test_runaway_allocation_is_reported_as_out_of_memory(emulator, tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_a_worker_that_dies_after_answering_is_replaced_before_the_next_event_is_fetched(emulator, tmp_path):
+    """Tried: a handler whose thread ends the worker (exit status 7) 0.2 s after it answers,
+    while the Runtime API takes 1 s to accept that answer. The supervisor finds the death in
+    its look at the exited children before the next ``/next``, and starts the replacement
+    then, not once the next event is in hand."""
+    with running_runtime(emulator, tmp_path, handler_files("hoard_allocate_or_sleep")) as runtime:
+        emulator.inject_fault("response", "delay", delay=1.0)
+        first = invoke(emulator, {"do": "exit_soon", "after": 0.2}).json()
+        died = log_records(runtime, "worker died between invocations")
+        second = invoke(emulator, {}).json()
+        started = log_records(runtime, "worker started")
+        messages = [record.get("message") for record in runtime.json_lines()]
+    assert [record.get("status") for record in died] == ["exit status 7"]
+    assert second["pid"] != first["pid"]
+    assert [record.get("reason") for record in started] == ["worker died between invocations"]
+    assert "worker gone before the event was handed over" not in messages
+
+
+@pytest.mark.timeout(60)
 def test_sigterm_while_idle_runs_the_workers_hook_and_exits_cleanly(emulator, tmp_path):
     hook_file = tmp_path / "hook.log"
     env = {"HOOK_FILE": str(hook_file)}

@@ -1,10 +1,12 @@
-"""Keeps memory for good (``grow``), allocates for one call (``allocate``), or sleeps after
-writing a marker file (``sleep``); answers which worker and init served. Its SIGTERM hook
-notes the worker's pid in ``HOOK_FILE``."""
+"""Keeps memory for good (``grow``), allocates for one call (``allocate``), sleeps after
+writing a marker file (``sleep``), or answers and exits a moment later (``exit_soon``);
+answers which worker and init served. Its SIGTERM hook notes the worker's pid in
+``HOOK_FILE``."""
 
 import os
 import signal
 import sys
+import threading
 import time
 
 INIT_ID = os.urandom(4).hex()
@@ -33,4 +35,7 @@ def handler(event, context):
     elif action == "sleep":
         open(event["started_file"], "w").close()
         time.sleep(event["seconds"])
+    elif action == "exit_soon":
+        # The worker dies once its answer is out, between this invocation and the next.
+        threading.Timer(event["after"], os._exit, (7,)).start()
     return {"pid": os.getpid(), "init_id": INIT_ID}
