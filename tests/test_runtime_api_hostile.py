@@ -272,6 +272,35 @@ def test_sigterm_ends_a_post_the_api_reads_and_never_answers(tmp_path):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("nth", [1, 2], ids=["first-event", "after-the-hand-over-to-urllib3"])
+def test_a_connection_the_api_closes_while_the_handler_runs_is_replaced_before_the_post(tmp_path, nth):
+    """Tried: a Runtime API that closes the keep-alive connection right after handing out an
+    event whose handler then runs 0.2 s, on the first event's connection (before urllib3 is
+    loaded) and on a later one's (urllib3's). The drop is found before the post, which goes
+    out once, on a fresh connection, with nothing retried or logged; the runtime serves on."""
+    polls = 0
+
+    def script(request):
+        nonlocal polls
+        if request.route != "next":
+            return None
+        polls += 1
+        if polls != nth:
+            return None
+        slow = json.dumps({"do": "sleep_ok", "seconds": 0.2, "n": 0}).encode()
+        return Reply(event("dropped-1", slow), "close")
+
+    with FakeRuntimeAPI(script) as api, _fake_runtime(api, tmp_path) as runtime:
+        if nth > 1:
+            _served(api, "before-1", 1)
+        assert api.wait_for(lambda requests: _posts_for(requests, "dropped-1"), 30)
+        _served(api, "after-1", 2)
+        [post] = _posts_for(api.requests, "dropped-1")
+        assert post.route == "response"
+        assert not [r for r in runtime.json_lines() if "retrying" in str(r.get("message"))]
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("second", [202, 403], ids=["then-accepted", "then-403-the-first-landed"])
 def test_a_post_the_api_reads_and_never_answers_is_retried_after_a_timeout(tmp_path, second):
     """Tried: a Runtime API that reads the first /response post and never answers; the retry
