@@ -277,7 +277,7 @@ def test_a_connection_the_api_closes_while_the_handler_runs_is_replaced_before_t
     """Tried: a Runtime API that closes the keep-alive connection right after handing out an
     event whose handler then runs 0.2 s, on the first event's connection (before urllib3 is
     loaded) and on a later one's (urllib3's). The drop is found before the post, which goes
-    out once, on a fresh connection, with nothing retried or logged; the runtime serves on."""
+    out once, on a fresh connection, with no retry; the runtime serves on."""
     polls = 0
 
     def script(request):
