@@ -1,5 +1,6 @@
 """Where the Lambda Managed Instances throughput goes: N slots as threads of one supervisor,
-against N one-slot runtimes side by side, against awslambdaric at N.
+against N one-slot runtimes side by side, against the design at its barest, against
+awslambdaric at N.
 
     python3 bench/lmi_slots.py              # N = 1, 4 and 16, six pairs each
     python3 bench/lmi_slots.py 4 --pairs 10
@@ -12,6 +13,12 @@ process per slot would reach. The handler and the backlog are those of ``lmi.py`
 waits, every worker kept busy), in ABBA order, medians of invocations/s. If the separate
 runtimes do better than the slots, that much is the slots sharing one process; what is
 left between them and awslambdaric is each slot's own hand-over to its worker.
+
+The design at its barest is ``floor.py``: a relay of events to a forked worker over a pipe
+with none of the runtime's guarantees (no deadline, no error report, no check of anything),
+N of them side by side at N. What it reaches is the most this design can serve; how far it
+is from awslambdaric is what the second process costs, and how far the runtime is from it
+is what its guarantees cost.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from trial import Run, alternate, run_trial, started, trial_tag
 from venvs import reexec_in_bench_venv
 
 SEPARATE = "ours, N one-slot runtimes"
+FLOOR = "the design at its barest"
 EVENTS_PER_SLOT = 100
 JSON_LOGS = {"AWS_LAMBDA_LOG_FORMAT": "JSON"}
 
@@ -61,15 +69,18 @@ def slots(stand_in: StandIn, runtime: Runtime, n: int) -> float:
     return throughput_figures(run, n)["ips"]
 
 
-def compare(stand_in: StandIn, ours: Runtime, aws: Runtime, n: int, pairs: int) -> dict[str, list[float]]:
-    rates: dict[str, list[float]] = {OURS: [], SEPARATE: [], AWS: []}
+def compare(
+    stand_in: StandIn, ours: Runtime, floor: Runtime, aws: Runtime, n: int, pairs: int
+) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {OURS: [], SEPARATE: [], FLOOR: [], AWS: []}
+    at_n = {OURS: ours, FLOOR: floor, AWS: aws}
     for _, ours_first in alternate(pairs):
-        order = [OURS, SEPARATE, AWS] if ours_first else [AWS, SEPARATE, OURS]
+        order = [OURS, SEPARATE, FLOOR, AWS] if ours_first else [AWS, FLOOR, SEPARATE, OURS]
         for name in order:
             if name == SEPARATE:
                 rates[name].append(separate_runtimes(stand_in, ours, n))
             else:
-                rates[name].append(slots(stand_in, ours if name == OURS else aws, n))
+                rates[name].append(slots(stand_in, at_n[name], n))
     return rates
 
 
@@ -83,10 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = BENCH.parent
     compile_runtime(sys.executable, root)
     ours, aws = our_runtime(root), aws_runtime()
+    floor = Runtime(FLOOR, [sys.executable, str(BENCH / "floor.py")])
     stand_in = StandIn()
     try:
         for n in args.n:
-            rates = compare(stand_in, ours, aws, n, args.pairs)
+            rates = compare(stand_in, ours, floor, aws, n, args.pairs)
             aws_median = statistics.median(rates[AWS])
             for name, found in rates.items():
                 median = statistics.median(found)
