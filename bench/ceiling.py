@@ -19,6 +19,7 @@ from typing import Any
 
 from cpus import pinned_to, stand_in_pinned
 from paths import BENCH, WORK
+from raw_http import read_response
 from session import Session
 from trial import SIZES, Run
 from warm import warm_figures
@@ -89,7 +90,7 @@ def minimal_client(port: int, events: int, *, echo: bool) -> None:
     try:
         for _ in range(events):
             sock.sendall(get)
-            headers, body = _read_response(sock, buf)
+            headers, body = read_response(sock, buf)
             request_id = headers[b"lambda-runtime-aws-request-id"].decode()
             payload = body if echo else b"null"
             sock.sendall(
@@ -99,31 +100,6 @@ def minimal_client(port: int, events: int, *, echo: bool) -> None:
                 ).encode()
                 + payload
             )
-            _read_response(sock, buf)
+            read_response(sock, buf)
     finally:
         sock.close()
-
-
-def _read_response(sock: socket.socket, buf: bytearray) -> tuple[dict[bytes, bytes], bytes]:
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0:
-            break
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("stand-in closed the connection")
-        buf += chunk
-    headers = {}
-    for line in bytes(buf[:end]).split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
-    del buf[: end + 4]
-    length = int(headers.get(b"content-length", b"0"))
-    while len(buf) < length:
-        chunk = sock.recv(max(1 << 16, length - len(buf)))
-        if not chunk:
-            raise ConnectionError("stand-in closed the connection")
-        buf += chunk
-    body = bytes(buf[:length])
-    del buf[:length]
-    return headers, body

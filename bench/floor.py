@@ -24,6 +24,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from raw_http import read_response
+
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
 READ_SIZE = 1 << 20  # the bench's events and results are far smaller
 
@@ -36,28 +38,11 @@ class Connection:
         self.host = host.encode()
         self.sock = socket.create_connection((host, int(port)))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
+        self.buffer = bytearray()
 
     def exchange(self, request: bytes) -> tuple[dict[bytes, bytes], bytes]:
         self.sock.sendall(request)
-        while b"\r\n\r\n" not in self.buffer:
-            self.buffer += self._recv()
-        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-        headers = {}
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get(b"content-length", b"0"))
-        while len(self.buffer) < length:
-            self.buffer += self._recv()
-        body, self.buffer = self.buffer[:length], self.buffer[length:]
-        return headers, body
-
-    def _recv(self) -> bytes:
-        data = self.sock.recv(READ_SIZE)
-        if not data:
-            raise SystemExit("the Runtime API closed the connection")
-        return data
+        return read_response(self.sock, self.buffer)
 
 
 def serve_worker(handler: Callable[[Any, Any], Any], events: int, replies: int) -> None:
